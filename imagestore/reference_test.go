@@ -1,0 +1,44 @@
+package imagestore
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/raind/condenser/internal/errdefs"
+)
+
+func TestParseReference(t *testing.T) {
+	const dgst = "sha256:9a7c4cbe2f4a0bb0a54b2d8c8db3c9e1a36e01fb1b6b0b1d6e3d3c0e8b8a5f3c"
+	tests := []struct {
+		in, canonical, familiar string
+	}{
+		{"alpine", "docker.io/library/alpine:latest", "alpine:latest"},
+		{"alpine:3.20", "docker.io/library/alpine:3.20", "alpine:3.20"},
+		{"library/alpine", "docker.io/library/alpine:latest", "alpine:latest"},
+		{"docker.io/library/alpine:edge", "docker.io/library/alpine:edge", "alpine:edge"},
+		{"index.docker.io/library/alpine", "docker.io/library/alpine:latest", "alpine:latest"},
+		{"user/app:1", "docker.io/user/app:1", "user/app:1"},
+		{"127.0.0.1:5000/test/busybox", "127.0.0.1:5000/test/busybox:latest", "127.0.0.1:5000/test/busybox:latest"},
+		{"ghcr.io/a/b/c:v1", "ghcr.io/a/b/c:v1", "ghcr.io/a/b/c:v1"},
+		{"alpine@" + dgst, "docker.io/library/alpine@" + dgst, "alpine@" + dgst},
+		{"localhost:5000/x@" + dgst, "localhost:5000/x@" + dgst, "localhost:5000/x@" + dgst},
+	}
+	for _, tc := range tests {
+		r, err := ParseReference(tc.in)
+		if err != nil {
+			t.Errorf("ParseReference(%q): %v", tc.in, err)
+			continue
+		}
+		if r.String() != tc.canonical || r.Familiar() != tc.familiar {
+			t.Errorf("ParseReference(%q) = %s (%s), want %s (%s)", tc.in, r, r.Familiar(), tc.canonical, tc.familiar)
+		}
+	}
+}
+
+func TestParseReferenceInvalid(t *testing.T) {
+	for _, in := range []string{"", " alpine", "Alpine", "alpine:", "alpine@sha256:abc", "a b", "alpine:tag with space", "/alpine", "alpine::1", "UPPER/case"} {
+		if _, err := ParseReference(in); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("ParseReference(%q) = %v, want ErrInvalidArgument", in, err)
+		}
+	}
+}
