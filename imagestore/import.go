@@ -318,4 +318,3 @@ func (imp *importer) ociImage(ctx context.Context, name string, d v1.Descriptor)
 			return imp.opener(blobPath(h))
 		}, imp.rep)
 }
-

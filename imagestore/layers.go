@@ -261,3 +261,4 @@ func syncFS(dir string) error {
 	defer unix.Close(fd)
 	return unix.Syncfs(fd)
 }
+

@@ -264,6 +264,7 @@ func (x *extractor) file(hdr *tar.Header, pfd int, base string, r io.Reader) (in
 	if err != nil {
 		return n, err
 	}
+
 	return n, x.meta(hdr, fd, "", fd)
 }
 

@@ -104,11 +104,11 @@ func TestExtractPreservesEverything(t *testing.T) {
 		return st
 	}
 	tests := []struct {
-		rel            string
-		mode           uint32 // full st_mode
-		uid, gid       uint32
-		rdev           uint64
-		checkTime      bool
+		rel       string
+		mode      uint32 // full st_mode
+		uid, gid  uint32
+		rdev      uint64
+		checkTime bool
 	}{
 		{"", unix.S_IFDIR | 0o755, 0, 0, 0, true},
 		{"bin", unix.S_IFDIR | 0o711, 3, 4, 0, true},
