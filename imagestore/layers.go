@@ -261,4 +261,3 @@ func syncFS(dir string) error {
 	defer unix.Close(fd)
 	return unix.Syncfs(fd)
 }
-
