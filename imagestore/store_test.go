@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,7 +16,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/compression"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sys/unix"
 
 	"github.com/raind/condenser/internal/errdefs"
@@ -504,4 +509,33 @@ func TestOptionsInvalid(t *testing.T) {
 			t.Errorf("Open(%+v) = %v, want ErrInvalidArgument", o, err)
 		}
 	}
+}
+
+func TestPullZstdAndUncompressedLayers(t *testing.T) {
+	testutil.RequireRoot(t)
+	reg := testutil.StartRegistry(t)
+	zdata := testutil.Tar(t, testutil.Entry{Name: "z/file", Content: bytes.Repeat([]byte("zstd "), 1000)})
+	zl, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(zdata)), nil },
+		tarball.WithCompression(compression.ZStd), tarball.WithMediaType(types.OCILayerZStd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := static.NewLayer(testutil.Tar(t, testutil.Entry{Name: "plain/file", Content: []byte("plain")}), types.OCIUncompressedLayer)
+	ref := reg.Ref("test/mixed:1")
+	reg.Push(t, ref, testutil.Image(t, nil, testutil.Layer(t, testutil.BusyboxEntries(t)...), zl, plain))
+	s := openStore(t, Options{})
+	img, err := s.Pull(context.Background(), ref, PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Layers[1].MediaType != string(types.OCILayerZStd) || img.Layers[2].MediaType != string(types.OCIUncompressedLayer) {
+		t.Errorf("media types %s, %s", img.Layers[1].MediaType, img.Layers[2].MediaType)
+	}
+	root := mountLayers(t, s.LayerDirs(img))
+	for p, want := range map[string]string{"z/file": strings.Repeat("zstd ", 1000), "plain/file": "plain"} {
+		if b, err := os.ReadFile(filepath.Join(root, p)); err != nil || string(b) != want {
+			t.Errorf("%s: %.20q %v", p, b, err)
+		}
+	}
+	checkClean(t, s)
 }

@@ -127,6 +127,13 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) (int64, error) {
 	case tar.TypeXGlobalHeader:
 		return 0, nil
 	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			// A few bytes of sparse map can declare terabytes of holes
+			// that would be written out as zeros.
+			return 0, fmt.Errorf("%w: sparse file %q is not supported", ErrUnsafe, hdr.Name)
+		}
+	}
 	if rel == "" {
 		if hdr.Typeflag != tar.TypeDir {
 			return 0, fmt.Errorf("%w: layer root entry %q is not a directory", ErrUnsafe, hdr.Name)

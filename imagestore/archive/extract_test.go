@@ -5,9 +5,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -303,4 +306,53 @@ func FuzzExtract(f *testing.F) {
 		Extract(context.Background(), s.layer, bytes.NewReader(data)) //nolint:errcheck // only containment matters
 		s.checkContained(t)
 	})
+}
+
+func TestExtractRejectsSparse(t *testing.T) {
+	// A PAX 0.1 sparse file: 1 TiB of holes declared by a few bytes. The
+	// tar writer will not produce one, so the blocks are written by hand.
+	var buf bytes.Buffer
+	pax := paxRecord("GNU.sparse.map", "0,0") + paxRecord("GNU.sparse.realsize", "1099511627776") + paxRecord("GNU.sparse.numblocks", "1")
+	buf.Write(ustarHeader("PaxHeaders/sparse", 'x', len(pax)))
+	buf.Write(padBlock([]byte(pax)))
+	buf.Write(ustarHeader("sparse", '0', 0))
+	buf.Write(make([]byte, 1024))
+	s := newSandbox(t)
+	_, err := Extract(context.Background(), s.layer, &buf)
+	if !errors.Is(err, ErrUnsafe) || !strings.Contains(err.Error(), "sparse") {
+		t.Fatalf("sparse entry: %v, want ErrUnsafe", err)
+	}
+}
+
+func paxRecord(k, v string) string {
+	rec := " " + k + "=" + v + "\n"
+	n := len(rec) + 1
+	for len(strconv.Itoa(n))+len(rec) != n {
+		n++
+	}
+	return strconv.Itoa(n) + rec
+}
+
+func padBlock(b []byte) []byte {
+	return append(b, make([]byte, (512-len(b)%512)%512)...)
+}
+
+// ustarHeader builds one 512-byte ustar header block.
+func ustarHeader(name string, typ byte, size int) []byte {
+	h := make([]byte, 512)
+	copy(h[0:], name)
+	copy(h[100:], "0000644\x00")
+	copy(h[108:], "0000000\x00")
+	copy(h[116:], "0000000\x00")
+	copy(h[124:], fmt.Sprintf("%011o\x00", size))
+	copy(h[136:], "00000000000\x00")
+	h[156] = typ
+	copy(h[257:], "ustar\x0000")
+	copy(h[148:], "        ")
+	sum := 0
+	for _, c := range h {
+		sum += int(c)
+	}
+	copy(h[148:], fmt.Sprintf("%06o\x00 ", sum))
+	return h
 }

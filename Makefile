@@ -1,0 +1,50 @@
+# Condenser — see README.md. Run as root: containers, mounts and image
+# unpacking need it.
+export PATH := /usr/local/go/bin:$(PATH)
+
+GO       ?= go
+BIN      ?= bin
+ARGS     ?= images
+FUZZTIME ?= 20s
+# Debian packages the tests use.
+DEPS     := runc crun docker-registry busybox-static skopeo
+
+.PHONY: all build run test unit fuzz bench deps vet clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
+
+# make run ARGS="pull busybox" (or any condenser command; flags before it,
+# e.g. ARGS="--registry-mirror docker.io=http://127.0.0.1:5000 pull busybox")
+run: build
+	$(BIN)/condenser $(ARGS)
+
+# The whole suite: vet, unit and integration tests (with the race detector),
+# and a bounded fuzz of the layer extractor.
+test: deps vet unit fuzz
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+
+unit:
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZTIME) ./imagestore/archive/
+
+bench: deps
+	$(GO) test -run '^$$' -bench . -benchtime 10x -timeout 30m ./imagestore/
+
+# Installs the Debian packages the tests need when any is missing.
+deps:
+	@missing=""; for p in $(DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,275 @@
+// Command condenser is the Condenser daemon of the Raind stack. This step
+// provides its image store commands; the REST API and containers follow.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/raind/condenser/imagestore"
+	"github.com/raind/condenser/internal/errdefs"
+)
+
+const usage = `usage: condenser [flags] COMMAND [ARGS]
+
+Commands:
+  pull [--platform OS/ARCH[/VARIANT]] REF   pull an image and unpack its layers
+  images                                    list images
+  inspect REF|ID                            show an image record as JSON
+  rmi [--force] REF|ID                      remove an image
+  import [--repository REPO] FILE|-         import a docker save or OCI layout tarball
+  df                                        show disk usage
+  gc                                        remove what no image references
+
+Flags:
+`
+
+// listFlag collects a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("condenser", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	root := fs.String("root", "/var/lib/condenser", "directory of images and container data")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	var mirrors, insecure listFlag
+	fs.Var(&mirrors, "registry-mirror", "REGISTRY=URL: pull REGISTRY's images from the mirror URL first (repeatable), e.g. docker.io=http://127.0.0.1:5000")
+	fs.Var(&insecure, "insecure-registry", "HOST[:PORT]: reach this registry over plain HTTP (repeatable)")
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintf(stderr, "condenser: --log-level %q: want debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return 2
+	}
+	m, err := parseMirrors(mirrors)
+	if err != nil {
+		fmt.Fprintf(stderr, "condenser: %v\n", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s, err := imagestore.Open(ctx, imagestore.Options{Root: *root, Mirrors: m, Insecure: insecure, Logger: log, UserAgent: "condenser"})
+	if err != nil {
+		fmt.Fprintf(stderr, "condenser: %v\n", err)
+		return 1
+	}
+	defer s.Close()
+	c := &cli{s: s, out: stdout, err: stderr, last: map[string]imagestore.Status{}}
+	cmd, rest := fs.Arg(0), fs.Args()[1:]
+	switch cmd {
+	case "pull":
+		err = c.pull(ctx, rest)
+	case "images":
+		err = c.images(ctx)
+	case "inspect":
+		err = c.inspect(ctx, rest)
+	case "rmi":
+		err = c.rmi(ctx, rest)
+	case "import":
+		err = c.importTar(ctx, rest)
+	case "df":
+		err = c.df(ctx)
+	case "gc":
+		var st imagestore.GCStats
+		if st, err = s.GC(ctx); err == nil {
+			fmt.Fprintf(stdout, "removed %d blobs, %d layers, %d temp files\n", st.Blobs, st.Layers, st.Temps)
+		}
+	default:
+		fmt.Fprintf(stderr, "condenser: unknown command %q\n", cmd)
+		fs.Usage()
+		return 2
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "condenser %s: %v\n", cmd, err)
+		if errors.Is(err, errdefs.ErrInvalidArgument) {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+func parseMirrors(list []string) (map[string][]string, error) {
+	m := map[string][]string{}
+	for _, v := range list {
+		reg, url, ok := strings.Cut(v, "=")
+		if !ok || reg == "" || url == "" {
+			return nil, fmt.Errorf("--registry-mirror %q: want REGISTRY=URL, e.g. docker.io=http://127.0.0.1:5000", v)
+		}
+		m[reg] = append(m[reg], url)
+	}
+	return m, nil
+}
+
+type cli struct {
+	s        *imagestore.Store
+	out, err io.Writer
+	last     map[string]imagestore.Status
+}
+
+func (c *cli) pull(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("pull", flag.ContinueOnError)
+	fs.SetOutput(c.err)
+	plat := fs.String("platform", "", "OS/ARCH[/VARIANT] to pull from a multi-platform image")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		return fmt.Errorf("usage: pull [--platform OS/ARCH[/VARIANT]] REF: %w", errdefs.ErrInvalidArgument)
+	}
+	var p *v1.Platform
+	if *plat != "" {
+		var err error
+		if p, err = v1.ParsePlatform(*plat); err != nil {
+			return fmt.Errorf("--platform %q: %v: %w", *plat, err, errdefs.ErrInvalidArgument)
+		}
+	}
+	start := time.Now()
+	img, err := c.s.Pull(ctx, fs.Arg(0), imagestore.PullOptions{Platform: p, Progress: c.progress})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "%s: %s (%s, %d layers, %s) in %s\n", img.Reference().Familiar(), img.ShortID(),
+		img.Platform, len(img.Layers), humanSize(img.Size), time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// progress prints one line per layer state change (the store calls it
+// serially).
+func (c *cli) progress(p imagestore.Progress) {
+	if c.last[p.Layer] == p.Status {
+		return
+	}
+	c.last[p.Layer] = p.Status
+	fmt.Fprintf(c.out, "%s: %s %s\n", short(p.Layer), p.Status, humanSize(p.Total))
+}
+
+func short(digest string) string {
+	h := strings.TrimPrefix(digest, "sha256:")
+	return h[:min(12, len(h))]
+}
+
+func (c *cli) images(ctx context.Context) error {
+	imgs, err := c.s.List(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.out, 0, 4, 3, ' ', 0)
+	fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tPLATFORM\tCREATED\tSIZE")
+	for _, img := range imgs {
+		repo, tag := "<none>", "<none>"
+		if img.Name != "" {
+			r := img.Reference()
+			repo, tag = strings.TrimSuffix(r.Familiar(), ":"+r.Identifier()), r.Identifier()
+			if r.Digest != "" {
+				repo = strings.TrimSuffix(r.Familiar(), "@"+r.Digest)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", repo, tag, img.ShortID(), img.Platform, img.Created.Format(time.DateOnly), humanSize(img.Size))
+	}
+	return tw.Flush()
+}
+
+func (c *cli) inspect(ctx context.Context, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("usage: inspect REF|ID: %w", errdefs.ErrInvalidArgument)
+	}
+	img, err := c.s.Inspect(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(c.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(img)
+}
+
+func (c *cli) rmi(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("rmi", flag.ContinueOnError)
+	fs.SetOutput(c.err)
+	force := fs.Bool("force", false, "remove every name of an image given by ID")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		return fmt.Errorf("usage: rmi [--force] REF|ID: %w", errdefs.ErrInvalidArgument)
+	}
+	names, err := c.s.Remove(ctx, fs.Arg(0), imagestore.RemoveOptions{Force: *force})
+	for _, n := range names {
+		fmt.Fprintf(c.out, "untagged %s\n", n)
+	}
+	return err
+}
+
+func (c *cli) importTar(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	fs.SetOutput(c.err)
+	repo := fs.String("repository", "", "repository for images the archive tags by tag only")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		return fmt.Errorf("usage: import [--repository REPO] FILE|-: %w", errdefs.ErrInvalidArgument)
+	}
+	var r io.Reader = os.Stdin
+	if fs.Arg(0) != "-" {
+		f, err := os.Open(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r = f
+	}
+	imgs, err := c.s.Import(ctx, r, imagestore.ImportOptions{Repository: *repo, Progress: c.progress})
+	if err != nil {
+		return err
+	}
+	for _, img := range imgs {
+		name := "<none>"
+		if img.Name != "" {
+			name = img.Reference().Familiar()
+		}
+		fmt.Fprintf(c.out, "imported %s: %s\n", name, img.ShortID())
+	}
+	return nil
+}
+
+func (c *cli) df(ctx context.Context) error {
+	u, err := c.s.DiskUsage(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "images %d\nblobs  %s\nlayers %s\ntotal  %s\n", u.Images, humanSize(u.Blobs), humanSize(u.Layers), humanSize(u.Total))
+	return nil
+}
+
+func humanSize(n int64) string {
+	const unit = 1000
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}
