@@ -35,8 +35,13 @@ unit:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZTIME) ./imagestore/archive/
 
+# Benchmarks, each repeated BENCHCOUNT times; benchstat prints medians.
+BENCHCOUNT ?= 6
+BENCHSTAT  := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchtime 10x -timeout 30m ./imagestore/
+	@mkdir -p $(BIN)
+	$(GO) test -run '^$$' -bench . -benchtime 3x -count $(BENCHCOUNT) -timeout 30m ./imagestore/ | tee $(BIN)/bench.txt
+	$(GO) run $(BENCHSTAT) $(BIN)/bench.txt
 
 # Installs the Debian packages the tests need when any is missing.
 deps:

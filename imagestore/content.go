@@ -1,6 +1,7 @@
 package imagestore
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -50,6 +51,17 @@ func (c *content) read(h v1.Hash) ([]byte, error) {
 		return nil, fmt.Errorf("blob %s: %w", h, errdefs.ErrNotFound)
 	}
 	return b, err
+}
+
+// opener opens a stored blob.
+func (c *content) opener(h v1.Hash) blobOpener {
+	return func(context.Context) (io.ReadCloser, error) {
+		f, err := os.Open(c.path(h))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("blob %s: %w", h, errdefs.ErrNotFound)
+		}
+		return f, err
+	}
 }
 
 // put stores a small blob held in memory after checking its digest.

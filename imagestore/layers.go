@@ -50,9 +50,7 @@ func newLayerStore(root string) (*layerStore, error) {
 			return nil, err
 		}
 	}
-	// The layer tree must be traversable by container users through the
-	// overlay's lower dirs.
-	return ls, os.Chmod(filepath.Dir(ls.dir), 0o711)
+	return ls, nil
 }
 
 func (ls *layerStore) path(diffID string) string {
@@ -107,6 +105,9 @@ func (s *Store) ensureLayer(ctx context.Context, l Layer, open blobOpener, rep *
 		f := &flight{done: make(chan struct{})}
 		ls.flight[dh.Hex] = f
 		ls.mu.Unlock()
+		if haveBlob { // only the unpacking is missing: read the stored blob
+			open = s.content.opener(bh)
+		}
 
 		f.unpacked, f.err = s.unpack(ctx, l, bh, dh, open, !haveBlob, !haveLayer, rep)
 		ls.mu.Lock()

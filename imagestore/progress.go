@@ -51,11 +51,10 @@ const progressInterval = 100 * time.Millisecond
 // countingReader reports bytes read, at most every progressInterval, and
 // once more at the end of the stream.
 type countingReader struct {
-	r      io.Reader
-	rep    *reporter
-	ev     Progress
-	last   time.Time
-	closed bool
+	r    io.Reader
+	rep  *reporter
+	ev   Progress
+	last time.Time
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {

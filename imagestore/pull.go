@@ -175,6 +175,11 @@ func (s *Store) storeImage(ctx context.Context, nameStr string, rootDigest v1.Ha
 			return Image{}, fmt.Errorf("index: %w", err)
 		}
 	}
+	if nameStr == "" { // a nameless import of an image the store has: nothing to add
+		if imgs, err := s.resolve(ctx, m.Config.Digest.String()); err == nil {
+			return imgs[0], nil
+		}
+	}
 	layers := make([]Layer, len(m.Layers))
 	for i, ld := range m.Layers {
 		if !isLayerType(ld.MediaType) {

@@ -12,12 +12,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/compression"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -252,15 +255,25 @@ func TestPullUnpacksLikeOverlayExpects(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// An unpacked layer lost: it is unpacked again from the stored blob.
+	lost := img.Layers[1]
+	if err := os.RemoveAll(s.layers.path(lost.DiffID)); err != nil {
+		t.Fatal(err)
+	}
 	var again events
 	if _, err := s.Pull(context.Background(), ref, PullOptions{Progress: again.add}); err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range img.Layers {
-		if got := again.statuses(l.Digest); len(got) != 1 || got[0] != StatusExists {
-			t.Errorf("second pull of layer %s: %v, want [exists]", l.Digest, got)
+		want := []Status{StatusExists}
+		if l == lost {
+			want = []Status{StatusExtracting, StatusDone}
+		}
+		if got := again.statuses(l.Digest); !slices.Equal(got, want) {
+			t.Errorf("second pull of layer %s: %v, want %v", l.Digest, got, want)
 		}
 	}
+	checkMerged(t, mountLayers(t, s.LayerDirs(img)), testutil.MergeLayers(testutil.FeatureLayers(t)...))
 }
 
 func TestPullSharedLayersConcurrently(t *testing.T) {
@@ -538,4 +551,57 @@ func TestPullZstdAndUncompressedLayers(t *testing.T) {
 		}
 	}
 	checkClean(t, s)
+}
+
+func TestPullOCIIndexAndManifest(t *testing.T) {
+	testutil.RequireRoot(t)
+	reg := testutil.StartRegistry(t)
+	data := testutil.Tar(t, testutil.BusyboxEntries(t)...)
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
+		tarball.WithMediaType(types.OCILayer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON), layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err = mutate.ConfigFile(img, &v1.ConfigFile{OS: "linux", Architecture: "amd64", RootFS: v1.RootFS{Type: "layers", DiffIDs: mustDiffIDs(t, img)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := v1.Platform{OS: "linux", Architecture: "amd64"}
+	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex), mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &p}})
+	ref := reg.Ref("test/oci:1")
+	idxDigest := reg.PushIndex(t, ref, idx)
+	manDigest, _ := img.Digest()
+
+	s := openStore(t, Options{})
+	got, err := s.Pull(context.Background(), ref, PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.MediaType != string(types.OCIManifestSchema1) || got.Digest != idxDigest.String() || got.Manifest != manDigest.String() || got.Layers[0].MediaType != string(types.OCILayer) {
+		t.Errorf("record %+v", got)
+	}
+	if _, err := os.Stat(filepath.Join(s.LayerDirs(got)[0], "bin/busybox")); err != nil {
+		t.Error(err)
+	}
+}
+
+func mustDiffIDs(t *testing.T, img v1.Image) []v1.Hash {
+	t.Helper()
+	ls, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []v1.Hash
+	for _, l := range ls {
+		d, err := l.DiffID()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, d)
+	}
+	return out
 }
