@@ -18,9 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/crypto/bcrypt"
 )
 
 const (
@@ -37,11 +39,16 @@ const (
 )
 
 // Registry is a real Debian docker-registry (CNCF distribution v2) process
-// serving plain HTTP on 127.0.0.1, without authentication, with deletes
-// enabled and filesystem storage.
+// serving plain HTTP on 127.0.0.1, with deletes enabled and filesystem
+// storage; without authentication (StartRegistry) or with htpasswd basic
+// authentication (StartRegistryWithAuth).
 type Registry struct {
 	Host string // "127.0.0.1:PORT"
 	Dir  string // storage root directory (filesystem driver rootdirectory)
+
+	// user and password are the credentials of a registry started by
+	// StartRegistryWithAuth; Push and PushIndex use them. Empty otherwise.
+	user, password string
 
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed once cmd.Wait returned
@@ -58,10 +65,30 @@ type Registry struct {
 // skipped (failed in CI) when docker-registry is not installed.
 func StartRegistry(t testing.TB) *Registry {
 	t.Helper()
+	return startRegistryRetrying(t, "", "")
+}
+
+// StartRegistryWithAuth is StartRegistry for a registry that requires HTTP
+// basic authentication as user with password (htpasswd with a bcrypt hash):
+// every request without these credentials is answered 401. Push and
+// PushIndex authenticate; other clients must bring the credentials
+// themselves. user must be non-empty and contain no ':'.
+func StartRegistryWithAuth(t testing.TB, user, password string) *Registry {
+	t.Helper()
+	if user == "" || strings.ContainsAny(user, ":\r\n") || strings.ContainsAny(password, "\r\n") {
+		t.Fatalf("StartRegistryWithAuth: invalid user %q or password", user)
+	}
+	return startRegistryRetrying(t, user, password)
+}
+
+// startRegistryRetrying starts the registry, with authentication when user is
+// not empty, retrying on early exits.
+func startRegistryRetrying(t testing.TB, user, password string) *Registry {
+	t.Helper()
 	bin := RequireBinary(t, "docker-registry")
 	var lastErr error
 	for attempt := 1; attempt <= registryStartAttempts; attempt++ {
-		r, err := startRegistry(t, bin)
+		r, err := startRegistry(t, bin, user, password)
 		if err == nil {
 			return r
 		}
@@ -87,7 +114,7 @@ func (e *earlyExitError) Error() string {
 	return fmt.Sprintf("exited before becoming ready (%v); log:\n%s", e.err, e.log)
 }
 
-func startRegistry(t testing.TB, bin string) (*Registry, error) {
+func startRegistry(t testing.TB, bin, user, password string) (*Registry, error) {
 	t.Helper()
 	port, err := freePort()
 	if err != nil {
@@ -96,16 +123,25 @@ func startRegistry(t testing.TB, bin string) (*Registry, error) {
 	token := randomToken()
 	work := t.TempDir()
 	r := &Registry{
-		Host:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		Dir:     filepath.Join(work, "storage"),
-		exited:  make(chan struct{}),
-		logPath: filepath.Join(work, "registry.log"),
+		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		Dir:      filepath.Join(work, "storage"),
+		user:     user,
+		password: password,
+		exited:   make(chan struct{}),
+		logPath:  filepath.Join(work, "registry.log"),
 	}
 	if err := os.Mkdir(r.Dir, 0o755); err != nil {
 		return nil, err
 	}
+	var htpasswd string
+	if user != "" {
+		htpasswd = filepath.Join(work, "htpasswd")
+		if err := writeHtpasswd(htpasswd, user, password); err != nil {
+			return nil, err
+		}
+	}
 	configPath := filepath.Join(work, "config.yml")
-	if err := os.WriteFile(configPath, []byte(registryConfig(r.Host, r.Dir, token)), 0o644); err != nil {
+	if err := os.WriteFile(configPath, []byte(registryConfig(r.Host, r.Dir, token, htpasswd)), 0o644); err != nil {
 		return nil, err
 	}
 	logFile, err := os.Create(r.logPath)
@@ -145,7 +181,9 @@ func startRegistry(t testing.TB, bin string) (*Registry, error) {
 }
 
 // awaitReady polls GET /v2/ until this instance answers, it exits, or the
-// start timeout passes.
+// start timeout passes. The (unauthenticated) request must be answered 200,
+// or 401 with a basic-auth challenge when the registry requires
+// authentication; either way with this instance's token.
 func (r *Registry) awaitReady(token string) error {
 	client := &http.Client{
 		Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true},
@@ -165,8 +203,12 @@ func (r *Registry) awaitReady(token string) error {
 			switch {
 			case resp.Header.Get(registryTokenHeader) != token:
 				err = fmt.Errorf("GET %s: answered by another server", url)
-			case resp.StatusCode != http.StatusOK:
+			case r.user == "" && resp.StatusCode != http.StatusOK:
 				err = fmt.Errorf("GET %s: %s", url, resp.Status)
+			case r.user != "" && (resp.StatusCode != http.StatusUnauthorized ||
+				!strings.HasPrefix(strings.ToLower(resp.Header.Get("WWW-Authenticate")), "basic ")):
+				err = fmt.Errorf("GET %s: %s (WWW-Authenticate %q), want 401 with a basic-auth challenge",
+					url, resp.Status, resp.Header.Get("WWW-Authenticate"))
 			default:
 				return nil
 			}
@@ -251,7 +293,7 @@ func (r *Registry) Ref(repoAndTag string) string {
 func (r *Registry) Push(t testing.TB, ref string, img v1.Image) v1.Hash {
 	t.Helper()
 	parsed := r.parseRef(t, ref)
-	if err := remote.Write(parsed, img, remote.WithContext(t.Context())); err != nil {
+	if err := remote.Write(parsed, img, r.remoteOptions(t)...); err != nil {
 		t.Fatalf("pushing image %s: %v", ref, err)
 	}
 	digest, err := img.Digest()
@@ -266,7 +308,7 @@ func (r *Registry) Push(t testing.TB, ref string, img v1.Image) v1.Hash {
 func (r *Registry) PushIndex(t testing.TB, ref string, idx v1.ImageIndex) v1.Hash {
 	t.Helper()
 	parsed := r.parseRef(t, ref)
-	if err := remote.WriteIndex(parsed, idx, remote.WithContext(t.Context())); err != nil {
+	if err := remote.WriteIndex(parsed, idx, r.remoteOptions(t)...); err != nil {
 		t.Fatalf("pushing index %s: %v", ref, err)
 	}
 	digest, err := idx.Digest()
@@ -274,6 +316,16 @@ func (r *Registry) PushIndex(t testing.TB, ref string, idx v1.ImageIndex) v1.Has
 		t.Fatalf("index digest: %v", err)
 	}
 	return digest
+}
+
+// remoteOptions are the options of Push and PushIndex: the test's context and,
+// for a registry that requires authentication, its credentials.
+func (r *Registry) remoteOptions(t testing.TB) []remote.Option {
+	opts := []remote.Option{remote.WithContext(t.Context())}
+	if r.user != "" {
+		opts = append(opts, remote.WithAuth(&authn.Basic{Username: r.user, Password: r.password}))
+	}
+	return opts
 }
 
 func (r *Registry) parseRef(t testing.TB, ref string) name.Reference {
@@ -296,8 +348,10 @@ func (r *Registry) BlobPath(h v1.Hash) string {
 
 // registryConfig returns a docker-registry configuration for addr and the
 // storage directory dir. Every response carries token in registryTokenHeader.
-func registryConfig(addr, dir, token string) string {
-	return fmt.Sprintf(`version: 0.1
+// When htpasswd is not empty, requests must authenticate with the
+// credentials of that htpasswd file.
+func registryConfig(addr, dir, token, htpasswd string) string {
+	config := fmt.Sprintf(`version: 0.1
 log:
   level: info
   formatter: text
@@ -318,6 +372,25 @@ http:
     X-Content-Type-Options: [nosniff]
     %s: [%q]
 `, dir, addr, token, registryTokenHeader, token)
+	if htpasswd != "" {
+		config += fmt.Sprintf(`auth:
+  htpasswd:
+    realm: %q
+    path: %q
+`, "testutil-registry", htpasswd)
+	}
+	return config
+}
+
+// writeHtpasswd writes an htpasswd file with one entry, user with a bcrypt
+// hash of password (the only hash docker-registry accepts). The minimum cost
+// keeps the registry fast: it checks the hash on every request.
+func writeHtpasswd(path, user, password string) error {
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		return fmt.Errorf("htpasswd: %w", err)
+	}
+	return os.WriteFile(path, []byte(user+":"+string(hash)+"\n"), 0o600)
 }
 
 // registryEnv is the environment of the registry process: the test's,

@@ -19,10 +19,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/raind/condenser/internal/testutil"
@@ -293,6 +295,75 @@ func TestRegistryStop(t *testing.T) {
 	if resp, err := http.Get(url); err == nil {
 		resp.Body.Close()
 		t.Fatalf("GET %s after Stop succeeded", url)
+	}
+}
+
+func TestRegistryWithAuth(t *testing.T) {
+	const user, password = "tester", "s3cret"
+	r := testutil.StartRegistryWithAuth(t, user, password)
+	url := "http://" + r.Host + "/v2/"
+	get := func(user, password string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if user != "" {
+			req.SetBasicAuth(user, password)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := get("", ""); resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic ") {
+		t.Errorf("anonymous GET %s: %s (WWW-Authenticate %q), want 401 with a basic challenge", url, resp.Status, resp.Header.Get("WWW-Authenticate"))
+	}
+	if resp := get(user, "wrong"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET %s with a wrong password: %s, want 401", url, resp.Status)
+	}
+	if resp := get(user, password); resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s with credentials: %s, want 200", url, resp.Status)
+	}
+
+	// Push and PushIndex authenticate by themselves.
+	img := testutil.BusyboxImage(t)
+	ref := r.Ref("test/busybox:latest")
+	digest := r.Push(t, ref, img)
+	idx := testutil.MultiArchIndex(t, v1.Platform{OS: "linux", Architecture: "amd64"})
+	idxRef := r.Ref("test/multi:latest")
+	idxDigest := r.PushIndex(t, idxRef, idx)
+
+	auth := remote.WithAuth(&authn.Basic{Username: user, Password: password})
+	pulled, err := remote.Image(parseRef(t, ref), auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := digestOf(t, pulled); got != digest {
+		t.Errorf("pulled digest %s, pushed %s", got, digest)
+	}
+	pulledIdx, err := remote.Index(parseRef(t, idxRef), auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := digestOf(t, pulledIdx); got != idxDigest {
+		t.Errorf("pulled index digest %s, pushed %s", got, idxDigest)
+	}
+	var terr *transport.Error
+	if _, err := remote.Image(parseRef(t, ref)); !errors.As(err, &terr) || terr.StatusCode != http.StatusUnauthorized {
+		t.Errorf("anonymous pull: %v, want 401", err)
+	}
+	wrong := remote.WithAuth(&authn.Basic{Username: user, Password: "wrong"})
+	if _, err := remote.Image(parseRef(t, ref), wrong); !errors.As(err, &terr) || terr.StatusCode != http.StatusUnauthorized {
+		t.Errorf("pull with a wrong password: %v, want 401", err)
+	}
+
+	for _, u := range []string{"", "a:b"} {
+		if f := runFake(t, func(tb testing.TB) { testutil.StartRegistryWithAuth(tb, u, "x") }); !f.failed {
+			t.Errorf("StartRegistryWithAuth accepted user %q", u)
+		}
 	}
 }
 
