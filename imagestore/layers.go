@@ -15,8 +15,8 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
 	"golang.org/x/sys/unix"
 
 	"github.com/raind/condenser/imagestore/archive"
@@ -220,14 +220,16 @@ func extractStream(ctx context.Context, dir string, src io.Reader, diffID v1.Has
 	var r io.Reader = br
 	switch {
 	case bytes.HasPrefix(magic, []byte{0x1f, 0x8b}):
-		zr, err := gzip.NewReader(br)
+		// pgzip inflates in its own goroutine, a few blocks ahead, so
+		// that download and inflate overlap with writing the files.
+		zr, err := pgzip.NewReaderN(br, 1<<20, 4)
 		if err != nil {
 			return 0, fmt.Errorf("gzip: %w", err)
 		}
 		defer zr.Close()
 		r = zr
 	case bytes.HasPrefix(magic, []byte{0x28, 0xb5, 0x2f, 0xfd}):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		zr, err := zstd.NewReader(br) // decodes ahead in goroutines too
 		if err != nil {
 			return 0, fmt.Errorf("zstd: %w", err)
 		}

@@ -95,7 +95,7 @@ func (s *Store) pullFrom(ctx context.Context, r Reference, ep endpoint, platform
 			return Image{}, err
 		}
 		if desc, err = remote.Get(ep.repo.Digest(child.Digest.String()), sess.opts...); err != nil {
-			return Image{}, fmt.Errorf("manifest %s for %s in %s: %w", child.Digest, platformString(*platform), ep, classify(err))
+			return Image{}, fmt.Errorf("manifest %s for %s in %s: %w", child.Digest, platform.String(), ep, classify(err))
 		}
 	}
 	if !desc.MediaType.IsImage() {
@@ -118,11 +118,11 @@ func (s *Store) pullFrom(ctx context.Context, r Reference, ep endpoint, platform
 	if err != nil {
 		return Image{}, fmt.Errorf("config %s: %v: %w", m.Config.Digest, err, errdefs.ErrInvalidArgument)
 	}
-	if !platformMatches(cfg.Platform(), *platform) {
+	if have := (Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}); !platformMatches(cfg.Platform(), *platform) {
 		if strict {
-			return Image{}, fmt.Errorf("image %s is for %s, not %s: %w", r.Familiar(), platformString(*cfg.Platform()), platformString(*platform), errdefs.ErrNotFound)
+			return Image{}, fmt.Errorf("image %s is for %s, not %s: %w", r.Familiar(), have, platform.String(), errdefs.ErrNotFound)
 		}
-		s.log.Warn("image platform differs from the host's", "ref", r.String(), "image", platformString(*cfg.Platform()), "host", platformString(*platform))
+		s.log.Warn("image platform differs from the host's", "ref", r.String(), "image", have, "host", platform.String())
 	}
 	img, err := s.storeImage(ctx, r.String(), root.Digest, root.Manifest, desc.Digest, desc.Manifest, m, cfgRaw, cfg, func(ctx context.Context, l Layer) blobOpener {
 		return func(ctx context.Context) (io.ReadCloser, error) { return sess.blob(ctx, l.Digest) }
@@ -291,13 +291,13 @@ func pickPlatform(idx *v1.IndexManifest, want v1.Platform) (v1.Descriptor, error
 		if platformMatches(d.Platform, want) {
 			return d, nil
 		}
-		avail = append(avail, platformString(*d.Platform))
+		avail = append(avail, (d.Platform).String())
 	}
 	if len(avail) == 0 {
 		avail = []string{"none"}
 	}
 	return v1.Descriptor{}, fmt.Errorf("no image for platform %s in the index (available: %s): %w",
-		platformString(want), strings.Join(avail, ", "), errdefs.ErrNotFound)
+		want.String(), strings.Join(avail, ", "), errdefs.ErrNotFound)
 }
 
 func platformMatches(have *v1.Platform, want v1.Platform) bool {
@@ -313,12 +313,4 @@ func normVariant(arch, v string) string {
 		return ""
 	}
 	return v
-}
-
-func platformString(p v1.Platform) string {
-	s := p.OS + "/" + p.Architecture
-	if p.Variant != "" {
-		s += "/" + p.Variant
-	}
-	return s
 }
