@@ -7,9 +7,9 @@ BIN      ?= bin
 ARGS     ?= images
 FUZZTIME ?= 20s
 # Debian packages the tests use.
-DEPS     := runc crun docker-registry busybox-static skopeo
+DEPS     := runc crun docker-registry busybox-static skopeo protobuf-compiler
 
-.PHONY: all build run test unit fuzz bench deps vet clean
+.PHONY: all build run test unit fuzz bench deps vet clean proto check-proto tools
 
 all: build
 
@@ -23,7 +23,7 @@ run: build
 
 # The whole suite: vet, unit and integration tests (with the race detector),
 # and a bounded fuzz of the layer extractor.
-test: deps vet unit fuzz
+test: deps vet check-proto unit fuzz
 
 vet:
 	$(GO) vet ./...
@@ -42,6 +42,22 @@ bench: deps
 	@mkdir -p $(BIN)
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count $(BENCHCOUNT) -timeout 30m ./imagestore/ | tee $(BIN)/bench.txt
 	$(GO) run $(BENCHSTAT) $(BIN)/bench.txt
+
+# The shim API: shim/api/shim.proto → generated Go code (committed).
+TOOLS            := $(CURDIR)/$(BIN)/tools
+PROTOC_GEN_GO    := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_TTRPC := github.com/containerd/ttrpc/cmd/protoc-gen-go-ttrpc@v1.2.10
+tools:
+	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_TTRPC)
+
+proto: tools
+	cd shim/api && PATH=$(TOOLS):$$PATH protoc --go_out=. --go_opt=paths=source_relative \
+		--go-ttrpc_out=. --go-ttrpc_opt=paths=source_relative shim.proto
+
+# Fails when the committed generated code is not what shim.proto gives.
+check-proto: proto
+	@git diff --exit-code -- shim/api || { echo "shim/api is stale: run make proto and commit"; exit 1; }
 
 # Installs the Debian packages the tests need when any is missing.
 deps:
