@@ -1,0 +1,638 @@
+// Package stats reads a container's cgroup — resource usage and OOM kills —
+// for the shim. It supports cgroup v1 and v2, chosen at run time from
+// cgroups.Mode(): the hybrid layout (v1 controllers plus a cgroup2 "unified"
+// mount) is treated as v1, because that is where the controllers the shim
+// reads (cpuacct, memory, pids, blkio) live.
+//
+// The cgroup path is the OCI config's linux.cgroupsPath, e.g.
+// "/condenser/<id>": under v1 it is the same path in every controller
+// hierarchy (/sys/fs/cgroup/<controller>/condenser/<id>), under v2 the path
+// below /sys/fs/cgroup.
+package stats
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/containerd/cgroups/v3"
+	"github.com/containerd/cgroups/v3/cgroup1"
+	"github.com/containerd/cgroups/v3/cgroup2"
+	"golang.org/x/sys/unix"
+
+	"github.com/raind/condenser/internal/errdefs"
+)
+
+// Stats is one sample of a container cgroup's counters. A value the kernel
+// does not provide for this cgroup (controller not mounted or not enabled,
+// file absent on this kernel) is 0.
+type Stats struct {
+	// CPUUsageNanos is the total CPU time of the cgroup's tasks
+	// (v1 cpuacct.usage; v2 cpu.stat usage_usec × 1000).
+	CPUUsageNanos uint64
+
+	// MemoryUsage is the raw charged memory, page cache included
+	// (v1 memory.usage_in_bytes; v2 memory.current). Nothing is subtracted:
+	// a "working set" in the docker sense is MemoryUsage minus the inactive
+	// file cache, and MemoryCache is given so callers can judge.
+	MemoryUsage uint64
+	// MemoryCache is the page cache charged to the cgroup and its
+	// descendants (v1 memory.stat total_cache; v2 memory.stat file).
+	MemoryCache uint64
+	// MemoryLimit is the cgroup's own memory limit in bytes, 0 when unlimited
+	// (v1 memory.limit_in_bytes; v2 memory.max).
+	MemoryLimit uint64
+	// MemoryMaxUsage is the peak usage: v1 memory.max_usage_in_bytes, v2
+	// memory.peak when the kernel has it (5.19+), else 0.
+	MemoryMaxUsage uint64
+
+	// PidsCurrent is the number of tasks (threads) in the cgroup.
+	PidsCurrent uint64
+	// PidsLimit is pids.max, 0 when unlimited.
+	PidsLimit uint64
+
+	// BlkioReadBytes and BlkioWriteBytes are summed over all devices
+	// (v1 blkio io_service_bytes_recursive, or blkio.throttle.io_service_bytes
+	// when the CFQ/BFQ files are empty or absent; v2 io.stat rbytes/wbytes).
+	BlkioReadBytes  uint64
+	BlkioWriteBytes uint64
+
+	// OOMKills is the number of processes the kernel OOM killer has killed
+	// in the cgroup (v1 memory.oom_control oom_kill; v2 memory.events
+	// oom_kill, which counts the cgroup's descendants too).
+	OOMKills uint64
+}
+
+// Cgroup is one container's cgroup, v1 or v2. It is safe for concurrent use.
+type Cgroup struct {
+	path string
+
+	// v1
+	cg1 cgroup1.Cgroup
+	// dirs1 are the directories of the cgroup in the v1 hierarchies it was
+	// found in when loaded; memDir1 is the memory one, "" without memory.
+	dirs1   []string
+	memDir1 string
+
+	// v2
+	cg2  *cgroup2.Manager
+	dir2 string
+}
+
+// defaultV2Mountpoint is where the unified hierarchy is mounted in
+// cgroups.Unified mode (the library assumes the same).
+const defaultV2Mountpoint = "/sys/fs/cgroup"
+
+// Load opens the existing cgroup at path (e.g. "/condenser/abc"), a clean
+// absolute path relative to the cgroup root. The error wraps
+// errdefs.ErrNotFound when the cgroup does not exist,
+// errdefs.ErrInvalidArgument for a malformed path and errdefs.ErrUnavailable
+// when the host has no cgroup file system.
+func Load(path string) (*Cgroup, error) {
+	switch mode := cgroups.Mode(); mode {
+	case cgroups.Unified:
+		return loadV2(defaultV2Mountpoint, path)
+	case cgroups.Legacy, cgroups.Hybrid:
+		return loadV1(path)
+	default:
+		return nil, fmt.Errorf("load cgroup %s: no cgroup file system mounted (mode %d): %w", path, mode, errdefs.ErrUnavailable)
+	}
+}
+
+func checkPath(path string) error {
+	if err := cgroup2.VerifyGroupPath(path); err != nil || path == "/" {
+		return fmt.Errorf("load cgroup %q: path must be a clean absolute path below the cgroup root: %w", path, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// pather is implemented by every cgroup1 subsystem that has a directory.
+type pather interface {
+	Path(path string) string
+}
+
+// v1Hierarchy is cgroup1.Default with a memory controller that tolerates the
+// optional files: memory.memsw.* exist only with swap accounting
+// (swapaccount=1) and memory.kmem.* are gone from recent kernels; with
+// cgroup1's default memory controller a missing file fails the whole Stat.
+func v1Hierarchy() ([]cgroup1.Subsystem, error) {
+	subs, err := cgroup1.Default()
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range subs {
+		if s.Name() != cgroup1.Memory {
+			continue
+		}
+		p, ok := s.(pather)
+		if !ok {
+			continue
+		}
+		memRoot := p.Path("/") // <mount root>/memory
+		var missing []string
+		for _, module := range []string{"kmem", "kmem.tcp"} {
+			if _, err := os.Stat(filepath.Join(memRoot, "memory."+module+".usage_in_bytes")); err != nil {
+				missing = append(missing, module)
+			}
+		}
+		subs[i] = cgroup1.NewMemory(filepath.Dir(memRoot), cgroup1.OptionalSwap(), cgroup1.IgnoreModules(missing...))
+	}
+	return subs, nil
+}
+
+func loadV1(path string) (*Cgroup, error) {
+	if err := checkPath(path); err != nil {
+		return nil, err
+	}
+	cg, err := cgroup1.Load(cgroup1.StaticPath(path), cgroup1.WithHierarchy(v1Hierarchy))
+	if err != nil {
+		if errors.Is(err, cgroup1.ErrCgroupDeleted) {
+			return nil, fmt.Errorf("load cgroup %s: %w", path, errdefs.ErrNotFound)
+		}
+		return nil, fmt.Errorf("load cgroup %s: %w", path, err)
+	}
+	c := &Cgroup{path: path, cg1: cg}
+	for _, s := range cg.Subsystems() {
+		p, ok := s.(pather)
+		if !ok {
+			continue
+		}
+		dir := p.Path(path)
+		c.dirs1 = append(c.dirs1, dir)
+		if s.Name() == cgroup1.Memory {
+			c.memDir1 = dir
+		}
+	}
+	return c, nil
+}
+
+func loadV2(mountpoint, path string) (*Cgroup, error) {
+	if err := checkPath(path); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(mountpoint, path)
+	if _, err := os.Stat(filepath.Join(dir, "cgroup.procs")); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("load cgroup %s: %w", path, errdefs.ErrNotFound)
+		}
+		return nil, fmt.Errorf("load cgroup %s: %w", path, err)
+	}
+	m, err := cgroup2.Load(path, cgroup2.WithMountpoint(mountpoint))
+	if err != nil {
+		return nil, fmt.Errorf("load cgroup %s: %w", path, err)
+	}
+	return &Cgroup{path: path, cg2: m, dir2: dir}, nil
+}
+
+// V2 reports whether the cgroup is a cgroup v2 (unified hierarchy) one.
+func (c *Cgroup) V2() bool { return c.cg2 != nil }
+
+// Path is the cgroup path Load was given.
+func (c *Cgroup) Path() string { return c.path }
+
+// exists reports whether the cgroup's directories are all still there.
+func (c *Cgroup) exists() bool {
+	dirs := c.dirs1
+	if c.V2() {
+		dirs = []string{c.dir2}
+	}
+	for _, d := range dirs {
+		if _, err := os.Lstat(d); errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Cgroup) errDeleted() error {
+	return fmt.Errorf("cgroup %s: deleted: %w", c.path, errdefs.ErrNotFound)
+}
+
+// unlimited normalizes the kernel's "no limit" values to 0: v2 "max" (which
+// the library returns as MaxUint64) and v1's PAGE_COUNTER_MAX × page size
+// (9223372036854771712 on x86-64), or anything else beyond 2^62 bytes.
+func unlimited(v uint64) uint64 {
+	if v >= 1<<62 {
+		return 0
+	}
+	return v
+}
+
+// Stats samples the cgroup's counters. The error wraps errdefs.ErrNotFound
+// when the cgroup has been removed.
+func (c *Cgroup) Stats() (*Stats, error) {
+	var (
+		st  *Stats
+		err error
+	)
+	if c.V2() {
+		st, err = c.statsV2()
+	} else {
+		st, err = c.statsV1()
+	}
+	// A cgroup removed under us shows as missing files (ignored or not):
+	// report that as such rather than as zeros or as an I/O error.
+	if !c.exists() {
+		return nil, c.errDeleted()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: stats: %w", c.path, err)
+	}
+	return st, nil
+}
+
+func (c *Cgroup) statsV1() (*Stats, error) {
+	// IgnoreNotExist: a file this kernel does not have leaves its counters
+	// at zero instead of failing the whole sample; deletion is checked by
+	// the caller.
+	m, err := c.cg1.Stat(cgroup1.IgnoreNotExist)
+	if err != nil {
+		return nil, err
+	}
+	st := &Stats{}
+	if m.CPU != nil && m.CPU.Usage != nil {
+		st.CPUUsageNanos = m.CPU.Usage.Total
+	}
+	if mem := m.Memory; mem != nil {
+		st.MemoryCache = mem.TotalCache
+		if mem.Usage != nil {
+			st.MemoryUsage = mem.Usage.Usage
+			st.MemoryLimit = unlimited(mem.Usage.Limit)
+			st.MemoryMaxUsage = mem.Usage.Max
+		}
+	}
+	if m.MemoryOomControl != nil {
+		st.OOMKills = m.MemoryOomControl.OomKill
+	}
+	if m.Pids != nil {
+		st.PidsCurrent = m.Pids.Current
+		st.PidsLimit = unlimited(m.Pids.Limit) // the library already maps "max" to 0
+	}
+	if m.Blkio != nil {
+		for _, e := range m.Blkio.IoServiceBytesRecursive {
+			switch strings.ToLower(e.Op) {
+			case "read":
+				st.BlkioReadBytes += e.Value
+			case "write":
+				st.BlkioWriteBytes += e.Value
+			}
+		}
+	}
+	return st, nil
+}
+
+func (c *Cgroup) statsV2() (*Stats, error) {
+	m, err := c.cg2.StatFiltered(cgroup2.StatPids | cgroup2.StatCPU | cgroup2.StatMemory |
+		cgroup2.StatMemoryEvents | cgroup2.StatIO)
+	if err != nil {
+		return nil, err
+	}
+	st := &Stats{}
+	if m.CPU != nil {
+		st.CPUUsageNanos = m.CPU.UsageUsec * 1000
+	}
+	if mem := m.Memory; mem != nil {
+		st.MemoryUsage = mem.Usage
+		st.MemoryCache = mem.File
+		st.MemoryLimit = unlimited(mem.UsageLimit)
+		st.MemoryMaxUsage = mem.MaxUsage
+	}
+	if m.MemoryEvents != nil {
+		st.OOMKills = m.MemoryEvents.OomKill
+	}
+	if m.Pids != nil {
+		st.PidsCurrent = m.Pids.Current
+		st.PidsLimit = unlimited(m.Pids.Limit)
+	}
+	if m.Io != nil {
+		for _, e := range m.Io.Usage {
+			st.BlkioReadBytes += e.Rbytes
+			st.BlkioWriteBytes += e.Wbytes
+		}
+	}
+	return st, nil
+}
+
+// Pids returns the ids of the processes in the cgroup and its descendants,
+// sorted. The error wraps errdefs.ErrNotFound when the cgroup has been
+// removed.
+func (c *Cgroup) Pids() ([]int, error) {
+	var pids []int
+	if c.V2() {
+		procs, err := c.cg2.Procs(true)
+		if err != nil {
+			if !c.exists() {
+				return nil, c.errDeleted()
+			}
+			return nil, fmt.Errorf("cgroup %s: pids: %w", c.path, err)
+		}
+		for _, p := range procs {
+			pids = append(pids, int(p))
+		}
+	} else {
+		subs := c.cg1.Subsystems()
+		if len(subs) == 0 {
+			return nil, c.errDeleted()
+		}
+		// Every v1 hierarchy holds the same processes; prefer pids, then
+		// memory, which runc always joins.
+		name := subs[0].Name()
+		for _, want := range []cgroup1.Name{cgroup1.Memory, cgroup1.Pids} {
+			for _, s := range subs {
+				if s.Name() == want {
+					name = want
+				}
+			}
+		}
+		procs, err := c.cg1.Processes(name, true)
+		if err != nil {
+			if !c.exists() {
+				return nil, c.errDeleted()
+			}
+			return nil, fmt.Errorf("cgroup %s: pids: %w", c.path, err)
+		}
+		for _, p := range procs {
+			pids = append(pids, p.Pid)
+		}
+	}
+	slices.Sort(pids)
+	return slices.Compact(pids), nil
+}
+
+// OOMEvents returns a channel that receives a value each time the kernel
+// OOM-kills a process of the cgroup — one value per increment of the
+// cgroup's oom_kill counter (the one Stats reports as OOMKills) — until ctx
+// is done; then the channel is closed and every resource it holds (eventfd
+// or inotify descriptor, goroutines) is released. A value is delivered even
+// if the reader is slow (sends block until read or ctx is done).
+//
+// The channel may also close early when the cgroup is removed, since no
+// event can follow: always on v1 (removal signals the eventfd), on v2 when
+// the kernel reports the removal of the watched memory.events. Kills that happened before OOMEvents was called are not
+// reported.
+//
+// v1 waits on an eventfd registered on memory.oom_control (cgroup1's
+// OOMEventFD). The kernel signals it when the cgroup hits its limit, just
+// before the OOM killer picks a victim, so after each signal the watcher
+// waits briefly for oom_kill to move; an OOM without a kill (OOM killer
+// disabled, or a victim already dying) sends nothing. On kernels older than
+// 4.13, which have no oom_kill counter, each signal is one value.
+//
+// v2 watches memory.events with inotify (the kernel notifies on every change
+// of it) and reads its oom_kill counter. cgroup2.Manager.EventChan is not
+// used: its goroutine can only stop when the cgroup empties, not on ctx.
+//
+// The error wraps errdefs.ErrUnavailable when the cgroup has no memory
+// controller, errdefs.ErrNotFound when it has been removed.
+func (c *Cgroup) OOMEvents(ctx context.Context) (<-chan struct{}, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if c.V2() {
+		return c.oomEventsV2(ctx)
+	}
+	return c.oomEventsV1(ctx)
+}
+
+// oomWait bounds how long, after a v1 OOM notification, the watcher waits
+// for the kernel to bump oom_kill (it does so microseconds later, in the
+// same call path, unless the kill is stuck behind the global oom_lock).
+const (
+	oomWait     = 2 * time.Second
+	oomWaitTick = 5 * time.Millisecond
+)
+
+func (c *Cgroup) oomEventsV1(ctx context.Context) (<-chan struct{}, error) {
+	if c.memDir1 == "" {
+		return nil, fmt.Errorf("cgroup %s: oom events: no memory controller: %w", c.path, errdefs.ErrUnavailable)
+	}
+	efd, err := c.cg1.OOMEventFD()
+	if err != nil {
+		if !c.exists() {
+			return nil, c.errDeleted()
+		}
+		return nil, fmt.Errorf("cgroup %s: oom events: %w", c.path, err)
+	}
+	// Non-blocking, so that os.File puts it in the runtime poller and Close
+	// from another goroutine wakes a pending Read.
+	if err := unix.SetNonblock(int(efd), true); err != nil {
+		unix.Close(int(efd))
+		return nil, fmt.Errorf("cgroup %s: oom events: %w", c.path, err)
+	}
+	f := os.NewFile(efd, "oom-eventfd")
+	// The baseline is read after registering, so a kill in between is missed
+	// rather than double counted.
+	last, counted, err := readOOMKillV1(c.memDir1)
+	if err != nil {
+		f.Close()
+		if !c.exists() {
+			return nil, c.errDeleted()
+		}
+		return nil, fmt.Errorf("cgroup %s: oom events: %w", c.path, err)
+	}
+
+	ch := make(chan struct{}, 1)
+	go func() {
+		release := closeOnDone(ctx, f)
+		defer func() {
+			release() // before close(ch): the eventfd is gone when ch closes
+			close(ch)
+		}()
+
+		send := func() bool {
+			select {
+			case ch <- struct{}{}:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		buf := make([]byte, 8)
+		for {
+			if _, err := f.Read(buf); err != nil {
+				return // closed (ctx done) or broken
+			}
+			// Removing the cgroup also signals its eventfds.
+			if !c.exists() {
+				return
+			}
+			if !counted {
+				for n := binary.NativeEndian.Uint64(buf); n > 0; n-- {
+					if !send() {
+						return
+					}
+				}
+				continue
+			}
+			cur, err := awaitOOMKillV1(ctx, c.memDir1, last)
+			if err != nil {
+				return // ctx done or cgroup gone
+			}
+			for ; last < cur; last++ {
+				if !send() {
+					return
+				}
+			}
+			last = cur
+		}
+	}()
+	return ch, nil
+}
+
+// closeOnDone closes f when ctx is done, which wakes a Read pending on it
+// (f must be in the runtime poller: a non-blocking descriptor). The
+// returned release closes f now if ctx is not done yet; either way f is
+// closed when release returns.
+func closeOnDone(ctx context.Context, f *os.File) (release func()) {
+	closed := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		f.Close()
+		close(closed)
+	})
+	return func() {
+		if stop() {
+			f.Close()
+		} else {
+			<-closed
+		}
+	}
+}
+
+// awaitOOMKillV1 returns memory.oom_control's oom_kill once it differs from
+// last, or as it is after oomWait: the OOM notification comes just before
+// the kill is counted.
+func awaitOOMKillV1(ctx context.Context, memDir string, last uint64) (uint64, error) {
+	cur, _, err := readOOMKillV1(memDir)
+	if err != nil || cur != last {
+		return cur, err
+	}
+	timeout := time.NewTimer(oomWait)
+	defer timeout.Stop()
+	tick := time.NewTicker(oomWaitTick)
+	defer tick.Stop()
+	for cur == last {
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-timeout.C:
+			return cur, nil
+		case <-tick.C:
+			if cur, _, err = readOOMKillV1(memDir); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return cur, nil
+}
+
+// readOOMKillV1 reads oom_kill from memory.oom_control; counted is false on
+// kernels without that counter (before 4.13).
+func readOOMKillV1(memDir string) (n uint64, counted bool, err error) {
+	f, err := os.Open(filepath.Join(memDir, "memory.oom_control"))
+	if err != nil {
+		return 0, false, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), " ")
+		if ok && k == "oom_kill" {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n, true, err
+		}
+	}
+	return 0, false, sc.Err()
+}
+
+func (c *Cgroup) oomEventsV2(ctx context.Context) (<-chan struct{}, error) {
+	events := filepath.Join(c.dir2, "memory.events")
+	ifd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup %s: oom events: inotify: %w", c.path, err)
+	}
+	f := os.NewFile(uintptr(ifd), "oom-inotify")
+	if _, err := unix.InotifyAddWatch(ifd, events, unix.IN_MODIFY); err != nil {
+		f.Close()
+		if !c.exists() {
+			return nil, c.errDeleted()
+		}
+		if errors.Is(err, unix.ENOENT) {
+			return nil, fmt.Errorf("cgroup %s: oom events: no memory controller (memory.events missing): %w", c.path, errdefs.ErrUnavailable)
+		}
+		return nil, fmt.Errorf("cgroup %s: oom events: watch %s: %w", c.path, events, err)
+	}
+	// Baseline after the watch is in place: a kill in between is missed
+	// rather than double counted.
+	last, err := c.oomKillV2()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cgroup %s: oom events: %w", c.path, err)
+	}
+
+	ch := make(chan struct{}, 1)
+	go func() {
+		release := closeOnDone(ctx, f)
+		defer func() {
+			release() // before close(ch): the descriptor is gone when ch closes
+			close(ch)
+		}()
+
+		buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
+		for {
+			n, err := f.Read(buf)
+			if err != nil {
+				return // closed (ctx done) or broken
+			}
+			gone := false
+			for off := 0; off+unix.SizeofInotifyEvent <= n; {
+				// struct inotify_event: wd int32, mask, cookie, len uint32, name.
+				mask := binary.NativeEndian.Uint32(buf[off+4:])
+				nameLen := binary.NativeEndian.Uint32(buf[off+12:])
+				if mask&(unix.IN_IGNORED|unix.IN_DELETE_SELF) != 0 {
+					gone = true // the file, so the cgroup, was removed
+				}
+				off += unix.SizeofInotifyEvent + int(nameLen)
+			}
+			cur, err := c.oomKillV2()
+			if err != nil {
+				return // removed
+			}
+			for ; last < cur; last++ {
+				select {
+				case ch <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			}
+			last = cur
+			if gone {
+				return
+			}
+		}
+	}()
+	return ch, nil
+}
+
+// oomKillV2 reads oom_kill from memory.events.
+func (c *Cgroup) oomKillV2() (uint64, error) {
+	m, err := c.cg2.StatFiltered(cgroup2.StatMemoryEvents)
+	if err != nil {
+		return 0, err
+	}
+	if m.MemoryEvents == nil { // the library's answer for a missing memory.events
+		if !c.exists() {
+			return 0, c.errDeleted()
+		}
+		return 0, fmt.Errorf("memory.events missing: %w", errdefs.ErrUnavailable)
+	}
+	return m.MemoryEvents.OomKill, nil
+}
