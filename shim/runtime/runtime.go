@@ -58,5 +58,5 @@ type Driver interface {
 	Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error
 	// Delete removes the runtime's state of the container (forcefully when
 	// it still runs) and, for runc and crun, unmounts bundle/rootfs.
-	Delete(ctx context.Context, id string, force bool) error
+	Delete(ctx context.Context, id, bundle string, force bool) error
 }

@@ -1,0 +1,122 @@
+package shim
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/ttrpc"
+
+	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/shim/api"
+)
+
+// Client talks to one shim. Its errors wrap errdefs kinds.
+type Client struct {
+	c    *ttrpc.Client
+	api  api.ShimService
+	done chan struct{}
+}
+
+// Dial connects to a shim's address ("unix:///path" or a path).
+func Dial(ctx context.Context, address string) (*Client, error) {
+	path := strings.TrimPrefix(address, "unix://")
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("dial shim %s: %w: %w", path, errdefs.ErrUnavailable, err)
+	}
+	done := make(chan struct{})
+	var once sync.Once
+	c := ttrpc.NewClient(conn, ttrpc.WithOnClose(func() { once.Do(func() { close(done) }) }))
+	return &Client{c: c, api: api.NewShimClient(c), done: done}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.c.Close() }
+
+// Done is closed when the connection to the shim is lost.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+func (c *Client) Create(ctx context.Context, req *api.CreateRequest) (int, error) {
+	r, err := c.api.Create(ctx, req)
+	if err != nil {
+		return 0, fromStatus(err)
+	}
+	return int(r.Pid), nil
+}
+
+func (c *Client) Start(ctx context.Context) (int, error) {
+	r, err := c.api.Start(ctx, &api.StartRequest{})
+	if err != nil {
+		return 0, fromStatus(err)
+	}
+	return int(r.Pid), nil
+}
+
+func (c *Client) State(ctx context.Context) (*api.StateResponse, error) {
+	r, err := c.api.State(ctx, &api.StateRequest{})
+	return r, fromStatus(err)
+}
+
+func (c *Client) Kill(ctx context.Context, sig syscall.Signal, all bool) error {
+	_, err := c.api.Kill(ctx, &api.KillRequest{Signal: uint32(sig), All: all})
+	return fromStatus(err)
+}
+
+// Wait blocks until the container exits.
+func (c *Client) Wait(ctx context.Context) (Exit, error) {
+	r, err := c.api.Wait(ctx, &api.WaitRequest{})
+	if err != nil {
+		return Exit{}, fromStatus(err)
+	}
+	return Exit{ExitCode: int(r.ExitCode), ExitedAt: r.ExitedAt.AsTime(), OOMKilled: r.OomKilled}, nil
+}
+
+func (c *Client) Delete(ctx context.Context) (Exit, error) {
+	r, err := c.api.Delete(ctx, &api.DeleteRequest{})
+	if err != nil {
+		return Exit{}, fromStatus(err)
+	}
+	return Exit{Pid: int(r.Pid), ExitCode: int(r.ExitCode), ExitedAt: r.ExitedAt.AsTime()}, nil
+}
+
+func (c *Client) Stats(ctx context.Context) (*api.StatsResponse, error) {
+	r, err := c.api.Stats(ctx, &api.StatsRequest{})
+	return r, fromStatus(err)
+}
+
+func (c *Client) Pids(ctx context.Context) ([]int, error) {
+	r, err := c.api.Pids(ctx, &api.PidsRequest{})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	out := make([]int, len(r.Pids))
+	for i, p := range r.Pids {
+		out[i] = int(p)
+	}
+	return out, nil
+}
+
+func (c *Client) Connect(ctx context.Context) (*api.ConnectResponse, error) {
+	r, err := c.api.Connect(ctx, &api.ConnectRequest{})
+	return r, fromStatus(err)
+}
+
+// Shutdown asks the shim to exit (now: even though the container was not
+// deleted) and waits, up to a few seconds, for it to close the connection.
+func (c *Client) Shutdown(ctx context.Context, now bool) error {
+	if _, err := c.api.Shutdown(ctx, &api.ShutdownRequest{Now: now}); err != nil {
+		return fromStatus(err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(3 * time.Second):
+	case <-ctx.Done():
+	}
+	return nil
+}

@@ -1,0 +1,518 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/shim/reaper"
+)
+
+// execMonitor is a Monitor for tests: plain exec.Cmd Start and Wait.
+type execMonitor struct{}
+
+func (execMonitor) Start(cmd *exec.Cmd) (<-chan reaper.Exit, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return make(chan reaper.Exit), nil
+}
+
+func (execMonitor) Wait(cmd *exec.Cmd, _ <-chan reaper.Exit) (int, error) {
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return -1, err
+	}
+	return 0, nil
+}
+
+// fakeDropletScript behaves like droplet's create/start/state/kill/delete
+// on $RAIND_ROOT_DIR/ID/state.json, logs "RAIND_ROOT_DIR=… ARGS" to
+// @DIR@/calls, and fails like log.Fatal with the text of @DIR@/fail-CMD
+// when that file exists.
+const fakeDropletScript = `#!/bin/sh
+d='@DIR@'
+printf 'RAIND_ROOT_DIR=%s %s\n' "${RAIND_ROOT_DIR-unset}" "$*" >> "$d/calls"
+cmd=$1 id=$2
+c=$RAIND_ROOT_DIR/$id
+fail() { echo "2026/01/28 16:57:24 $*" >&2; exit 1; }
+[ -f "$d/fail-$cmd" ] && fail "$(cat "$d/fail-$cmd")"
+case $cmd in
+create)
+	[ -f "$c/config.json" ] || fail "open $c/config.json: no such file or directory"
+	echo "hello from init" >> "$c/logs/init.log"
+	status=created pid=4242 ;;
+start|kill|delete|state)
+	[ -f "$c/state.json" ] || fail "open $c/state.json: no such file or directory"
+	status=$(sed -n 's/.*"status": "\(.*\)".*/\1/p' "$c/state.json")
+	pid=$(sed -n 's/.*"pid": \([0-9]*\).*/\1/p' "$c/state.json") ;;
+*)
+	echo "Incorrect Usage: no command $cmd" >&2; exit 3 ;;
+esac
+case $cmd in
+start) [ "$status" = created ] || fail "container: $id is not created. currnet status: $status"; status=running ;;
+kill) [ "$status" = running ] || fail "container: $id not running."; status=stopped pid=0 ;;
+delete) [ "$status" = running ] && fail "container: $id is not stopped. current status: $status"; rm "$c/state.json"; exit 0 ;;
+state) cat "$c/state.json"; echo; exit 0 ;;
+esac
+printf '{\n    "ociVersion": "1.2.0",\n    "id": "%s",\n    "status": "%s",\n    "pid": %s,\n    "shimPid": 0,\n    "rootfs": "%s/rootfs",\n    "bundle": "%s",\n    "annotations": {}\n}\n' "$id" "$status" "$pid" "$c" "$c" > "$c/state.json"
+`
+
+type fakeDroplet struct {
+	dir    string // the script, its calls and failures
+	root   string // RAIND_ROOT_DIR
+	bundle string // the supervisor's bundle
+	d      *Droplet
+}
+
+func newFakeDroplet(t *testing.T) *fakeDroplet {
+	t.Helper()
+	f := &fakeDroplet{dir: t.TempDir(), root: t.TempDir(), bundle: t.TempDir()}
+	bin := filepath.Join(f.dir, "droplet")
+	if err := os.WriteFile(bin, []byte(strings.ReplaceAll(fakeDropletScript, "@DIR@", f.dir)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.d = &Droplet{Binary: bin, RootDir: f.root, Monitor: execMonitor{}}
+	return f
+}
+
+// calls returns the commands run since the last call, without the
+// RAIND_ROOT_DIR prefix, which must be root's.
+func (f *fakeDroplet) calls(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(f.dir, "calls"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(f.dir, "calls"))
+	var out []string
+	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		rest, ok := strings.CutPrefix(l, "RAIND_ROOT_DIR="+f.root+" ")
+		if !ok {
+			t.Errorf("call %q: want RAIND_ROOT_DIR=%s", l, f.root)
+		}
+		out = append(out, rest)
+	}
+	return out
+}
+
+func (f *fakeDroplet) fail(t *testing.T, cmd, msg string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(f.dir, "fail-"+cmd), []byte(msg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// setState makes id a Droplet container in status with pid.
+func (f *fakeDroplet) setState(t *testing.T, id, status string, pid int) {
+	t.Helper()
+	dir := filepath.Join(f.root, id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	st := map[string]any{"ociVersion": "1.2.0", "id": id, "status": status, "pid": pid, "shimPid": 0,
+		"rootfs": dir + "/rootfs", "bundle": dir, "annotations": map[string]string{}}
+	b, _ := json.MarshalIndent(st, "", "    ")
+	if err := os.WriteFile(filepath.Join(dir, "state.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeBundle writes config.json into the bundle.
+func (f *fakeDroplet) writeBundle(t *testing.T, config string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(f.bundle, "config.json"), []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const testBundle = `{
+	"ociVersion": "1.2.0",
+	"process": {"terminal": false, "user": {"uid": 0, "gid": 0}, "args": ["/bin/sh", "-c", "echo hi"],
+		"env": ["PATH=/usr/bin:/bin"], "cwd": "/"},
+	"root": {"path": "rootfs", "readonly": false},
+	"hostname": "c1",
+	"mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+	"hooks": {"createRuntime": [{"path": "/bin/true"}], "stopContainer": [{"path": "/bin/true"}]},
+	"linux": {"namespaces": [{"type": "mount"}, {"type": "pid"}], "seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}},
+	"annotations": {"org.example.keep": "yes", "io.raind.net.config": "{\"hostInterface\":\"eth0\"}"},
+	"x-unknown": {"kept": [1, 2, 3]}
+}`
+
+func overlay(opts ...string) []Mount {
+	return []Mount{{Type: "overlay", Source: "overlay", Options: opts}}
+}
+
+var testOverlay = overlay("lowerdir=/layers/top:/layers/mid:/layers/base", "upperdir=/snap/c1/upper", "workdir=/snap/c1/work")
+
+func TestDropletCommandLines(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		status  string // of c1 beforehand; "" for none
+		do      func(d *Droplet, bundle string) error
+		want    []string
+		wantErr error
+		gone    bool // no $RAIND_ROOT_DIR/c1 afterwards
+	}{
+		{name: "create", do: func(d *Droplet, b string) error {
+			pid, err := d.Create(ctx, CreateOptions{ID: "c1", Bundle: b, Mounts: testOverlay})
+			if err == nil && pid != 4242 {
+				return errors.New("pid is not 4242")
+			}
+			return err
+		}, want: []string{"create c1", "state c1"}},
+		{name: "start", status: "created", do: func(d *Droplet, _ string) error { return d.Start(ctx, "c1") },
+			want: []string{"start c1"}},
+		{name: "start running", status: "running", do: func(d *Droplet, _ string) error { return d.Start(ctx, "c1") },
+			want: []string{"start c1"}, wantErr: errdefs.ErrConflict},
+		{name: "state", status: "running", do: func(d *Droplet, _ string) error {
+			st, err := d.State(ctx, "c1")
+			if err == nil && st != (State{Status: "running", Pid: 4242}) {
+				return errors.New("wrong state")
+			}
+			return err
+		}, want: []string{"state c1"}},
+		{name: "state missing", do: func(d *Droplet, _ string) error { _, err := d.State(ctx, "c1"); return err },
+			want: []string{"state c1"}, wantErr: errdefs.ErrNotFound, gone: true},
+		{name: "kill TERM", status: "running", do: func(d *Droplet, _ string) error { return d.Kill(ctx, "c1", syscall.SIGTERM, false) },
+			want: []string{"kill c1 TERM"}},
+		{name: "kill KILL", status: "running", do: func(d *Droplet, _ string) error { return d.Kill(ctx, "c1", syscall.SIGKILL, false) },
+			want: []string{"kill c1 KILL"}},
+		{name: "kill USR1", status: "running", do: func(d *Droplet, _ string) error { return d.Kill(ctx, "c1", syscall.SIGUSR1, false) },
+			want: []string{"kill c1 USR1"}},
+		{name: "kill all", status: "running", do: func(d *Droplet, _ string) error { return d.Kill(ctx, "c1", syscall.SIGKILL, true) },
+			wantErr: errdefs.ErrNotImplemented},
+		{name: "kill unnamed signal", status: "running", do: func(d *Droplet, _ string) error { return d.Kill(ctx, "c1", syscall.SIGWINCH, false) },
+			wantErr: errdefs.ErrNotImplemented},
+		{name: "kill created", status: "created", do: func(d *Droplet, _ string) error { return d.Kill(ctx, "c1", syscall.SIGTERM, false) },
+			want: []string{"kill c1 TERM"}, wantErr: errdefs.ErrConflict},
+		{name: "delete stopped", status: "stopped", do: func(d *Droplet, b string) error { return d.Delete(ctx, "c1", b, false) },
+			want: []string{"delete c1"}, gone: true},
+		{name: "delete created", status: "created", do: func(d *Droplet, b string) error { return d.Delete(ctx, "c1", b, true) },
+			want: []string{"delete c1"}, gone: true},
+		{name: "delete running", status: "running", do: func(d *Droplet, b string) error { return d.Delete(ctx, "c1", b, false) },
+			want: []string{"delete c1"}, wantErr: errdefs.ErrConflict},
+		{name: "delete running forced", status: "running", do: func(d *Droplet, b string) error { return d.Delete(ctx, "c1", b, true) },
+			want: []string{"delete c1", "kill c1 KILL", "delete c1"}, gone: true},
+		{name: "delete missing", do: func(d *Droplet, b string) error { return d.Delete(ctx, "c1", b, true) },
+			want: []string{"delete c1"}, gone: true},
+		{name: "bad id", do: func(d *Droplet, b string) error { return d.Delete(ctx, "../c1", b, true) },
+			wantErr: errdefs.ErrInvalidArgument, gone: true},
+		{name: "flag-like id", do: func(d *Droplet, _ string) error { return d.Start(ctx, "-t") },
+			wantErr: errdefs.ErrInvalidArgument, gone: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeDroplet(t)
+			f.writeBundle(t, testBundle)
+			if tt.status != "" {
+				f.setState(t, "c1", tt.status, 4242)
+			}
+			err := tt.do(f.d, f.bundle)
+			if tt.wantErr == nil && err != nil {
+				t.Fatalf("error: %v", err)
+			}
+			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Fatalf("error %v, want %v", err, tt.wantErr)
+			}
+			if got := f.calls(t); !slices.Equal(got, tt.want) {
+				t.Errorf("commands %q, want %q", got, tt.want)
+			}
+			_, serr := os.Stat(filepath.Join(f.root, "c1"))
+			if gone := errors.Is(serr, os.ErrNotExist); gone != tt.gone {
+				t.Errorf("container dir removed: %v, want %v", gone, tt.gone)
+			}
+		})
+	}
+}
+
+func TestDropletRootDirEnv(t *testing.T) {
+	t.Setenv("RAIND_ROOT_DIR", "/inherited")
+	f := newFakeDroplet(t)
+	f.d.RootDir = ""
+	f.root = DropletDefaultRoot
+	f.d.State(context.Background(), "no-such-container-here")
+	if got, want := f.calls(t), []string{"state no-such-container-here"}; !slices.Equal(got, want) {
+		t.Errorf("commands %q, want %q", got, want)
+	}
+}
+
+func TestDropletCreateBundle(t *testing.T) {
+	for _, tt := range []struct {
+		name, rootPath string
+		want           func(f *fakeDroplet) string
+	}{
+		{"relative root", "rootfs", func(f *fakeDroplet) string { return filepath.Join(f.root, "c1", "rootfs") }},
+		{"absolute root", "@ABS@", func(f *fakeDroplet) string { return filepath.Join(f.bundle, "merged") }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeDroplet(t)
+			want := tt.want(f)
+			f.writeBundle(t, strings.Replace(testBundle, `"path": "rootfs"`, `"path": "`+strings.ReplaceAll(tt.rootPath, "@ABS@", want)+`"`, 1))
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			pid, err := f.d.Create(context.Background(), CreateOptions{ID: "c1", Bundle: f.bundle, Mounts: testOverlay, Stdout: w, Stderr: w})
+			w.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pid != 4242 {
+				t.Errorf("pid %d, want 4242", pid)
+			}
+			// The init's output (logs/init.log) reaches opts.Stdout.
+			if out, _ := io.ReadAll(r); string(out) != "hello from init\n" {
+				t.Errorf("container output %q", out)
+			}
+
+			path := filepath.Join(f.root, "c1", "config.json")
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+				t.Errorf("config.json mode %v", fi.Mode())
+			}
+			var got, orig map[string]any
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			ob, _ := os.ReadFile(filepath.Join(f.bundle, "config.json"))
+			json.Unmarshal(ob, &orig)
+
+			ann := got["annotations"].(map[string]any)
+			const wantImage = `{"rootfsType":"overlay","imageLayer":["/layers/top","/layers/mid","/layers/base"],"upperDir":"/snap/c1/upper","workDir":"/snap/c1/work"}`
+			if ann[DropletImageAnnotation] != wantImage {
+				t.Errorf("image annotation\n got %v\nwant %s", ann[DropletImageAnnotation], wantImage)
+			}
+			delete(ann, DropletImageAnnotation)
+			if !reflect.DeepEqual(ann, orig["annotations"]) {
+				t.Errorf("other annotations %v, want %v", ann, orig["annotations"])
+			}
+			if root := got["root"].(map[string]any); root["path"] != want || root["readonly"] != nil && root["readonly"] != false {
+				t.Errorf("root %v, want path %s", root, want)
+			}
+			if fi, err := os.Stat(want); err != nil || !fi.IsDir() {
+				t.Errorf("rootfs mount point: %v", err)
+			}
+			for k, v := range orig {
+				if k != "annotations" && k != "root" && !reflect.DeepEqual(got[k], v) {
+					t.Errorf("%s changed: %v, want %v", k, got[k], v)
+				}
+			}
+			if len(got) != len(orig) {
+				t.Errorf("keys %d, want %d", len(got), len(orig))
+			}
+			ents, _ := os.ReadDir(filepath.Join(f.root, "c1"))
+			for _, e := range ents {
+				if strings.Contains(e.Name(), ".tmp-") {
+					t.Errorf("temporary file %s left", e.Name())
+				}
+			}
+		})
+	}
+}
+
+func TestDropletCreateAnnotatedBundle(t *testing.T) {
+	f := newFakeDroplet(t)
+	const img = `{"rootfsType":"overlay","imageLayer":["/x"],"upperDir":"/u","workDir":"/w"}`
+	var spec map[string]any
+	json.Unmarshal([]byte(testBundle), &spec)
+	spec["annotations"].(map[string]any)[DropletImageAnnotation] = img
+	b, _ := json.Marshal(spec)
+	f.writeBundle(t, string(b))
+	if _, err := f.d.Create(context.Background(), CreateOptions{ID: "c1", Bundle: f.bundle}); err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Annotations map[string]string }
+	out, _ := os.ReadFile(filepath.Join(f.root, "c1", "config.json"))
+	json.Unmarshal(out, &got)
+	if got.Annotations[DropletImageAnnotation] != img {
+		t.Errorf("annotation %q, want %q", got.Annotations[DropletImageAnnotation], img)
+	}
+}
+
+func TestDropletCreateRejectsMounts(t *testing.T) {
+	bind := Mount{Type: "bind", Source: "/copy/c1", Options: []string{"rbind", "rw"}}
+	for _, tt := range []struct {
+		name   string
+		mounts []Mount
+	}{
+		{"none", nil},
+		{"bind", []Mount{bind}},
+		{"overlay and bind", append(slices.Clone(testOverlay), bind)},
+		{"two overlays", append(slices.Clone(testOverlay), testOverlay...)},
+		{"tmpfs", []Mount{{Type: "tmpfs", Source: "tmpfs"}}},
+		{"no upperdir", overlay("lowerdir=/a:/b", "workdir=/w")},
+		{"no workdir", overlay("lowerdir=/a", "upperdir=/u")},
+		{"no lowerdir", overlay("upperdir=/u", "workdir=/w")},
+		{"empty layer", overlay("lowerdir=/a::/b", "upperdir=/u", "workdir=/w")},
+		{"read-only", overlay("lowerdir=/a", "upperdir=/u", "workdir=/w", "ro")},
+		{"other option", overlay("lowerdir=/a", "upperdir=/u", "workdir=/w", "index=off")},
+		{"comma", overlay("lowerdir=/a,b", "upperdir=/u", "workdir=/w")},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFakeDroplet(t)
+			f.writeBundle(t, testBundle)
+			_, err := f.d.Create(context.Background(), CreateOptions{ID: "c1", Bundle: f.bundle, Mounts: tt.mounts})
+			if !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Fatalf("error %v, want invalid argument", err)
+			}
+			if got := f.calls(t); got != nil {
+				t.Errorf("ran %q", got)
+			}
+			if _, err := os.Stat(filepath.Join(f.root, "c1")); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("container dir written: %v", err)
+			}
+		})
+	}
+}
+
+func TestDropletErrors(t *testing.T) {
+	ctx := context.Background()
+	t.Run("create fails", func(t *testing.T) {
+		f := newFakeDroplet(t)
+		f.writeBundle(t, testBundle)
+		f.fail(t, "create", "hook createRuntime failed: exit status 2")
+		_, err := f.d.Create(ctx, CreateOptions{ID: "c1", Bundle: f.bundle, Mounts: testOverlay})
+		if err == nil || !strings.HasSuffix(err.Error(), "droplet create failed (exit status 1): hook createRuntime failed: exit status 2") {
+			t.Fatalf("error %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(f.root, "c1")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("container dir left: %v", err)
+		}
+	})
+	t.Run("create fails in an existing dir", func(t *testing.T) {
+		f := newFakeDroplet(t)
+		f.writeBundle(t, testBundle)
+		dir := filepath.Join(f.root, "c1")
+		os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
+		os.WriteFile(filepath.Join(dir, "etc", "hosts"), []byte("127.0.0.1 localhost\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, "exec.fifo"), nil, 0o600) // left by an earlier attempt
+		f.fail(t, "create", "setup network failed")
+		if _, err := f.d.Create(ctx, CreateOptions{ID: "c1", Bundle: f.bundle, Mounts: testOverlay}); err == nil {
+			t.Fatal("no error")
+		}
+		if _, err := os.Stat(filepath.Join(dir, "etc", "hosts")); err != nil {
+			t.Errorf("etc/hosts: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "exec.fifo")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("exec.fifo left: %v", err)
+		}
+	})
+	t.Run("start fails", func(t *testing.T) {
+		f := newFakeDroplet(t)
+		f.setState(t, "c1", "stopped", 0)
+		err := f.d.Start(ctx, "c1")
+		if !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), ": container: c1 is not created. currnet status: stopped") ||
+			strings.Contains(err.Error(), "2026/") {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("state fails", func(t *testing.T) {
+		f := newFakeDroplet(t)
+		f.setState(t, "c1", "running", 1)
+		f.fail(t, "state", "invalid status: \"bogus\"")
+		_, err := f.d.State(ctx, "c1")
+		if err == nil || !strings.Contains(err.Error(), `droplet state failed (exit status 1): invalid status: "bogus"`) {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("usage", func(t *testing.T) {
+		f := newFakeDroplet(t)
+		_, err := f.d.run(ctx, "frobnicate", "c1")
+		if err == nil || !strings.Contains(err.Error(), "exit status 3): Incorrect Usage: no command frobnicate") {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("exists", func(t *testing.T) {
+		f := newFakeDroplet(t)
+		f.writeBundle(t, testBundle)
+		f.setState(t, "c1", "running", 7)
+		_, err := f.d.Create(ctx, CreateOptions{ID: "c1", Bundle: f.bundle, Mounts: testOverlay})
+		if !errors.Is(err, errdefs.ErrAlreadyExists) {
+			t.Fatalf("error %v", err)
+		}
+		if got := f.calls(t); got != nil {
+			t.Errorf("ran %q", got)
+		}
+	})
+	t.Run("canceled", func(t *testing.T) {
+		f := newFakeDroplet(t)
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		f.setState(t, "c1", "running", 1)
+		f.fail(t, "kill", "interrupted")
+		if err := f.d.Kill(cctx, "c1", syscall.SIGTERM, false); !errors.Is(err, context.Canceled) {
+			t.Fatalf("error %v", err)
+		}
+	})
+}
+
+func TestDropletMessage(t *testing.T) {
+	for in, want := range map[string]string{
+		"2026/01/28 16:57:24 container: c1 not running.\n":               "container: c1 not running.",
+		"noise\n2026/01/28 16:57:24 hook failed:\nline two\n":            "hook failed:\nline two",
+		"Incorrect Usage: flag provided but not defined: -x\n\nUSAGE:\n": "Incorrect Usage: flag provided but not defined: -x\n\nUSAGE:",
+		"": "",
+	} {
+		if got := dropletMessage(in); got != want {
+			t.Errorf("dropletMessage(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestUnescapeMountinfo(t *testing.T) {
+	if got := unescapeMountinfo(`/a\040b\134c\01`); got != `/a b\c\01` {
+		t.Errorf("got %q", got)
+	}
+}
+
+// TestDropletDeleteUnmounts checks that Delete unmounts what is mounted in
+// the container's directory before removing it, instead of removing files
+// through the mount.
+func TestDropletDeleteUnmounts(t *testing.T) {
+	f := newFakeDroplet(t)
+	f.setState(t, "c1", "stopped", 0)
+	precious := t.TempDir()
+	if err := os.WriteFile(filepath.Join(precious, "keep"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rootfs := filepath.Join(f.root, "c1", "rootfs")
+	os.MkdirAll(rootfs, 0o755)
+	if err := unix.Mount(precious, rootfs, "", unix.MS_BIND, ""); err != nil {
+		t.Skipf("cannot bind mount: %v", err)
+	}
+	defer unix.Unmount(rootfs, unix.MNT_DETACH)
+	if err := f.d.Delete(context.Background(), "c1", f.bundle, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(precious, "keep")); err != nil {
+		t.Errorf("removed through the mount: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.root, "c1")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("container dir left: %v", err)
+	}
+}

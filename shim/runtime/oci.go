@@ -1,0 +1,210 @@
+package runtime
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/raind/condenser/internal/errdefs"
+)
+
+// OCI drives runc or crun through the standard OCI command line, with its
+// state under Root and its log in the bundle so that its own error messages
+// reach the caller.
+type OCI struct {
+	Binary  string  // runc, crun, or a path
+	Root    string  // --root: the runtime's state directory
+	Monitor Monitor // runs the commands without racing the reaper
+}
+
+var _ Driver = (*OCI)(nil)
+
+// logName is the runtime's log (--log, JSON lines) in the bundle.
+const logName = "runtime.log"
+
+func (o *OCI) Create(ctx context.Context, opts CreateOptions) (int, error) {
+	rootfs := filepath.Join(opts.Bundle, "rootfs")
+	if len(opts.Mounts) > 0 {
+		if err := os.MkdirAll(rootfs, 0o755); err != nil {
+			return 0, err
+		}
+		if err := MountAll(opts.Mounts, rootfs); err != nil {
+			return 0, err
+		}
+	}
+	pidFile := filepath.Join(opts.Bundle, "init.pid")
+	_, err := o.run(ctx, opts.Bundle, opts.Stdout, opts.Stderr, "create", "--bundle", opts.Bundle, "--pid-file", pidFile, opts.ID)
+	if err != nil {
+		if len(opts.Mounts) > 0 {
+			UnmountAll(rootfs)
+		}
+		return 0, err
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		return 0, fmt.Errorf("%s create: pid file: %w", o.name(), err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("%s create: pid file holds %q", o.name(), b)
+	}
+	return pid, nil
+}
+
+func (o *OCI) Start(ctx context.Context, id string) error {
+	_, err := o.run(ctx, "", nil, nil, "start", id)
+	return err
+}
+
+func (o *OCI) State(ctx context.Context, id string) (State, error) {
+	out, err := o.run(ctx, "", nil, nil, "state", id)
+	if err != nil {
+		return State{}, err
+	}
+	var st State
+	var raw struct {
+		Status string `json:"status"`
+		Pid    int    `json:"pid"`
+	}
+	if err := json.Unmarshal(out, &raw); err != nil {
+		return State{}, fmt.Errorf("%s state: %w", o.name(), err)
+	}
+	st.Status, st.Pid = raw.Status, raw.Pid
+	return st, nil
+}
+
+func (o *OCI) Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error {
+	args := []string{"kill"}
+	if all {
+		args = append(args, "--all")
+	}
+	_, err := o.run(ctx, "", nil, nil, append(args, id, strconv.Itoa(int(sig)))...)
+	return err
+}
+
+func (o *OCI) Delete(ctx context.Context, id string, bundle string, force bool) error {
+	args := []string{"delete"}
+	if force {
+		args = append(args, "--force")
+	}
+	if _, err := o.run(ctx, "", nil, nil, append(args, id)...); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return err
+	}
+	return UnmountAll(filepath.Join(bundle, "rootfs"))
+}
+
+func (o *OCI) name() string { return filepath.Base(o.Binary) }
+
+// run runs one runtime command. Its stdout is returned unless stdout is
+// given; on failure the runtime's own error message (from its log, or its
+// stderr) is in the error.
+func (o *OCI) run(ctx context.Context, bundle string, stdout, stderr *os.File, args ...string) ([]byte, error) {
+	logPath := filepath.Join(o.Root, logName)
+	if bundle != "" {
+		logPath = filepath.Join(bundle, logName)
+	}
+	var offset int64
+	if fi, err := os.Stat(logPath); err == nil {
+		offset = fi.Size()
+	}
+	full := append([]string{"--root", o.Root, "--log", logPath, "--log-format", "json"}, args...)
+	cmd := exec.Command(o.Binary, full...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
+	if stderr != nil {
+		cmd.Stderr = stderr
+	}
+	cmd.Env = cleanEnv()
+	ch, err := o.Monitor.Start(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", o.name(), args[0], err)
+	}
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			cmd.Process.Kill()
+		case <-done:
+		}
+	}()
+	status, err := o.Monitor.Wait(cmd, ch)
+	close(done)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", o.name(), args[0], err)
+	}
+	if status != 0 {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		msg := lastLogError(logPath, offset)
+		if msg == "" {
+			msg = strings.TrimSpace(errb.String())
+		}
+		return nil, classify(fmt.Errorf("%s %s failed (exit status %d): %s", o.name(), args[0], status, msg))
+	}
+	return out.Bytes(), nil
+}
+
+// lastLogError returns the last error message the runtime logged after
+// offset.
+func lastLogError(path string, offset int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return ""
+	}
+	var msg string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var e struct {
+			Level string `json:"level"`
+			Msg   string `json:"msg"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) == nil && (e.Level == "error" || e.Level == "fatal") && e.Msg != "" {
+			msg = e.Msg
+		}
+	}
+	return msg
+}
+
+// classify gives runtime failures an errdefs kind where the message tells.
+func classify(err error) error {
+	m := err.Error()
+	switch {
+	case strings.Contains(m, "does not exist"), strings.Contains(m, "not found"), strings.Contains(m, "No such file"):
+		return fmt.Errorf("%w: %w", errdefs.ErrNotFound, err)
+	case strings.Contains(m, "not running"), strings.Contains(m, "already exists"), strings.Contains(m, "cannot start"):
+		return fmt.Errorf("%w: %w", errdefs.ErrConflict, err)
+	}
+	return err
+}
+
+// cleanEnv is the shim's environment without what systemd hands to the
+// service (a runtime or a container must not inherit it).
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "NOTIFY_SOCKET=") || strings.HasPrefix(kv, "LISTEN_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}

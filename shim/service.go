@@ -1,0 +1,461 @@
+// Package shim is condenser-shim: one small ttrpc server per container that
+// drives the OCI runtime, reaps the container's processes, keeps its exit
+// status on disk, writes its logs and reads its cgroup statistics. It also
+// provides the client the supervisor uses.
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/shim/api"
+	"github.com/raind/condenser/shim/logging"
+	"github.com/raind/condenser/shim/reaper"
+	"github.com/raind/condenser/shim/runtime"
+	"github.com/raind/condenser/shim/stats"
+)
+
+// ExitFile is the name, in the bundle, of the exit status the shim writes
+// atomically before any Wait returns.
+const ExitFile = "exit.json"
+
+// Exit is the content of exit.json.
+type Exit struct {
+	Pid       int       `json:"pid"`
+	ExitCode  int       `json:"exitCode"` // 128+n for signal n
+	ExitedAt  time.Time `json:"exitedAt"`
+	OOMKilled bool      `json:"oomKilled"`
+}
+
+// ReadExit reads a container's exit status from its bundle, also after its
+// shim is gone.
+func ReadExit(bundle string) (Exit, error) {
+	var e Exit
+	b, err := os.ReadFile(filepath.Join(bundle, ExitFile))
+	if os.IsNotExist(err) {
+		return e, fmt.Errorf("exit status in %s: %w", bundle, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return e, err
+	}
+	return e, json.Unmarshal(b, &e)
+}
+
+// ServiceConfig configures the shim's service.
+type ServiceConfig struct {
+	ID, Bundle string
+	Driver     runtime.Driver
+	Reaper     *reaper.Reaper
+	Version    string
+	// Shutdown is called (once, in its own goroutine) when a Shutdown
+	// request is accepted.
+	Shutdown func()
+	Logger   *slog.Logger
+}
+
+type service struct {
+	cfg ServiceConfig
+	log *slog.Logger
+
+	mu      sync.Mutex
+	status  api.Status
+	pid     int
+	exit    *Exit
+	exited  chan struct{} // closed once exit is set and on disk
+	deleted bool
+	logw    *logging.Writer
+	copiers sync.WaitGroup
+	cg      *stats.Cgroup
+	oom     bool
+
+	pidc     chan int // tells the exit watcher the init pid
+	stop     context.CancelFunc
+	shutOnce sync.Once
+}
+
+var _ api.ShimService = (*service)(nil)
+
+// newService starts watching the reaper's exits; stop it with close.
+func newService(cfg ServiceConfig) *service {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &service{cfg: cfg, log: cfg.Logger, exited: make(chan struct{}), pidc: make(chan int, 1), stop: cancel}
+	ch := cfg.Reaper.Subscribe()
+	go s.watch(ctx, ch)
+	return s
+}
+
+func (s *service) close() { s.stop() }
+
+// watch waits for the init process's exit. Exits that arrive before the
+// pid is known (the init can die during Create) are kept until it is.
+func (s *service) watch(ctx context.Context, ch <-chan reaper.Exit) {
+	defer s.cfg.Reaper.Unsubscribe(ch)
+	pending := map[int]reaper.Exit{}
+	pid := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case pid = <-s.pidc:
+			if e, ok := pending[pid]; ok {
+				s.setExit(e)
+				return
+			}
+			pending = nil
+		case e := <-ch:
+			switch {
+			case pid == 0:
+				if len(pending) > 4096 {
+					clear(pending)
+				}
+				pending[e.Pid] = e
+			case e.Pid == pid:
+				s.setExit(e)
+				return
+			}
+		}
+	}
+}
+
+// setExit records the init's exit: on disk first, then for waiters.
+func (s *service) setExit(e reaper.Exit) {
+	s.mu.Lock()
+	cg, oom := s.cg, s.oom
+	s.mu.Unlock()
+	if cg != nil && !oom && e.Status == 128+int(syscall.SIGKILL) {
+		if st, err := cg.Stats(); err == nil && st.OOMKills > 0 {
+			oom = true
+		}
+	}
+	ex := Exit{Pid: e.Pid, ExitCode: e.Status, ExitedAt: e.Timestamp.UTC(), OOMKilled: oom}
+	if err := writeJSONAtomic(filepath.Join(s.cfg.Bundle, ExitFile), ex); err != nil {
+		s.log.Error("write exit status", "error", err)
+	}
+	s.mu.Lock()
+	s.exit = &ex
+	s.status = api.Status_STOPPED
+	s.mu.Unlock()
+	close(s.exited)
+}
+
+func (s *service) Create(ctx context.Context, req *api.CreateRequest) (*api.CreateResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status != api.Status_UNKNOWN {
+		return nil, toStatus(fmt.Errorf("container %s: %w", s.cfg.ID, errdefs.ErrAlreadyExists))
+	}
+	lo := req.GetLog()
+	path := lo.GetPath()
+	if path == "" {
+		path = filepath.Join(s.cfg.Bundle, s.cfg.ID+"-json.log")
+	}
+	logw, err := logging.NewWriter(path, logging.Options{MaxSize: lo.GetMaxSize(), MaxFiles: int(lo.GetMaxFiles())})
+	if err != nil {
+		return nil, toStatus(fmt.Errorf("open log: %w", err))
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		logw.Close()
+		return nil, toStatus(err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		logw.Close()
+		return nil, toStatus(err)
+	}
+	mounts := make([]runtime.Mount, len(req.GetRootfs()))
+	for i, m := range req.GetRootfs() {
+		mounts[i] = runtime.Mount{Type: m.GetType(), Source: m.GetSource(), Options: m.GetOptions()}
+	}
+	pid, err := s.cfg.Driver.Create(ctx, runtime.CreateOptions{ID: s.cfg.ID, Bundle: s.cfg.Bundle, Mounts: mounts, Stdout: outW, Stderr: errW})
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
+		logw.Close()
+		return nil, toStatus(fmt.Errorf("create container %s: %w", s.cfg.ID, err))
+	}
+	s.logw, s.pid, s.status = logw, pid, api.Status_CREATED
+	s.pidc <- pid
+	for stream, r := range map[string]*os.File{"stdout": outR, "stderr": errR} {
+		s.copiers.Add(1)
+		go func() {
+			defer s.copiers.Done()
+			defer r.Close()
+			if err := logw.Copy(stream, r); err != nil {
+				s.log.Error("container log", "stream", stream, "error", err)
+				io.Copy(io.Discard, r) // never block the container on its output
+			}
+		}()
+	}
+	s.watchCgroup()
+	return &api.CreateResponse{Pid: uint32(pid)}, nil
+}
+
+// watchCgroup loads the container's cgroup (for stats) and watches it for
+// OOM kills. Called with s.mu held.
+func (s *service) watchCgroup() {
+	path, err := cgroupsPath(s.cfg.Bundle)
+	if err != nil || path == "" {
+		s.log.Warn("no cgroup to watch", "error", err)
+		return
+	}
+	cg, err := stats.Load(path)
+	if err != nil {
+		s.log.Warn("load cgroup", "path", path, "error", err)
+		return
+	}
+	s.cg = cg
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := s.stop
+	s.stop = func() { cancel(); stop() }
+	events, err := cg.OOMEvents(ctx)
+	if err != nil {
+		s.log.Warn("watch OOM events", "error", err)
+		return
+	}
+	go func() {
+		for range events {
+			s.mu.Lock()
+			s.oom = true
+			s.mu.Unlock()
+		}
+	}()
+}
+
+// cgroupsPath reads linux.cgroupsPath from the bundle's config.json.
+func cgroupsPath(bundle string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		return "", err
+	}
+	var spec struct {
+		Linux *struct {
+			CgroupsPath string `json:"cgroupsPath"`
+		} `json:"linux"`
+	}
+	if err := json.Unmarshal(b, &spec); err != nil {
+		return "", err
+	}
+	if spec.Linux == nil {
+		return "", nil
+	}
+	return spec.Linux.CgroupsPath, nil
+}
+
+func (s *service) Start(ctx context.Context, _ *api.StartRequest) (*api.StartResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status != api.Status_CREATED {
+		return nil, toStatus(fmt.Errorf("start container %s: it is %s, not created: %w", s.cfg.ID, s.status, errdefs.ErrConflict))
+	}
+	if err := s.cfg.Driver.Start(ctx, s.cfg.ID); err != nil {
+		return nil, toStatus(fmt.Errorf("start container %s: %w", s.cfg.ID, err))
+	}
+	if s.status == api.Status_CREATED {
+		s.status = api.Status_RUNNING
+	}
+	return &api.StartResponse{Pid: uint32(s.pid)}, nil
+}
+
+func (s *service) State(context.Context, *api.StateRequest) (*api.StateResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := &api.StateResponse{Id: s.cfg.ID, Bundle: s.cfg.Bundle, Status: s.status, Pid: uint32(s.pid)}
+	if s.exit != nil {
+		r.ExitCode, r.ExitedAt, r.OomKilled = int32(s.exit.ExitCode), timestamppb.New(s.exit.ExitedAt), s.exit.OOMKilled
+	}
+	return r, nil
+}
+
+func (s *service) Kill(ctx context.Context, req *api.KillRequest) (*api.KillResponse, error) {
+	s.mu.Lock()
+	status := s.status
+	s.mu.Unlock()
+	switch {
+	case status == api.Status_UNKNOWN:
+		return nil, toStatus(fmt.Errorf("container %s is not created: %w", s.cfg.ID, errdefs.ErrNotFound))
+	case status == api.Status_STOPPED && !req.GetAll():
+		return nil, toStatus(fmt.Errorf("container %s: process already finished: %w", s.cfg.ID, errdefs.ErrNotFound))
+	}
+	sig := syscall.Signal(req.GetSignal())
+	if sig == 0 {
+		sig = syscall.SIGKILL
+	}
+	if err := s.cfg.Driver.Kill(ctx, s.cfg.ID, sig, req.GetAll()); err != nil {
+		return nil, toStatus(fmt.Errorf("kill container %s: %w", s.cfg.ID, err))
+	}
+	return &api.KillResponse{}, nil
+}
+
+func (s *service) Wait(ctx context.Context, _ *api.WaitRequest) (*api.WaitResponse, error) {
+	s.mu.Lock()
+	status := s.status
+	s.mu.Unlock()
+	if status == api.Status_UNKNOWN {
+		return nil, toStatus(fmt.Errorf("container %s is not created: %w", s.cfg.ID, errdefs.ErrNotFound))
+	}
+	select {
+	case <-s.exited:
+	case <-ctx.Done():
+		return nil, toStatus(ctx.Err())
+	}
+	s.mu.Lock()
+	e := *s.exit
+	s.mu.Unlock()
+	return &api.WaitResponse{ExitCode: int32(e.ExitCode), ExitedAt: timestamppb.New(e.ExitedAt), OomKilled: e.OOMKilled}, nil
+}
+
+// exitWait bounds how long Delete waits for the init of a created (never
+// started) container to be reaped after the runtime killed it, and for the
+// log pipes to drain.
+const exitWait = 10 * time.Second
+
+func (s *service) Delete(ctx context.Context, _ *api.DeleteRequest) (*api.DeleteResponse, error) {
+	s.mu.Lock()
+	status := s.status
+	s.mu.Unlock()
+	switch status {
+	case api.Status_UNKNOWN:
+		return nil, toStatus(fmt.Errorf("container %s is not created: %w", s.cfg.ID, errdefs.ErrNotFound))
+	case api.Status_RUNNING:
+		return nil, toStatus(fmt.Errorf("delete container %s: it is running; kill it first: %w", s.cfg.ID, errdefs.ErrConflict))
+	}
+	if err := s.cfg.Driver.Delete(ctx, s.cfg.ID, s.cfg.Bundle, true); err != nil {
+		return nil, toStatus(fmt.Errorf("delete container %s: %w", s.cfg.ID, err))
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(exitWait):
+		return nil, toStatus(fmt.Errorf("delete container %s: init process %d not reaped: %w", s.cfg.ID, s.pid, errdefs.ErrUnavailable))
+	case <-ctx.Done():
+		return nil, toStatus(ctx.Err())
+	}
+	s.drainLogs()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.deleted = true
+	e := *s.exit
+	return &api.DeleteResponse{Pid: uint32(e.Pid), ExitCode: int32(e.ExitCode), ExitedAt: timestamppb.New(e.ExitedAt)}, nil
+}
+
+// drainLogs waits (bounded) for the log copiers to reach the end of the
+// pipes, then closes the log.
+func (s *service) drainLogs() {
+	done := make(chan struct{})
+	go func() { s.copiers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(exitWait):
+		s.log.Warn("container log pipes still open after the container was deleted")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.logw != nil {
+		s.logw.Close()
+		s.logw = nil
+	}
+}
+
+func (s *service) Stats(context.Context, *api.StatsRequest) (*api.StatsResponse, error) {
+	s.mu.Lock()
+	cg := s.cg
+	s.mu.Unlock()
+	if cg == nil {
+		return nil, toStatus(fmt.Errorf("container %s has no cgroup: %w", s.cfg.ID, errdefs.ErrNotFound))
+	}
+	st, err := cg.Stats()
+	if err != nil {
+		return nil, toStatus(fmt.Errorf("stats of container %s: %w", s.cfg.ID, err))
+	}
+	return &api.StatsResponse{
+		CpuUsageNanos: st.CPUUsageNanos, MemoryUsage: st.MemoryUsage, MemoryCache: st.MemoryCache,
+		MemoryLimit: st.MemoryLimit, MemoryMaxUsage: st.MemoryMaxUsage, PidsCurrent: st.PidsCurrent,
+		PidsLimit: st.PidsLimit, BlkioReadBytes: st.BlkioReadBytes, BlkioWriteBytes: st.BlkioWriteBytes, OomKills: st.OOMKills,
+	}, nil
+}
+
+func (s *service) Pids(context.Context, *api.PidsRequest) (*api.PidsResponse, error) {
+	s.mu.Lock()
+	cg := s.cg
+	s.mu.Unlock()
+	if cg == nil {
+		return nil, toStatus(fmt.Errorf("container %s has no cgroup: %w", s.cfg.ID, errdefs.ErrNotFound))
+	}
+	pids, err := cg.Pids()
+	if err != nil {
+		return nil, toStatus(fmt.Errorf("processes of container %s: %w", s.cfg.ID, err))
+	}
+	r := &api.PidsResponse{Pids: make([]uint32, len(pids))}
+	for i, p := range pids {
+		r.Pids[i] = uint32(p)
+	}
+	return r, nil
+}
+
+func (s *service) Connect(context.Context, *api.ConnectRequest) (*api.ConnectResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return &api.ConnectResponse{ShimPid: uint32(os.Getpid()), TaskPid: uint32(s.pid), Version: s.cfg.Version}, nil
+}
+
+func (s *service) Shutdown(_ context.Context, req *api.ShutdownRequest) (*api.ShutdownResponse, error) {
+	s.mu.Lock()
+	busy := s.status != api.Status_UNKNOWN && !s.deleted
+	s.mu.Unlock()
+	if busy && !req.GetNow() {
+		return nil, toStatus(fmt.Errorf("shut down the shim of %s: the container is not deleted: %w", s.cfg.ID, errdefs.ErrConflict))
+	}
+	s.shutOnce.Do(func() {
+		if s.cfg.Shutdown != nil {
+			go s.cfg.Shutdown()
+		}
+	})
+	return &api.ShutdownResponse{}, nil
+}
+
+// writeJSONAtomic writes v to path through a synced temp file and a rename.
+func writeJSONAtomic(path string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

@@ -1,0 +1,609 @@
+package shim
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/internal/testutil"
+	"github.com/raind/condenser/shim/api"
+	"github.com/raind/condenser/shim/logging"
+)
+
+// shimBinary is condenser-shim built once for the package's tests.
+var shimBinary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "condenser-shim-test-")
+	if err != nil {
+		panic(err)
+	}
+	shimBinary = filepath.Join(dir, "condenser-shim")
+	out, err := exec.Command("go", "build", "-o", shimBinary, "../cmd/condenser-shim").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build condenser-shim: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// runtimeCase is one OCI runtime the tests run containers with.
+type runtimeCase struct {
+	name   string
+	binary string
+}
+
+// runtimes returns runc, and crun through a wrapper that hides the cgroup2
+// mount of this hybrid machine in a private mount namespace (crun refuses
+// hybrid layouts otherwise; see shared/reference/peers-on-this-machine.md).
+func runtimes(t *testing.T) []runtimeCase {
+	t.Helper()
+	testutil.RequireRoot(t)
+	out := []runtimeCase{{"runc", testutil.RequireBinary(t, "runc")}}
+	crun := testutil.RequireBinary(t, "crun")
+	bin := crun
+	if fi, err := os.Stat("/sys/fs/cgroup/unified"); err == nil && fi.IsDir() {
+		bin = filepath.Join(t.TempDir(), "crun")
+		script := fmt.Sprintf("#!/bin/sh\nexec unshare -m --propagation private sh -c 'mount -t tmpfs -o size=1m hide /sys/fs/cgroup/unified && exec %s \"$@\"' crun \"$@\"\n", crun)
+		if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return append(out, runtimeCase{"crun", bin})
+}
+
+// container is one container under a real shim, cleaned up after the test.
+type container struct {
+	t      *testing.T
+	id     string
+	bundle string
+	opts   Options
+	client *Client
+}
+
+type specOpt func(*specs.Spec)
+
+func withMemory(limit int64) specOpt {
+	return func(s *specs.Spec) {
+		s.Linux.Resources.Memory = &specs.LinuxMemory{Limit: &limit}
+		if _, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"); err == nil {
+			s.Linux.Resources.Memory.Swap = &limit
+		}
+	}
+}
+
+func withHostPID() specOpt {
+	return func(s *specs.Spec) {
+		var ns []specs.LinuxNamespace
+		for _, n := range s.Linux.Namespaces {
+			if n.Type != specs.PIDNamespace {
+				ns = append(ns, n)
+			}
+		}
+		s.Linux.Namespaces = ns
+	}
+}
+
+// busyboxRootfs makes a root filesystem of the host's static busybox.
+func busyboxRootfs(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "lower")
+	for _, d := range []string{"bin", "proc", "dev", "sys", "tmp", "etc"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Fatalf("static busybox (busybox-static): %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin/busybox"), b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []string{"sh", "true", "false", "sleep", "echo", "cat", "yes", "head", "dd", "kill", "ls", "tr"} {
+		if err := os.Symlink("busybox", filepath.Join(dir, "bin", a)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// newContainer writes a bundle for args, starts a shim and creates the
+// container (not started).
+func newContainer(t *testing.T, rt runtimeCase, args []string, opts ...specOpt) *container {
+	t.Helper()
+	id := "shimtest-" + randomHex(6)
+	base := t.TempDir()
+	bundle := filepath.Join(base, "bundle")
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	spec := testSpec(id, args)
+	for _, o := range opts {
+		o(spec)
+	}
+	b, _ := json.Marshal(spec)
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	upper, work := filepath.Join(base, "upper"), filepath.Join(base, "work")
+	os.Mkdir(upper, 0o755)
+	os.Mkdir(work, 0o755)
+	o := Options{ID: id, Bundle: bundle, Runtime: rt.binary, RuntimeRoot: filepath.Join(base, "rtroot"), Socket: filepath.Join(base, "s.sock")}
+	c := &container{t: t, id: id, bundle: bundle, opts: o}
+	ctx := context.Background()
+	addr, err := Launch(ctx, shimBinary, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.cleanup)
+	if c.client, err = Dial(ctx, addr); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.client.Create(ctx, &api.CreateRequest{
+		Rootfs: []*api.Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=" + busyboxRootfs(t), "upperdir=" + upper, "workdir=" + work}}},
+		Log:    &api.LogOptions{MaxSize: 1 << 20, MaxFiles: 3},
+	})
+	if err != nil {
+		t.Fatalf("create: %v\nshim log:\n%s", err, c.shimLog())
+	}
+	return c
+}
+
+func (c *container) shimLog() string {
+	b, _ := os.ReadFile(filepath.Join(c.bundle, "shim.log"))
+	return string(b)
+}
+
+func (c *container) shimPid() int {
+	b, err := os.ReadFile(filepath.Join(c.bundle, PidFile))
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(string(b))
+	return pid
+}
+
+// cleanup kills and deletes the container and stops the shim, whatever
+// state the test left them in, then checks nothing is left behind.
+func (c *container) cleanup() {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pid := c.shimPid()
+	if cl, err := Dial(ctx, "unix://"+c.opts.Socket); err == nil {
+		cl.Kill(ctx, syscall.SIGKILL, true)
+		cl.Wait(ctx)
+		cl.Delete(ctx)
+		cl.Shutdown(ctx, true)
+		cl.Close()
+	}
+	if c.client != nil {
+		c.client.Close()
+	}
+	if pid > 0 {
+		waitGone(c.t, pid)
+	}
+	exec.Command(c.opts.Runtime, "--root", c.opts.RuntimeRoot, "delete", "--force", c.id).Run()
+	syscall.Unmount(filepath.Join(c.bundle, "rootfs"), syscall.MNT_DETACH)
+}
+
+// waitGone waits until pid has exited (a zombie waiting for its parent,
+// which for a detached shim is PID 1, counts as exited).
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return
+		}
+		if s := string(b); strings.HasPrefix(s[strings.LastIndexByte(s, ')')+1:], " Z") {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	t.Errorf("shim %d still running", pid)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func testSpec(id string, args []string) *specs.Spec {
+	return &specs.Spec{
+		Version: "1.0.2", // what every runtime here accepts (crun 1.8 refuses 1.3)
+		Process: &specs.Process{
+			Args: args, Cwd: "/",
+			Env: []string{"PATH=/bin"},
+			Capabilities: &specs.LinuxCapabilities{
+				Bounding:  []string{"CAP_KILL", "CAP_SETUID", "CAP_SETGID"},
+				Effective: []string{"CAP_KILL", "CAP_SETUID", "CAP_SETGID"},
+				Permitted: []string{"CAP_KILL", "CAP_SETUID", "CAP_SETGID"},
+			},
+			Rlimits:         []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: 1024, Soft: 1024}},
+			NoNewPrivileges: true,
+		},
+		Root:     &specs.Root{Path: "rootfs"},
+		Hostname: "shimtest",
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc"},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		},
+		Linux: &specs.Linux{
+			CgroupsPath: "/condenser-test/" + id,
+			Resources:   &specs.LinuxResources{},
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
+				{Type: specs.MountNamespace}, {Type: specs.NetworkNamespace},
+			},
+			MaskedPaths:   []string{"/proc/kcore"},
+			ReadonlyPaths: []string{"/proc/sys"},
+		},
+	}
+}
+
+func (c *container) start() {
+	c.t.Helper()
+	if _, err := c.client.Start(context.Background()); err != nil {
+		c.t.Fatalf("start: %v\nshim log:\n%s", err, c.shimLog())
+	}
+}
+
+func (c *container) wait() Exit {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	e, err := c.client.Wait(ctx)
+	if err != nil {
+		c.t.Fatalf("wait: %v", err)
+	}
+	return e
+}
+
+func TestExitCodes(t *testing.T) {
+	for _, rt := range runtimes(t) {
+		t.Run(rt.name, func(t *testing.T) {
+			tests := []struct {
+				name   string
+				args   []string
+				opts   []specOpt
+				signal syscall.Signal
+				want   int
+			}{
+				{"true", []string{"true"}, nil, 0, 0},
+				{"false", []string{"false"}, nil, 0, 1},
+				{"exit 42", []string{"sh", "-c", "exit 42"}, nil, 0, 42},
+				{"SIGKILL", []string{"sleep", "100"}, nil, syscall.SIGKILL, 137},
+				// pid 1 of a pid namespace ignores SIGTERM without a handler:
+				// share the host's to see the signal's default action.
+				{"SIGTERM", []string{"sleep", "100"}, []specOpt{withHostPID()}, syscall.SIGTERM, 143},
+			}
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel()
+					c := newContainer(t, rt, tc.args, tc.opts...)
+					c.start()
+					if tc.signal != 0 {
+						if err := c.client.Kill(context.Background(), tc.signal, false); err != nil {
+							t.Fatal(err)
+						}
+					}
+					e := c.wait()
+					if e.ExitCode != tc.want || e.ExitedAt.IsZero() || e.OOMKilled {
+						t.Errorf("exit %+v, want code %d", e, tc.want)
+					}
+					onDisk, err := ReadExit(c.bundle)
+					if err != nil || onDisk.ExitCode != tc.want {
+						t.Errorf("exit.json: %+v %v", onDisk, err)
+					}
+					st, err := c.client.State(context.Background())
+					if err != nil || st.Status != api.Status_STOPPED || int(st.ExitCode) != tc.want {
+						t.Errorf("state %v %v", st, err)
+					}
+					c.deleteAndShutdown()
+				})
+			}
+		})
+	}
+}
+
+// deleteAndShutdown deletes the container, stops the shim and checks that
+// nothing stays behind: mount, runtime state, socket, shim process.
+func (c *container) deleteAndShutdown() {
+	c.t.Helper()
+	ctx := context.Background()
+	pid := c.shimPid()
+	if _, err := c.client.Delete(ctx); err != nil {
+		c.t.Fatalf("delete: %v", err)
+	}
+	if err := c.client.Shutdown(ctx, false); err != nil {
+		c.t.Fatalf("shutdown: %v", err)
+	}
+	waitGone(c.t, pid)
+	if mounted(c.t, filepath.Join(c.bundle, "rootfs")) {
+		c.t.Error("rootfs still mounted")
+	}
+	if _, err := os.Stat(filepath.Join(c.opts.RuntimeRoot, c.id)); !errors.Is(err, os.ErrNotExist) {
+		c.t.Errorf("runtime state left: %v", err)
+	}
+	for _, f := range []string{c.opts.Socket, filepath.Join(c.bundle, PidFile)} {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			c.t.Errorf("%s left: %v", f, err)
+		}
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/memory/condenser-test/" + c.id); err == nil {
+		c.t.Error("cgroup left")
+	}
+}
+
+func mounted(t *testing.T, path string) bool {
+	t.Helper()
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if fields := strings.Fields(sc.Text()); len(fields) > 4 && fields[4] == path {
+			return true
+		}
+	}
+	return false
+}
+
+func TestConcurrentWaitsAndLogs(t *testing.T) {
+	for _, rt := range runtimes(t) {
+		t.Run(rt.name, func(t *testing.T) {
+			c := newContainer(t, rt, []string{"sh", "-c", "echo hello out; echo hello err >&2; sleep 0.3; exit 3"})
+			var wg sync.WaitGroup
+			exits := make([]Exit, 2)
+			for i := range exits {
+				wg.Add(1)
+				go func() { defer wg.Done(); exits[i] = c.wait() }()
+			}
+			c.start()
+			wg.Wait()
+			for _, e := range exits {
+				if e.ExitCode != 3 || !e.ExitedAt.Equal(exits[0].ExitedAt) {
+					t.Errorf("waits: %+v", exits)
+				}
+			}
+			c.deleteAndShutdown()
+			entries, err := logging.ReadLast(filepath.Join(c.bundle, c.id+"-json.log"), 3, 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, e := range entries {
+				got[e.Stream] += e.Log
+				if e.Time.IsZero() {
+					t.Errorf("entry without time: %+v", e)
+				}
+			}
+			if got["stdout"] != "hello out\n" || got["stderr"] != "hello err\n" {
+				t.Errorf("log: %q", got)
+			}
+		})
+	}
+}
+
+// rss returns a process's resident and proportional set sizes in bytes.
+func rss(t testing.TB, pid int) (rss, pss int64) {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		n, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "Rss:":
+			rss = n << 10
+		case "Pss:":
+			pss = n << 10
+		}
+	}
+	return rss, pss
+}
+
+func TestLogFloodRotatesWithBoundedMemory(t *testing.T) {
+	rt := runtimes(t)[0]
+	// 40 MB of output, some of it in one long line without newline.
+	c := newContainer(t, rt, []string{"sh", "-c", "yes 0123456789abcdef | head -c 30000000; head -c 10000000 /dev/zero | tr '\\0' x"})
+	c.start()
+	if e := c.wait(); e.ExitCode != 0 {
+		t.Fatalf("exit %d", e.ExitCode)
+	}
+	hwm := vmHWM(t, c.shimPid())
+	c.deleteAndShutdown()
+	files, _ := filepath.Glob(filepath.Join(c.bundle, c.id+"-json.log*"))
+	if len(files) != 3 {
+		t.Errorf("%d log files, want 3: %v", len(files), files)
+	}
+	for _, f := range files {
+		if fi, err := os.Stat(f); err != nil || fi.Size() > 1<<20 {
+			t.Errorf("%s: %v bytes, want at most 1 MiB (%v)", f, fi.Size(), err)
+		}
+	}
+	if hwm > 24<<20 {
+		t.Errorf("shim peak RSS %d MiB while copying 40 MB of logs", hwm>>20)
+	}
+	t.Logf("shim peak RSS %.1f MiB", float64(hwm)/(1<<20))
+}
+
+func vmHWM(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n << 10
+		}
+	}
+	return 0
+}
+
+func TestStatsAndOOM(t *testing.T) {
+	for _, rt := range runtimes(t) {
+		t.Run(rt.name, func(t *testing.T) {
+			c := newContainer(t, rt, []string{"sleep", "100"}, withMemory(64<<20))
+			c.start()
+			st, err := c.client.Stats(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.MemoryLimit != 64<<20 || st.MemoryUsage == 0 || st.PidsCurrent < 1 {
+				t.Errorf("stats %+v", st)
+			}
+			pids, err := c.client.Pids(context.Background())
+			if err != nil || len(pids) != 1 {
+				t.Errorf("pids %v %v", pids, err)
+			}
+			c.client.Kill(context.Background(), syscall.SIGKILL, false)
+			c.wait()
+			c.deleteAndShutdown()
+
+			oom := newContainer(t, rt, []string{"dd", "if=/dev/zero", "of=/dev/null", "bs=96M", "count=1"}, withMemory(16<<20))
+			oom.start()
+			if e := oom.wait(); e.ExitCode != 137 || !e.OOMKilled {
+				t.Errorf("exit %+v, want 137 and OOM killed", e)
+			}
+			oom.deleteAndShutdown()
+		})
+	}
+}
+
+func TestNoZombies(t *testing.T) {
+	rt := runtimes(t)[0]
+	c := newContainer(t, rt, []string{"sh", "-c", "sleep 30 & sleep 30 & exit 0"})
+	c.start()
+	c.wait()
+	// The orphans die with the pid namespace and are re-parented to the
+	// shim, which must reap them.
+	shim := c.shimPid()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		z := zombies(t, shim)
+		if len(z) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("zombie children of the shim: %v", z)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.deleteAndShutdown()
+}
+
+func zombies(t *testing.T, ppid int) []int {
+	t.Helper()
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+		if len(f) > 1 && f[0] == "Z" && f[1] == strconv.Itoa(ppid) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+func TestShimOutlivesItsStarter(t *testing.T) {
+	rt := runtimes(t)[0]
+	c := newContainer(t, rt, []string{"sleep", "100"})
+	c.start()
+	// The process that started the shim dies: here, a shell that launched
+	// it and waits, killed with -9 (the launcher itself has exited).
+	starter := exec.Command("sh", "-c", "sleep 100")
+	if err := starter.Start(); err != nil {
+		t.Fatal(err)
+	}
+	starter.Process.Kill()
+	starter.Wait()
+	c.client.Close()
+
+	// A new client connects and gets the exit status.
+	ctx := context.Background()
+	cl, err := Dial(ctx, "unix://"+c.opts.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.client = cl
+	info, err := cl.Connect(ctx)
+	if err != nil || int(info.ShimPid) != c.shimPid() || info.TaskPid == 0 {
+		t.Fatalf("connect: %+v %v", info, err)
+	}
+	cl.Kill(ctx, syscall.SIGKILL, false)
+	if e := c.wait(); e.ExitCode != 137 {
+		t.Errorf("exit %d", e.ExitCode)
+	}
+	c.deleteAndShutdown()
+	// The shim is gone; the status is still on disk.
+	if e, err := ReadExit(c.bundle); err != nil || e.ExitCode != 137 {
+		t.Errorf("exit.json after the shim: %+v %v", e, err)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	rt := runtimes(t)[0]
+	c := newContainer(t, rt, []string{"sleep", "100"})
+	ctx := context.Background()
+	if _, err := c.client.Create(ctx, &api.CreateRequest{}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Errorf("second create: %v", err)
+	}
+	c.start()
+	if _, err := c.client.Start(ctx); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("second start: %v", err)
+	}
+	if _, err := c.client.Delete(ctx); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("delete while running: %v", err)
+	}
+	if err := c.client.Shutdown(ctx, false); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("shutdown before delete: %v", err)
+	}
+	c.client.Kill(ctx, syscall.SIGKILL, false)
+	c.wait()
+	if err := c.client.Kill(ctx, syscall.SIGTERM, false); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("kill after exit: %v", err)
+	}
+	c.deleteAndShutdown()
+}

@@ -1,0 +1,259 @@
+package shim
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containerd/ttrpc"
+	"golang.org/x/sys/unix"
+
+	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/shim/api"
+	"github.com/raind/condenser/shim/reaper"
+	"github.com/raind/condenser/shim/runtime"
+)
+
+// Options say which container a shim serves and how.
+type Options struct {
+	ID          string
+	Bundle      string // the bundle directory: shim.pid, exit.json and the log go here
+	Runtime     string // runtime binary (runc, crun, droplet) or path
+	RuntimeRoot string // the runtime's --root state directory
+	Socket      string // unix socket path to serve on
+}
+
+func (o Options) args() []string {
+	return []string{"--id", o.ID, "--bundle", o.Bundle, "--runtime", o.Runtime, "--runtime-root", o.RuntimeRoot, "--socket", o.Socket}
+}
+
+func (o Options) validate() error {
+	switch {
+	case o.ID == "" || strings.ContainsAny(o.ID, "/\x00") || o.ID == "." || o.ID == "..":
+		return fmt.Errorf("shim: bad container id %q: %w", o.ID, errdefs.ErrInvalidArgument)
+	case !filepath.IsAbs(o.Bundle):
+		return fmt.Errorf("shim: bundle %q is not an absolute path: %w", o.Bundle, errdefs.ErrInvalidArgument)
+	case o.Runtime == "" || o.RuntimeRoot == "":
+		return fmt.Errorf("shim: no runtime or runtime root: %w", errdefs.ErrInvalidArgument)
+	case len(o.Socket) >= len(unix.RawSockaddrUnix{}.Path):
+		return fmt.Errorf("shim: socket path %q is longer than %d bytes: %w", o.Socket, len(unix.RawSockaddrUnix{}.Path)-1, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// PidFile is the name, in the bundle, of the file holding the shim's pid.
+const PidFile = "shim.pid"
+
+// Launch runs `binary start …` (the supervisor's side of the two-phase
+// start) and returns the socket address the shim serves on, once it does.
+func Launch(ctx context.Context, binary string, o Options) (string, error) {
+	if err := o.validate(); err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, binary, append([]string{"start"}, o.args()...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	cmd.Env = childEnv()
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("start shim for %s: %v: %s", o.ID, err, strings.TrimSpace(errb.String()))
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+// StartDetached is `condenser-shim start`: it binds the socket, starts the
+// shim's server as a detached process (own session and process group, stdio
+// away from the caller) handing it the listener, waits until it serves, and
+// returns the address for the caller to print.
+func StartDetached(ctx context.Context, o Options) (string, error) {
+	if err := o.validate(); err != nil {
+		return "", err
+	}
+	l, err := listen(o.Socket)
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	lf, err := l.(*net.UnixListener).File()
+	if err != nil {
+		return "", err
+	}
+	defer lf.Close()
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		return "", err
+	}
+	defer ready.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	logf, err := os.OpenFile(filepath.Join(o.Bundle, "shim.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		readyW.Close()
+		return "", err
+	}
+	defer logf.Close()
+	cmd := exec.Command(self, append([]string{"serve"}, o.args()...)...)
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{lf, readyW}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Env = childEnv()
+	if err := cmd.Start(); err != nil {
+		readyW.Close()
+		return "", fmt.Errorf("start shim server: %w", err)
+	}
+	readyW.Close()
+	pid := cmd.Process.Pid
+	cmd.Process.Release()
+	// The server writes one line when it serves, or closes the pipe when
+	// it fails.
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(ready).ReadString('\n')
+		line <- s
+	}()
+	select {
+	case s := <-line:
+		if strings.TrimSpace(s) != "ready" {
+			return "", fmt.Errorf("shim server %d exited before serving; see %s", pid, filepath.Join(o.Bundle, "shim.log"))
+		}
+	case <-ctx.Done():
+		syscall.Kill(pid, syscall.SIGKILL)
+		return "", ctx.Err()
+	}
+	return "unix://" + o.Socket, nil
+}
+
+// listen binds a unix socket reachable only by this user, replacing a stale
+// socket file that nothing listens on.
+func listen(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("shim socket %s: a shim already serves there: %w", path, errdefs.ErrAlreadyExists)
+	}
+	os.Remove(path)
+	old := unix.Umask(0o077)
+	l, err := net.Listen("unix", path)
+	unix.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("shim socket: %w", err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	return l, nil
+}
+
+// childEnv strips what systemd hands to the service from a child's
+// environment.
+func childEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "NOTIFY_SOCKET=") || strings.HasPrefix(kv, "LISTEN_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// Serve is `condenser-shim serve`: it serves the inherited listener (fd 3)
+// until Shutdown, reaping every child. It tells the starter it is ready on
+// fd 4.
+func Serve(o Options, version string) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("id", o.ID)
+	lf := os.NewFile(3, "listener")
+	l, err := net.FileListener(lf)
+	lf.Close()
+	if err != nil {
+		return fmt.Errorf("shim listener: %w", err)
+	}
+	ready := os.NewFile(4, "ready")
+	// The shim outlives whoever started it and ignores the signals that a
+	// terminal or a dying session would send.
+	signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE, syscall.SIGINT, syscall.SIGTERM)
+	r, err := reaper.New()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	if err := writeFileAtomic(filepath.Join(o.Bundle, PidFile), []byte(strconv.Itoa(os.Getpid()))); err != nil {
+		return err
+	}
+	srv, err := ttrpc.NewServer(ttrpc.WithServerHandshaker(ttrpc.UnixSocketRequireSameUser()))
+	if err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	svc := newService(ServiceConfig{
+		ID: o.ID, Bundle: o.Bundle, Reaper: r, Version: version, Logger: log,
+		Driver:   newDriver(o, r),
+		Shutdown: func() { close(done) },
+	})
+	defer svc.close()
+	api.RegisterShimService(srv, svc)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ctx, l) }()
+	ready.WriteString("ready\n")
+	ready.Close()
+	select {
+	case <-done:
+	case err := <-errc:
+		if err != nil && !errors.Is(err, ttrpc.ErrServerClosed) {
+			log.Error("serve", "error", err)
+		}
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer scancel()
+	srv.Shutdown(sctx)
+	os.Remove(o.Socket)
+	os.Remove(filepath.Join(o.Bundle, PidFile))
+	return nil
+}
+
+// newDriver picks the runtime driver by the runtime binary's name: Droplet
+// (whose root is its RAIND_ROOT_DIR), or the OCI command line of runc and
+// crun.
+func newDriver(o Options, m runtime.Monitor) runtime.Driver {
+	if filepath.Base(o.Runtime) == "droplet" {
+		return &runtime.Droplet{Binary: o.Runtime, RootDir: o.RuntimeRoot, Monitor: m}
+	}
+	return &runtime.OCI{Binary: o.Runtime, Root: o.RuntimeRoot, Monitor: m}
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(data); err == nil {
+		err = f.Sync()
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
