@@ -35,13 +35,22 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	shimBinary = filepath.Join(dir, "condenser-shim")
-	out, err := exec.Command("go", "build", "-o", shimBinary, "../cmd/condenser-shim").CombinedOutput()
+	// Built as `make build` builds it.
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", shimBinary, "../cmd/condenser-shim")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build condenser-shim: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	// The runtimes create the parent of the containers' cgroups; remove it
+	// (rmdir only succeeds once it is empty).
+	parents, _ := filepath.Glob("/sys/fs/cgroup/*/condenser-test")
+	for _, p := range parents {
+		os.Remove(p)
+	}
 	os.Exit(code)
 }
 
@@ -103,7 +112,7 @@ func withHostPID() specOpt {
 }
 
 // busyboxRootfs makes a root filesystem of the host's static busybox.
-func busyboxRootfs(t *testing.T) string {
+func busyboxRootfs(t testing.TB) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "lower")
 	for _, d := range []string{"bin", "proc", "dev", "sys", "tmp", "etc"} {
@@ -207,7 +216,7 @@ func (c *container) cleanup() {
 
 // waitGone waits until pid has exited (a zombie waiting for its parent,
 // which for a detached shim is PID 1, counts as exited).
-func waitGone(t *testing.T, pid int) {
+func waitGone(t testing.TB, pid int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {

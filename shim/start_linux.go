@@ -118,6 +118,9 @@ func StartDetached(ctx context.Context, o Options) (string, error) {
 	readyW.Close()
 	pid := cmd.Process.Pid
 	cmd.Process.Release()
+	if err := leaveServiceCgroup(pid); err != nil {
+		fmt.Fprintf(os.Stderr, "condenser-shim: shim %d stays in the service's cgroup: %v\n", pid, err)
+	}
 	// The server writes one line when it serves, or closes the pipe when
 	// it fails.
 	line := make(chan string, 1)
