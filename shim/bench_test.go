@@ -53,7 +53,6 @@ func (c *Client) mustPid(b *testing.B) int {
 	return int(r.ShimPid)
 }
 
-
 // BenchmarkRunTrue is create+start+wait of `true` through a shim that is
 // already serving, next to bare `runc run` of the same bundle.
 func BenchmarkRunTrue(b *testing.B) {

@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -110,7 +111,9 @@ func (c *Client) Connect(ctx context.Context) (*api.ConnectResponse, error) {
 // Shutdown asks the shim to exit (now: even though the container was not
 // deleted) and waits, up to a few seconds, for it to close the connection.
 func (c *Client) Shutdown(ctx context.Context, now bool) error {
-	if _, err := c.api.Shutdown(ctx, &api.ShutdownRequest{Now: now}); err != nil {
+	// The shim may close the connection before its answer arrives: that
+	// is the shutdown succeeding.
+	if _, err := c.api.Shutdown(ctx, &api.ShutdownRequest{Now: now}); err != nil && !errors.Is(err, ttrpc.ErrClosed) {
 		return fromStatus(err)
 	}
 	select {

@@ -65,7 +65,7 @@ func Launch(ctx context.Context, binary string, o Options) (string, error) {
 	cmd := exec.CommandContext(ctx, binary, append([]string{"start"}, o.args()...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.Env = childEnv()
+	cmd.Env = runtime.CleanEnv()
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("start shim for %s: %v: %s", o.ID, err, strings.TrimSpace(errb.String()))
 	}
@@ -110,7 +110,7 @@ func StartDetached(ctx context.Context, o Options) (string, error) {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{lf, readyW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Env = childEnv()
+	cmd.Env = runtime.CleanEnv()
 	if err := cmd.Start(); err != nil {
 		readyW.Close()
 		return "", fmt.Errorf("start shim server: %w", err)
@@ -159,19 +159,6 @@ func listen(path string) (net.Listener, error) {
 	}
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	return l, nil
-}
-
-// childEnv strips what systemd hands to the service from a child's
-// environment.
-func childEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "NOTIFY_SOCKET=") || strings.HasPrefix(kv, "LISTEN_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
 }
 
 // Serve is `condenser-shim serve`: it serves the inherited listener (fd 3)

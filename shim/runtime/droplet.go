@@ -258,26 +258,13 @@ func (d *Droplet) run(ctx context.Context, args ...string) ([]byte, error) {
 	cmd := exec.Command(d.Binary, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	for _, kv := range cleanEnv() {
+	for _, kv := range CleanEnv() {
 		if !strings.HasPrefix(kv, "RAIND_ROOT_DIR=") {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
 	cmd.Env = append(cmd.Env, "RAIND_ROOT_DIR="+d.root())
-	ch, err := d.Monitor.Start(cmd)
-	if err != nil {
-		return nil, fmt.Errorf("droplet %s: %w", args[0], err)
-	}
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-			cmd.Process.Kill()
-		case <-done:
-		}
-	}()
-	status, err := d.Monitor.Wait(cmd, ch)
-	close(done)
+	status, err := runMonitored(ctx, d.Monitor, cmd)
 	if err != nil {
 		return nil, fmt.Errorf("droplet %s: %w", args[0], err)
 	}

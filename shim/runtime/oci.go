@@ -127,21 +127,8 @@ func (o *OCI) run(ctx context.Context, bundle string, stdout, stderr *os.File, a
 	if stderr != nil {
 		cmd.Stderr = stderr
 	}
-	cmd.Env = cleanEnv()
-	ch, err := o.Monitor.Start(cmd)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", o.name(), args[0], err)
-	}
-	done := make(chan struct{})
-	go func() {
-		select {
-		case <-ctx.Done():
-			cmd.Process.Kill()
-		case <-done:
-		}
-	}()
-	status, err := o.Monitor.Wait(cmd, ch)
-	close(done)
+	cmd.Env = CleanEnv()
+	status, err := runMonitored(ctx, o.Monitor, cmd)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", o.name(), args[0], err)
 	}
@@ -194,17 +181,4 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", errdefs.ErrConflict, err)
 	}
 	return err
-}
-
-// cleanEnv is the shim's environment without what systemd hands to the
-// service (a runtime or a container must not inherit it).
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "NOTIFY_SOCKET=") || strings.HasPrefix(kv, "LISTEN_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
 }
