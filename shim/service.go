@@ -79,7 +79,10 @@ type service struct {
 	cg      *stats.Cgroup
 	oom     bool
 
-	pidc     chan int // tells the exit watcher the init pid
+	cgReady chan struct{} // closed once cg is loaded (or could not be)
+
+	pidc     chan int        // tells the exit watcher the init pid
+	ctx      context.Context // ends with the service
 	stop     context.CancelFunc
 	shutOnce sync.Once
 }
@@ -92,7 +95,7 @@ func newService(cfg ServiceConfig) *service {
 		cfg.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &service{cfg: cfg, log: cfg.Logger, exited: make(chan struct{}), pidc: make(chan int, 1), stop: cancel}
+	s := &service{cfg: cfg, log: cfg.Logger, exited: make(chan struct{}), pidc: make(chan int, 1), ctx: ctx, stop: cancel}
 	ch := cfg.Reaper.Subscribe()
 	go s.watch(ctx, ch)
 	return s
@@ -133,6 +136,12 @@ func (s *service) watch(ctx context.Context, ch <-chan reaper.Exit) {
 
 // setExit records the init's exit: on disk first, then for waiters.
 func (s *service) setExit(e reaper.Exit) {
+	s.mu.Lock()
+	ready := s.cgReady
+	s.mu.Unlock()
+	if ready != nil {
+		<-ready // the OOM verdict needs the cgroup
+	}
 	s.mu.Lock()
 	cg, oom := s.cg, s.oom
 	s.mu.Unlock()
@@ -205,13 +214,16 @@ func (s *service) Create(ctx context.Context, req *api.CreateRequest) (*api.Crea
 			}
 		}()
 	}
-	s.watchCgroup()
+	// Loading the cgroup reads many files: keep it off the start path.
+	s.cgReady = make(chan struct{})
+	go s.watchCgroup()
 	return &api.CreateResponse{Pid: uint32(pid)}, nil
 }
 
 // watchCgroup loads the container's cgroup (for stats) and watches it for
-// OOM kills. Called with s.mu held.
+// OOM kills; cgReady is closed once it is done.
 func (s *service) watchCgroup() {
+	defer close(s.cgReady)
 	path, err := cgroupsPath(s.cfg.Bundle)
 	if err != nil || path == "" {
 		s.log.Warn("no cgroup to watch", "error", err)
@@ -222,11 +234,10 @@ func (s *service) watchCgroup() {
 		s.log.Warn("load cgroup", "path", path, "error", err)
 		return
 	}
+	events, err := cg.OOMEvents(s.ctx)
+	s.mu.Lock()
 	s.cg = cg
-	ctx, cancel := context.WithCancel(context.Background())
-	stop := s.stop
-	s.stop = func() { cancel(); stop() }
-	events, err := cg.OOMEvents(ctx)
+	s.mu.Unlock()
 	if err != nil {
 		s.log.Warn("watch OOM events", "error", err)
 		return
@@ -374,10 +385,22 @@ func (s *service) drainLogs() {
 	}
 }
 
-func (s *service) Stats(context.Context, *api.StatsRequest) (*api.StatsResponse, error) {
+// cgroup returns the container's cgroup once it is loaded, or nil.
+func (s *service) cgroup() *stats.Cgroup {
 	s.mu.Lock()
-	cg := s.cg
+	ready := s.cgReady
 	s.mu.Unlock()
+	if ready == nil {
+		return nil
+	}
+	<-ready
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cg
+}
+
+func (s *service) Stats(context.Context, *api.StatsRequest) (*api.StatsResponse, error) {
+	cg := s.cgroup()
 	if cg == nil {
 		return nil, toStatus(fmt.Errorf("container %s has no cgroup: %w", s.cfg.ID, errdefs.ErrNotFound))
 	}
@@ -393,9 +416,7 @@ func (s *service) Stats(context.Context, *api.StatsRequest) (*api.StatsResponse,
 }
 
 func (s *service) Pids(context.Context, *api.PidsRequest) (*api.PidsResponse, error) {
-	s.mu.Lock()
-	cg := s.cg
-	s.mu.Unlock()
+	cg := s.cgroup()
 	if cg == nil {
 		return nil, toStatus(fmt.Errorf("container %s has no cgroup: %w", s.cfg.ID, errdefs.ErrNotFound))
 	}

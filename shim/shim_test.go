@@ -616,3 +616,36 @@ func TestBadRequests(t *testing.T) {
 	}
 	c.deleteAndShutdown()
 }
+
+// TestRuntimeErrorReachesCaller checks that the runtime's own message (from
+// its --log) is in the error when it refuses a container.
+func TestRuntimeErrorReachesCaller(t *testing.T) {
+	for _, rt := range runtimes(t) {
+		t.Run(rt.name, func(t *testing.T) {
+			base := t.TempDir()
+			bundle := filepath.Join(base, "bundle")
+			os.MkdirAll(filepath.Join(bundle, "rootfs"), 0o755)
+			id := "shimtest-" + randomHex(6)
+			b, _ := json.Marshal(testSpec(id, []string{"/no/such/binary"}))
+			os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644)
+			o := Options{ID: id, Bundle: bundle, Runtime: rt.binary, RuntimeRoot: filepath.Join(base, "rt"), Socket: filepath.Join(base, "s.sock")}
+			c := &container{t: t, id: id, bundle: bundle, opts: o}
+			ctx := context.Background()
+			addr, err := Launch(ctx, shimBinary, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.cleanup)
+			if c.client, err = Dial(ctx, addr); err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.client.Create(ctx, &api.CreateRequest{})
+			if err == nil {
+				_, err = c.client.Start(ctx)
+			}
+			if err == nil || !strings.Contains(err.Error(), "/no/such/binary") {
+				t.Fatalf("got %v, want the runtime's message about /no/such/binary", err)
+			}
+		})
+	}
+}
