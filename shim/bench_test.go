@@ -16,7 +16,7 @@ import (
 // benchRuntime is runc: the figures are compared with bare `runc run`.
 func benchRuntime(b *testing.B) runtimeCase {
 	testutil.RequireRoot(b)
-	return runtimeCase{"runc", testutil.RequireBinary(b, "runc")}
+	return runtimeCase{Name: "runc", Binary: testutil.RequireBinary(b, "runc")}
 }
 
 // BenchmarkShimStart measures `condenser-shim start` until the shim serves.
@@ -27,7 +27,7 @@ func BenchmarkShimStart(b *testing.B) {
 	os.MkdirAll(bundle, 0o700)
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
-		o := Options{ID: "bench-" + randomHex(4), Bundle: bundle, Runtime: rt.binary, RuntimeRoot: filepath.Join(base, "rt"), Socket: filepath.Join(base, "s.sock")}
+		o := Options{ID: "bench-" + randomHex(4), Bundle: bundle, Runtime: rt.Binary, RuntimeRoot: filepath.Join(base, "rt"), Socket: filepath.Join(base, "s.sock")}
 		addr, err := Launch(ctx, shimBinary, o)
 		if err != nil {
 			b.Fatal(err)
@@ -91,7 +91,7 @@ func BenchmarkRunTrue(b *testing.B) {
 			id := "bare-" + randomHex(4)
 			spec, _ := json.Marshal(testSpec(id, []string{"true"}))
 			os.WriteFile(filepath.Join(bundle, "config.json"), spec, 0o644)
-			if out, err := exec.Command(rt.binary, "--root", filepath.Join(base, "rt"), "run", "--bundle", bundle, id).CombinedOutput(); err != nil {
+			if out, err := exec.Command(rt.Binary, "--root", filepath.Join(base, "rt"), "run", "--bundle", bundle, id).CombinedOutput(); err != nil {
 				b.Fatalf("runc run: %v %s", err, out)
 			}
 		}
@@ -157,7 +157,7 @@ func newBenchContainer(b *testing.B, rt runtimeCase, lower string) *benchContain
 	upper, work := filepath.Join(base, "upper"), filepath.Join(base, "work")
 	os.Mkdir(upper, 0o755)
 	os.Mkdir(work, 0o755)
-	o := Options{ID: id, Bundle: bundle, Runtime: rt.binary, RuntimeRoot: filepath.Join(base, "rt"), Socket: filepath.Join(base, "s.sock")}
+	o := Options{ID: id, Bundle: bundle, Runtime: rt.Binary, RuntimeRoot: filepath.Join(base, "rt"), Socket: filepath.Join(base, "s.sock")}
 	ctx := context.Background()
 	addr, err := Launch(ctx, shimBinary, o)
 	if err != nil {

@@ -55,29 +55,9 @@ func TestMain(m *testing.M) {
 }
 
 // runtimeCase is one OCI runtime the tests run containers with.
-type runtimeCase struct {
-	name   string
-	binary string
-}
+type runtimeCase = testutil.Runtime
 
-// runtimes returns runc, and crun through a wrapper that hides the cgroup2
-// mount of this hybrid machine in a private mount namespace (crun refuses
-// hybrid layouts otherwise; see shared/reference/peers-on-this-machine.md).
-func runtimes(t *testing.T) []runtimeCase {
-	t.Helper()
-	testutil.RequireRoot(t)
-	out := []runtimeCase{{"runc", testutil.RequireBinary(t, "runc")}}
-	crun := testutil.RequireBinary(t, "crun")
-	bin := crun
-	if fi, err := os.Stat("/sys/fs/cgroup/unified"); err == nil && fi.IsDir() {
-		bin = filepath.Join(t.TempDir(), "crun")
-		script := fmt.Sprintf("#!/bin/sh\nexec unshare -m --propagation private sh -c 'mount -t tmpfs -o size=1m hide /sys/fs/cgroup/unified && exec %s \"$@\"' crun \"$@\"\n", crun)
-		if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return append(out, runtimeCase{"crun", bin})
-}
+func runtimes(t *testing.T) []runtimeCase { return testutil.Runtimes(t) }
 
 // container is one container under a real shim, cleaned up after the test.
 type container struct {
@@ -156,7 +136,7 @@ func newContainer(t *testing.T, rt runtimeCase, args []string, opts ...specOpt) 
 	upper, work := filepath.Join(base, "upper"), filepath.Join(base, "work")
 	os.Mkdir(upper, 0o755)
 	os.Mkdir(work, 0o755)
-	o := Options{ID: id, Bundle: bundle, Runtime: rt.binary, RuntimeRoot: filepath.Join(base, "rtroot"), Socket: filepath.Join(base, "s.sock")}
+	o := Options{ID: id, Bundle: bundle, Runtime: rt.Binary, RuntimeRoot: filepath.Join(base, "rtroot"), Socket: filepath.Join(base, "s.sock")}
 	c := &container{t: t, id: id, bundle: bundle, opts: o}
 	ctx := context.Background()
 	addr, err := Launch(ctx, shimBinary, o)
@@ -293,7 +273,7 @@ func (c *container) wait() Exit {
 
 func TestExitCodes(t *testing.T) {
 	for _, rt := range runtimes(t) {
-		t.Run(rt.name, func(t *testing.T) {
+		t.Run(rt.Name, func(t *testing.T) {
 			tests := []struct {
 				name   string
 				args   []string
@@ -385,7 +365,7 @@ func mounted(t *testing.T, path string) bool {
 
 func TestConcurrentWaitsAndLogs(t *testing.T) {
 	for _, rt := range runtimes(t) {
-		t.Run(rt.name, func(t *testing.T) {
+		t.Run(rt.Name, func(t *testing.T) {
 			c := newContainer(t, rt, []string{"sh", "-c", "echo hello out; echo hello err >&2; sleep 0.3; exit 3"})
 			var wg sync.WaitGroup
 			exits := make([]Exit, 2)
@@ -484,7 +464,7 @@ func vmHWM(t *testing.T, pid int) int64 {
 
 func TestStatsAndOOM(t *testing.T) {
 	for _, rt := range runtimes(t) {
-		t.Run(rt.name, func(t *testing.T) {
+		t.Run(rt.Name, func(t *testing.T) {
 			c := newContainer(t, rt, []string{"sleep", "100"}, withMemory(64<<20))
 			c.start()
 			st, err := c.client.Stats(context.Background())
@@ -621,14 +601,14 @@ func TestBadRequests(t *testing.T) {
 // its --log) is in the error when it refuses a container.
 func TestRuntimeErrorReachesCaller(t *testing.T) {
 	for _, rt := range runtimes(t) {
-		t.Run(rt.name, func(t *testing.T) {
+		t.Run(rt.Name, func(t *testing.T) {
 			base := t.TempDir()
 			bundle := filepath.Join(base, "bundle")
 			os.MkdirAll(filepath.Join(bundle, "rootfs"), 0o755)
 			id := "shimtest-" + randomHex(6)
 			b, _ := json.Marshal(testSpec(id, []string{"/no/such/binary"}))
 			os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644)
-			o := Options{ID: id, Bundle: bundle, Runtime: rt.binary, RuntimeRoot: filepath.Join(base, "rt"), Socket: filepath.Join(base, "s.sock")}
+			o := Options{ID: id, Bundle: bundle, Runtime: rt.Binary, RuntimeRoot: filepath.Join(base, "rt"), Socket: filepath.Join(base, "s.sock")}
 			c := &container{t: t, id: id, bundle: bundle, opts: o}
 			ctx := context.Background()
 			addr, err := Launch(ctx, shimBinary, o)

@@ -678,24 +678,14 @@ func TestGenerateSpecRuntimes(t *testing.T) {
 	}
 	testutil.RequireRoot(t)
 	busybox := testutil.RequireBinary(t, "/bin/busybox")
-	runtimes := map[string]string{"runc": testutil.RequireBinary(t, "runc")}
-	crun := testutil.RequireBinary(t, "crun")
-	runtimes["crun"] = crun
-	if fi, err := os.Stat("/sys/fs/cgroup/unified"); err == nil && fi.IsDir() {
-		wrapper := filepath.Join(t.TempDir(), "crun")
-		script := fmt.Sprintf("#!/bin/sh\nexec unshare -m --propagation private sh -c 'mount -t tmpfs -o size=1m hide /sys/fs/cgroup/unified && exec %s \"$@\"' crun \"$@\"\n", crun)
-		if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		runtimes["crun"] = wrapper
-	}
 	var st unix.Statfs_t
 	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
 		t.Fatal(err)
 	}
 	cgroupV2 := st.Type == unix.CGROUP2_SUPER_MAGIC
 
-	for name, bin := range runtimes {
+	for _, rt := range testutil.Runtimes(t) {
+		name, bin := rt.Name, rt.Binary
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			bundle := filepath.Join(dir, "bundle")
