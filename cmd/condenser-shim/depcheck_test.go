@@ -18,7 +18,6 @@ func TestShimStaysSmall(t *testing.T) {
 		"github.com/raind/condenser/imagestore",
 		"github.com/raind/condenser/rest",
 		"github.com/raind/condenser/supervisor",
-		"github.com/raind/condenser/rootfs",
 		"github.com/google/go-containerregistry",
 		"github.com/julienschmidt/httprouter",
 		"go.etcd.io/bbolt",

@@ -21,6 +21,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/rootfs"
 )
 
 // Droplet drives Droplet, the Raind stack's own runtime
@@ -441,8 +442,8 @@ func writeFileSynced(path string, data []byte, perm os.FileMode) (err error) {
 
 // unmountUnder unmounts, innermost first, every mount below dir and one on
 // rootfs. It fails when the mount table cannot be read.
-func unmountUnder(dir, rootfs string) error {
-	paths := []string{dir, rootfs}
+func unmountUnder(dir, root string) error {
+	paths := []string{dir, root}
 	for i, p := range paths {
 		if r, err := filepath.EvalSymlinks(p); err == nil {
 			paths[i] = r
@@ -462,7 +463,7 @@ func unmountUnder(dir, rootfs string) error {
 			continue
 		}
 		mp := unescapeMountinfo(fields[4])
-		if strings.HasPrefix(mp, paths[0]+"/") || (rootfs != "" && mp == paths[1]) {
+		if strings.HasPrefix(mp, paths[0]+"/") || (root != "" && mp == paths[1]) {
 			targets = append(targets, mp)
 		}
 	}
@@ -471,7 +472,7 @@ func unmountUnder(dir, rootfs string) error {
 	}
 	sort.Slice(targets, func(i, j int) bool { return len(targets[i]) > len(targets[j]) })
 	for _, t := range targets {
-		if err := UnmountAll(t); err != nil {
+		if err := rootfs.UnmountAll(t); err != nil {
 			return err
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"syscall"
 
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/rootfs"
 )
 
 // OCI drives runc or crun through the standard OCI command line, with its
@@ -33,12 +34,12 @@ var _ Driver = (*OCI)(nil)
 const logName = "runtime.log"
 
 func (o *OCI) Create(ctx context.Context, opts CreateOptions) (int, error) {
-	rootfs := filepath.Join(opts.Bundle, "rootfs")
+	rootfsDir := filepath.Join(opts.Bundle, "rootfs")
 	if len(opts.Mounts) > 0 {
-		if err := os.MkdirAll(rootfs, 0o755); err != nil {
+		if err := os.MkdirAll(rootfsDir, 0o755); err != nil {
 			return 0, err
 		}
-		if err := MountAll(opts.Mounts, rootfs); err != nil {
+		if err := rootfs.MountAll(opts.Mounts, rootfsDir); err != nil {
 			return 0, err
 		}
 	}
@@ -46,7 +47,7 @@ func (o *OCI) Create(ctx context.Context, opts CreateOptions) (int, error) {
 	_, err := o.run(ctx, opts.Bundle, opts.Stdout, opts.Stderr, "create", "--bundle", opts.Bundle, "--pid-file", pidFile, opts.ID)
 	if err != nil {
 		if len(opts.Mounts) > 0 {
-			UnmountAll(rootfs)
+			rootfs.UnmountAll(rootfsDir)
 		}
 		return 0, err
 	}
@@ -100,7 +101,7 @@ func (o *OCI) Delete(ctx context.Context, id string, bundle string, force bool) 
 	if _, err := o.run(ctx, "", nil, nil, append(args, id)...); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return err
 	}
-	return UnmountAll(filepath.Join(bundle, "rootfs"))
+	return rootfs.UnmountAll(filepath.Join(bundle, "rootfs"))
 }
 
 func (o *OCI) name() string { return filepath.Base(o.Binary) }

@@ -9,17 +9,14 @@ import (
 	"os/exec"
 	"syscall"
 
+	"github.com/raind/condenser/rootfs"
 	"github.com/raind/condenser/shim/reaper"
 )
 
 // Mount is one mount of a container's root filesystem, as the supervisor
 // hands it over (overlay lower/upper/work dirs, or a bind for the copy
 // fallback).
-type Mount struct {
-	Type    string   // "overlay", "bind", …
-	Source  string   // "overlay", or the bind source
-	Options []string // "lowerdir=…", "upperdir=…", "workdir=…", "ro", …
-}
+type Mount = rootfs.Mount
 
 // CreateOptions describe a container to create.
 type CreateOptions struct {

@@ -1,0 +1,258 @@
+package supervisor_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/raind/condenser/imagestore"
+	"github.com/raind/condenser/internal/testutil"
+	"github.com/raind/condenser/rootfs"
+	"github.com/raind/condenser/shim"
+	"github.com/raind/condenser/shim/api"
+	"github.com/raind/condenser/shim/logging"
+	"github.com/raind/condenser/supervisor"
+)
+
+var (
+	shimOnce sync.Once
+	shimBin  string
+	shimErr  error
+)
+
+// shimBinary builds condenser-shim once for the package's tests.
+func shimBinary(t *testing.T) string {
+	t.Helper()
+	shimOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "condenser-e2e-")
+		if err != nil {
+			shimErr = err
+			return
+		}
+		shimBin = filepath.Join(dir, "condenser-shim")
+		out, err := exec.Command("go", "build", "-o", shimBin, "../cmd/condenser-shim").CombinedOutput()
+		if err != nil {
+			shimErr = fmt.Errorf("build condenser-shim: %v: %s", err, out)
+		}
+	})
+	if shimErr != nil {
+		t.Fatal(shimErr)
+	}
+	return shimBin
+}
+
+// world is an image store, a rootfs manager and a state dir, as the daemon
+// will have them.
+type world struct {
+	store  *imagestore.Store
+	rootfs *rootfs.Manager
+	root   string
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	root := t.TempDir()
+	s, err := imagestore.Open(context.Background(), imagestore.Options{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	m, err := rootfs.NewManager(filepath.Join(root, "containers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &world{store: s, rootfs: m, root: root}
+}
+
+// run creates and runs one container of img under a real shim and runtime
+// as the supervisor will, waits for it and returns its exit code and output.
+func (w *world) run(t *testing.T, rt testutil.Runtime, img imagestore.Image, req supervisor.SpecRequest, ro bool) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cfg, err := w.store.Config(ctx, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers := w.store.LayerDirs(img)
+	req.ReadOnly = ro
+	spec, err := supervisor.GenerateSpec(&cfg.Config, req, func(p string) ([]byte, error) { return rootfs.ReadFile(layers, p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A read-only root is the runtime's job (spec root.readonly): the
+	// overlay keeps a writable upper so that the runtime can create the
+	// mount points the image lacks, as Docker's init layer does.
+	mounts, err := w.rootfs.Prepare(ctx, req.ID, layers, rootfs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := w.rootfs.Remove(context.Background(), req.ID); err != nil {
+			t.Error(err)
+		}
+	})
+	bundle := filepath.Join(w.root, "shims", req.ID[:12])
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(spec)
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := shim.Options{ID: req.ID, Bundle: bundle, Runtime: rt.Binary, RuntimeRoot: filepath.Join(w.root, "runtime"), Socket: filepath.Join(bundle, "s.sock")}
+	addr, err := shim.Launch(ctx, shimBinary(t), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := shim.Dial(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		c.Kill(context.Background(), 9, true)
+		c.Delete(context.Background())
+		c.Shutdown(context.Background(), true)
+		c.Close()
+	}()
+	creq := &api.CreateRequest{}
+	for _, m := range mounts {
+		creq.Rootfs = append(creq.Rootfs, &api.Mount{Type: m.Type, Source: m.Source, Options: m.Options})
+	}
+	if _, err := c.Create(ctx, creq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := logging.ReadLast(filepath.Join(bundle, req.ID+"-json.log"), 3, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	for _, en := range entries {
+		out.WriteString(en.Log)
+	}
+	return e.ExitCode, out.String()
+}
+
+func containerID(t *testing.T, name string) string {
+	return fmt.Sprintf("%x", sha256.Sum256([]byte(t.Name()+name)))
+}
+
+// TestContainersSeeWhatTheySpecAsks runs containers of a real pulled image
+// with each runtime and observes from inside: user and groups, env, cwd,
+// hostname, the capability set, a read-only root, a memory limit, a
+// read-only bind mount, and the image's whiteouts.
+func TestContainersSeeWhatTheySpecAsks(t *testing.T) {
+	rts := testutil.Runtimes(t)
+	reg := testutil.StartRegistry(t)
+	ref := reg.Ref("test/feature:1")
+	reg.Push(t, ref, testutil.FeatureImage(t))
+	w := newWorld(t)
+	img, err := w.store.Pull(context.Background(), ref, imagestore.PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostDir := t.TempDir()
+	os.WriteFile(filepath.Join(hostDir, "f"), []byte("from the host"), 0o644)
+
+	script := strings.Join([]string{
+		"id", "echo FOO=$FOO", "pwd", "hostname",
+		"grep CapBnd /proc/self/status",
+		"(cat /sys/fs/cgroup/memory/memory.limit_in_bytes || cat /sys/fs/cgroup/memory.max) 2>/dev/null",
+		"cat /host/f; echo", "touch /host/x 2>/dev/null && echo host-writable || echo host-readonly",
+		"ls /data | tr '\\n' ' '; echo", "ls /opq | tr '\\n' ' '; echo",
+	}, "; ")
+	for _, rt := range rts {
+		for _, ro := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/readonly=%v", rt.Name, ro), func(t *testing.T) {
+				req := supervisor.SpecRequest{
+					ID:         containerID(t, rt.Name),
+					Command:    []string{"sh", "-c", script},
+					Env:        []string{"FOO=bar"},
+					WorkingDir: "/work/dir",
+					User:       "nobody",
+					Hostname:   "e2e-host",
+					Mounts:     []string{hostDir + ":/host:ro"},
+					Memory:     64 << 20,
+					Seccomp:    true,
+				}
+				code, out := w.run(t, rt, img, req, ro)
+				if code != 0 {
+					t.Fatalf("exit %d:\n%s", code, out)
+				}
+				for _, want := range []string{
+					"uid=65534(nobody) gid=65534(nobody)", "FOO=bar", "/work/dir\n", "e2e-host\n",
+					"CapBnd:\t00000000a80425fb", fmt.Sprint(64 << 20), "from the host\n", "host-readonly",
+					"\nkeep new.txt \n", "\nupper \n",
+				} {
+					if !strings.Contains(out, want) {
+						t.Errorf("output lacks %q:\n%s", want, out)
+					}
+				}
+				// As root: Docker's capability set is effective, and the
+				// root is writable unless read-only.
+				req.ID, req.User = containerID(t, rt.Name+"root"), "root"
+				req.Command = []string{"sh", "-c", "grep CapEff /proc/self/status; touch /rootfile 2>/dev/null && echo root-writable || echo root-readonly"}
+				want := "root-writable"
+				if ro {
+					want = "root-readonly"
+				}
+				if _, out := w.run(t, rt, img, req, ro); !strings.Contains(out, want) || !strings.Contains(out, "CapEff:\t00000000a80425fb") {
+					t.Errorf("as root: want %s and Docker's capabilities:\n%s", want, out)
+				}
+			})
+		}
+	}
+}
+
+// TestManyLayerImage runs an image of 60 layers: its overlay option string
+// is longer than a page.
+func TestManyLayerImage(t *testing.T) {
+	rts := testutil.Runtimes(t)
+	reg := testutil.StartRegistry(t)
+	layers := []v1.Layer{testutil.Layer(t, testutil.BusyboxEntries(t)...)}
+	for i := 1; i < 60; i++ {
+		layers = append(layers, testutil.Layer(t, testutil.Entry{Name: fmt.Sprintf("layers/l%02d", i), Content: []byte(fmt.Sprintf("%d\n", i))}))
+	}
+	ref := reg.Ref("test/many:1")
+	reg.Push(t, ref, testutil.Image(t, nil, layers...))
+	w := newWorld(t)
+	img, err := w.store.Pull(context.Background(), ref, imagestore.PullOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(img.Layers) != 60 {
+		t.Fatalf("%d layers", len(img.Layers))
+	}
+	if n := len(strings.Join(w.store.LayerDirs(img), ":")); n <= 4096 {
+		t.Fatalf("lowerdir is only %d bytes: the test would not exceed a page", n)
+	}
+	for _, rt := range rts {
+		t.Run(rt.Name, func(t *testing.T) {
+			req := supervisor.SpecRequest{ID: containerID(t, rt.Name), Command: []string{"sh", "-c", "ls /layers | wc -l; cat /layers/l01 /layers/l59"}}
+			code, out := w.run(t, rt, img, req, false)
+			if code != 0 || out != "59\n1\n59\n" {
+				t.Errorf("exit %d, output %q", code, out)
+			}
+		})
+	}
+}
