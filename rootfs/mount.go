@@ -340,6 +340,9 @@ func UnmountAll(target string) error {
 	if real, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = real
 	}
+	if abs == "/" {
+		return fmt.Errorf("unmount %s: refusing to unmount the root: %w", target, errdefs.ErrInvalidArgument)
+	}
 	if mounts, err := readMountinfo(); err == nil {
 		var under []mountInfo
 		for _, mi := range mounts {

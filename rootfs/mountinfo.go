@@ -110,15 +110,16 @@ func overlayDirs(mi mountInfo) []string {
 		if !ok {
 			continue
 		}
+		// Paths show as they were given: escaped for overlayfs in
+		// upperdir, workdir and lowerdir, plain in lowerdir+ and datadir+.
 		switch k {
-		case "upperdir", "workdir", "lowerdir+", "datadir+":
+		case "upperdir", "workdir":
+			dirs = append(dirs, unescapeOverlayPath(v))
+		case "lowerdir+", "datadir+":
 			dirs = append(dirs, v)
 		case "lowerdir":
-			for _, l := range strings.Split(v, ":") {
-				if l != "" {
-					dirs = append(dirs, strings.ReplaceAll(l, `\`, ""))
-				}
-			}
+			l, d := splitLowerdir(v)
+			dirs = append(append(dirs, l...), d...)
 		}
 	}
 	return dirs

@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -19,7 +20,8 @@ const maxSymlinks = 40
 // that has the file wins; a whiteout of it or of a parent directory, or an
 // opaque parent directory, in a higher layer hides the lower ones. Symlinks
 // are resolved inside the layered view ("/" and ".." stop at its root),
-// never on the host. The error wraps fs.ErrNotExist when the file is absent.
+// never on the host. The error wraps fs.ErrNotExist when the file is absent
+// (also when a parent is not a directory: then it wraps ENOTDIR as well).
 func ReadFile(layers []string, name string) ([]byte, error) {
 	r := resolver{layers: layers}
 	e, err := r.resolve(name)
@@ -141,8 +143,8 @@ func (r *resolver) resolve(name string) (entry, error) {
 			comps = append(strings.Split(target, "/"), comps...)
 			continue
 		}
-		if hasMore(comps) {
-			return entry{}, unix.ENOTDIR
+		if hasMore(comps) { // absent too, for callers that only ask that
+			return entry{}, fmt.Errorf("%w (%w)", unix.ENOTDIR, fs.ErrNotExist)
 		}
 		return e, nil
 	}

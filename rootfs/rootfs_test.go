@@ -208,6 +208,11 @@ func threeLayers(t testing.TB, base string) []string {
 		node{path: "etc", kind: 'd'},
 		node{path: "etc/hostname", kind: 'f', data: "middle"},
 	)
+	// overlayfs ignores an opaque mark on a layer's root; so must the copy
+	// and ReadFile.
+	if err := unix.Setxattr(l1, "trusted.overlay.opaque", []byte("y"), 0); err != nil {
+		t.Fatal(err)
+	}
 	l2 := makeLayer(t, filepath.Join(base, "l2"),
 		node{path: "etc", kind: 'd'},
 		node{path: "etc/hostname", kind: 'f', data: "top"},
@@ -450,7 +455,7 @@ func TestOptionStrings(t *testing.T) {
 	})
 
 	t.Run("mountinfo", func(t *testing.T) {
-		line := `612 30 0:95 / /run/a\040b rw,relatime shared:300 - overlay overlay rw,lowerdir=/l/x:/l/y,upperdir=/c/i\054d/upper,workdir=/c/i/work`
+		line := `612 30 0:95 / /run/a\040b rw,relatime shared:300 - overlay overlay rw,lowerdir=/l/x:/l/y\134:z,upperdir=/c/i\134\054d/upper,workdir=/c/i/work,lowerdir+=/l/p:q\054r`
 		mi, err := parseMountinfoLine(line)
 		if err != nil {
 			t.Fatal(err)
@@ -458,7 +463,7 @@ func TestOptionStrings(t *testing.T) {
 		if mi.id != 612 || mi.parent != 30 || mi.majmin != "0:95" || mi.mountPoint != "/run/a b" || mi.fstype != "overlay" {
 			t.Errorf("parsed %+v", mi)
 		}
-		if got := overlayDirs(mi); !reflect.DeepEqual(got, []string{"/l/x", "/l/y", "/c/i,d/upper", "/c/i/work"}) {
+		if got := overlayDirs(mi); !reflect.DeepEqual(got, []string{"/l/x", "/l/y:z", "/c/i,d/upper", "/c/i/work", "/l/p:q,r"}) {
 			t.Errorf("overlayDirs = %q", got)
 		}
 		if _, err := parseMountinfoLine("1 2 3"); err == nil {
@@ -525,6 +530,30 @@ func TestPrepareOptions(t *testing.T) {
 	if m.Driver() != DriverOverlay {
 		t.Errorf("Driver() = %q on %s (%v)", m.Driver(), base, m.OverlayError())
 	}
+
+	t.Run("escaped paths", func(t *testing.T) {
+		odd := filepath.Join(base, `odd:dir,with\chars`)
+		m := newManager(t, odd)
+		ls := threeLayers(t, odd)
+		for _, o := range []Options{{}, {ReadOnly: true}} {
+			ms, err := m.Prepare(ctx, "odd", ls, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(ms[0].Options[0], `odd\:dir\,with\\chars`) {
+				t.Errorf("not escaped: %q", ms[0].Options[0])
+			}
+			target := t.TempDir()
+			mountT(t, ms, target)
+			checkTree(t, target, wantThree)
+			if err := UnmountAll(target); err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Remove(ctx, "odd"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 
 	t.Run("errors", func(t *testing.T) {
 		if _, err := m.Prepare(ctx, "dup", layers, Options{}); err != nil {
@@ -641,6 +670,10 @@ func TestManyLayers(t *testing.T) {
 		// Each path fits fsconfig's 255 bytes: one "lowerdir+" string each.
 		{"long-paths", func(tmp string) string {
 			return filepath.Join(tmp, strings.Repeat("a-long-directory-name-", 5))
+		}},
+		// Characters overlayfs splits on, escaped in the option strings.
+		{"odd-characters", func(tmp string) string {
+			return filepath.Join(tmp, strings.Repeat("x", 40)+`:with,odd\chars`)
 		}},
 		// Paths over 255 bytes: passed to fsconfig as open directories.
 		{"very-long-paths", func(tmp string) string {
@@ -989,7 +1022,8 @@ func TestReadFile(t *testing.T) {
 	// where the host has a file of the same name.
 	l2 := makeLayer(t, filepath.Join(base, "layers", "l2"),
 		node{path: "private/etc/passwd", kind: 'l', data: "../../../../host-file"},
-		node{path: "private/etc/shadow", kind: 'l', data: "../../../../../../../../../../etc/shadow"},
+		node{path: "private/etc/resolv.conf", kind: 'l', data: "../../../../../../../../../../etc/hosts"},
+		node{path: "private/etc/loop", kind: 'l', data: "../../../../../../../../../../etc/loop"},
 		node{path: "private/etc/abs", kind: 'l', data: "/../../../../../../../host-only"},
 	)
 	for _, p := range []string{base, filepath.Join(base, "layers"), filepath.Dir(base)} {
@@ -1015,6 +1049,7 @@ func TestReadFile(t *testing.T) {
 		{good, "/opq/new", "new", nil},
 		{good, "/dir-then-file", "a file now", nil},
 		{good, "/dir-then-file/x", "", unix.ENOTDIR},
+		{good, "/dir-then-file/x", "", fs.ErrNotExist},
 		{good, "/missing", "", fs.ErrNotExist},
 		{good, "/etc", "", unix.EISDIR},
 		{good, "/dev/null", "", nil}, // error: not a regular file
@@ -1024,7 +1059,8 @@ func TestReadFile(t *testing.T) {
 		{nil, "/etc/passwd", "", fs.ErrNotExist},
 		// ../../../../host-file from /private/etc stops at the layered root.
 		{hostile, "/etc/passwd", "the layers' own host-file", nil},
-		{hostile, "/etc/shadow", "", fs.ErrNotExist},
+		{hostile, "/etc/resolv.conf", "", fs.ErrNotExist},
+		{hostile, "/etc/loop", "", unix.ELOOP},
 		{hostile, "/etc/abs", "", fs.ErrNotExist},
 		{hostile, "/etc/group", "root:x:0:\nwheel:x:10:\n", nil},
 	} {
