@@ -86,6 +86,12 @@ func (w *world) run(t *testing.T, rt testutil.Runtime, img imagestore.Image, req
 	}
 	layers := w.store.LayerDirs(img)
 	req.ReadOnly = ro
+	bundle := filepath.Join(w.root, "shims", req.ID[:12])
+	etc, err := supervisor.WriteEtcFiles(filepath.Join(w.root, "containers", req.ID+"-etc"), req.Hostname, req.Network == "host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.HostsPath, req.HostnamePath, req.ResolvConfPath = etc.Hosts, etc.Hostname, etc.ResolvConf
 	spec, err := supervisor.GenerateSpec(&cfg.Config, req, func(p string) ([]byte, error) { return rootfs.ReadFile(layers, p) })
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +108,6 @@ func (w *world) run(t *testing.T, rt testutil.Runtime, img imagestore.Image, req
 			t.Error(err)
 		}
 	})
-	bundle := filepath.Join(w.root, "shims", req.ID[:12])
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -175,11 +180,12 @@ func TestContainersSeeWhatTheySpecAsks(t *testing.T) {
 	os.WriteFile(filepath.Join(hostDir, "f"), []byte("from the host"), 0o644)
 
 	script := strings.Join([]string{
-		"id", "echo FOO=$FOO", "pwd", "hostname",
+		"id", "echo FOO=$FOO", "pwd", "hostname", "cat /etc/hostname", "grep -c e2e-host /etc/hosts", "grep -c nameserver /etc/resolv.conf",
 		"grep CapBnd /proc/self/status",
 		"(cat /sys/fs/cgroup/memory/memory.limit_in_bytes || cat /sys/fs/cgroup/memory.max) 2>/dev/null",
 		"cat /host/f; echo", "touch /host/x 2>/dev/null && echo host-writable || echo host-readonly",
 		"ls /data | tr '\\n' ' '; echo", "ls /opq | tr '\\n' ' '; echo",
+		"echo lo=$(cat /sys/class/net/lo/operstate) ifaces=$(ls /sys/class/net | tr '\\n' ' ')",
 	}, "; ")
 	for _, rt := range rts {
 		for _, ro := range []bool{false, true} {
@@ -200,9 +206,9 @@ func TestContainersSeeWhatTheySpecAsks(t *testing.T) {
 					t.Fatalf("exit %d:\n%s", code, out)
 				}
 				for _, want := range []string{
-					"uid=65534(nobody) gid=65534(nobody)", "FOO=bar", "/work/dir\n", "e2e-host\n",
+					"uid=65534(nobody) gid=65534(nobody)", "FOO=bar", "/work/dir\n", "e2e-host\ne2e-host\n1\n",
 					"CapBnd:\t00000000a80425fb", fmt.Sprint(64 << 20), "from the host\n", "host-readonly",
-					"\nkeep new.txt \n", "\nupper \n",
+					"\nkeep new.txt \n", "\nupper \n", "lo=unknown ifaces=lo\n",
 				} {
 					if !strings.Contains(out, want) {
 						t.Errorf("output lacks %q:\n%s", want, out)

@@ -1,0 +1,101 @@
+package supervisor
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// EtcFiles are the per-container files bind-mounted on /etc/hosts,
+// /etc/hostname and /etc/resolv.conf.
+type EtcFiles struct {
+	Hosts, Hostname, ResolvConf string // paths
+}
+
+// hostResolvConf is the host's resolver configuration (a variable for tests).
+var hostResolvConf = "/etc/resolv.conf"
+
+// fallbackNameservers are used when the host only has loopback resolvers,
+// which a container in its own network namespace cannot reach (Docker does
+// the same).
+var fallbackNameservers = []string{"8.8.8.8", "8.8.4.4"}
+
+// WriteEtcFiles writes the container's hosts, hostname and resolv.conf into
+// dir, each atomically. With the host's network the host's resolv.conf is
+// used as is; in the container's own namespace loopback nameservers are
+// dropped.
+func WriteEtcFiles(dir, hostname string, hostNetwork bool) (EtcFiles, error) {
+	f := EtcFiles{
+		Hosts:      filepath.Join(dir, "hosts"),
+		Hostname:   filepath.Join(dir, "hostname"),
+		ResolvConf: filepath.Join(dir, "resolv.conf"),
+	}
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	if hostname != "" {
+		hosts += "127.0.1.1\t" + hostname + "\n"
+	}
+	resolv, err := os.ReadFile(hostResolvConf)
+	if err != nil && !os.IsNotExist(err) {
+		return f, fmt.Errorf("read %s: %w", hostResolvConf, err)
+	}
+	if !hostNetwork {
+		resolv = containerResolvConf(resolv)
+	}
+	for path, data := range map[string][]byte{f.Hosts: []byte(hosts), f.Hostname: []byte(hostname + "\n"), f.ResolvConf: resolv} {
+		if err := writeFileAtomic(path, data, 0o644); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
+}
+
+// containerResolvConf drops loopback nameservers from a resolv.conf and
+// falls back to public ones when none is left.
+func containerResolvConf(in []byte) []byte {
+	var out bytes.Buffer
+	servers := 0
+	sc := bufio.NewScanner(bytes.NewReader(in))
+	for sc.Scan() {
+		line := sc.Text()
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "nameserver" {
+			if ip, err := netip.ParseAddr(f[1]); err == nil && ip.IsLoopback() {
+				continue
+			}
+			servers++
+		}
+		out.WriteString(line + "\n")
+	}
+	if servers == 0 {
+		for _, ns := range fallbackNameservers {
+			out.WriteString("nameserver " + ns + "\n")
+		}
+	}
+	return out.Bytes()
+}
+
+// writeFileAtomic writes data to path through a synced temp file and a
+// rename.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	t, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(t.Name())
+	if _, err := t.Write(data); err == nil {
+		err = t.Sync()
+	}
+	if err := t.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(t.Name(), mode); err != nil {
+		return err
+	}
+	return os.Rename(t.Name(), path)
+}
