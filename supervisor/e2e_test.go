@@ -71,6 +71,14 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		// The runtimes create the containers' parent cgroup; rmdir only
+		// removes it once it is empty.
+		parents, _ := filepath.Glob("/sys/fs/cgroup/*/condenser")
+		for _, p := range parents {
+			os.Remove(p)
+		}
+	})
 	return &world{store: s, rootfs: m, root: root}
 }
 
