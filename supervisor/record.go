@@ -1,0 +1,199 @@
+package supervisor
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/rootfs"
+)
+
+// State is a container's lifecycle state.
+type State string
+
+const (
+	StateCreating State = "creating" // being created; cleaned up at start-up if the daemon died
+	StateCreated  State = "created"
+	StateRunning  State = "running"
+	StateStopped  State = "stopped"
+	StateRemoving State = "removing" // being deleted; finished at start-up if the daemon died
+)
+
+// CreateRequest is what a container is created from.
+type CreateRequest struct {
+	Image         string            `json:"image"`
+	Name          string            `json:"name,omitempty"`
+	Entrypoint    []string          `json:"entrypoint,omitempty"`
+	Command       []string          `json:"command,omitempty"`
+	Env           []string          `json:"env,omitempty"`
+	Mounts        []string          `json:"mounts,omitempty"`
+	WorkingDir    string            `json:"workdir,omitempty"`
+	User          string            `json:"user,omitempty"`
+	Hostname      string            `json:"hostname,omitempty"`
+	Labels        map[string]string `json:"labels,omitempty"`
+	Network       string            `json:"network,omitempty"`
+	RestartPolicy string            `json:"restartPolicy,omitempty"`
+	Memory        int64             `json:"memory,omitempty"`
+	CPUs          float64           `json:"cpus,omitempty"`
+	PidsLimit     int64             `json:"pids,omitempty"`
+	ReadOnly      bool              `json:"readOnly,omitempty"`
+	AutoRemove    bool              `json:"autoRemove,omitempty"`
+}
+
+// Container is a container's record.
+type Container struct {
+	ID            string         `json:"id"`
+	Name          string         `json:"name"`
+	Image         string         `json:"image"`   // canonical reference
+	ImageID       string         `json:"imageId"` // config digest
+	ImageDigest   string         `json:"imageDigest"`
+	Request       CreateRequest  `json:"request"`
+	Args          []string       `json:"args"` // the effective command line
+	State         State          `json:"state"`
+	Pid           int            `json:"pid,omitempty"`
+	ShimPid       int            `json:"shimPid,omitempty"`
+	ShimAddress   string         `json:"shimAddress,omitempty"`
+	Bundle        string         `json:"bundle"`
+	RootfsMounts  []rootfs.Mount `json:"rootfsMounts,omitempty"` // prepared once, reused by every run
+	ExitCode      *int           `json:"exitCode,omitempty"`     // nil: never exited, or unknown
+	OOMKilled     bool           `json:"oomKilled,omitempty"`
+	RestartCount  int            `json:"restartCount"`
+	StopRequested bool           `json:"stopRequested,omitempty"` // stopped by a user: no restart
+	CreatingAt    time.Time      `json:"creatingAt"`
+	CreatedAt     time.Time      `json:"createdAt,omitzero"`
+	StartedAt     time.Time      `json:"startedAt,omitzero"`
+	StoppedAt     time.Time      `json:"stoppedAt,omitzero"`
+}
+
+// ShortID is the 12-digit form of the id.
+func (c *Container) ShortID() string { return c.ID[:12] }
+
+var bucketContainers = []byte("containers")
+
+// records is the bbolt store of container records, keyed by id.
+type records struct{ db *bolt.DB }
+
+func (r records) put(c *Container) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return r.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketContainers).Put([]byte(c.ID), b) })
+}
+
+func (r records) delete(id string) error {
+	return r.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketContainers).Delete([]byte(id)) })
+}
+
+func (r records) all() ([]*Container, error) {
+	var out []*Container
+	err := r.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketContainers).ForEach(func(_, v []byte) error {
+			var c Container
+			if err := json.Unmarshal(v, &c); err != nil {
+				return err
+			}
+			out = append(out, &c)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// insert adds a new record, refusing a name that another container has.
+func (r records) insert(c *Container) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return r.db.Update(func(tx *bolt.Tx) error {
+		bk := tx.Bucket(bucketContainers)
+		err := bk.ForEach(func(_, v []byte) error {
+			var o Container
+			if err := json.Unmarshal(v, &o); err != nil {
+				return err
+			}
+			if o.Name == c.Name {
+				return fmt.Errorf("container name %q is already in use by %s: %w", c.Name, o.ShortID(), errdefs.ErrConflict)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return bk.Put([]byte(c.ID), b)
+	})
+}
+
+// resolve finds one container by full id, unique id prefix (≥ 4) or name.
+func resolve(all []*Container, ref string) (*Container, error) {
+	if ref == "" {
+		return nil, fmt.Errorf("no container given: %w", errdefs.ErrInvalidArgument)
+	}
+	var prefix []*Container
+	for _, c := range all {
+		if c.ID == ref || c.Name == ref {
+			return c, nil
+		}
+		if len(ref) >= 4 && strings.HasPrefix(c.ID, ref) {
+			prefix = append(prefix, c)
+		}
+	}
+	switch len(prefix) {
+	case 1:
+		return prefix[0], nil
+	case 0:
+		return nil, fmt.Errorf("no such container: %s: %w", ref, errdefs.ErrNotFound)
+	}
+	return nil, fmt.Errorf("container %s is ambiguous (%d matches): %w", ref, len(prefix), errdefs.ErrInvalidArgument)
+}
+
+// restartPolicy is a parsed restart policy.
+type restartPolicy struct {
+	name string // "no", "on-failure", "always", "unless-stopped"
+	max  int    // on-failure's maximum retries; 0 unlimited
+}
+
+func parseRestartPolicy(s string) (restartPolicy, error) {
+	name, maxs, hasMax := strings.Cut(s, ":")
+	p := restartPolicy{name: name}
+	switch name {
+	case "", "no":
+		p.name = "no"
+	case "always", "unless-stopped":
+	case "on-failure":
+		if hasMax {
+			n, err := strconv.Atoi(maxs)
+			if err != nil || n < 0 {
+				return p, fmt.Errorf("restartPolicy %q: the maximum retry count must be a number ≥ 0: %w", s, errdefs.ErrInvalidArgument)
+			}
+			p.max = n
+		}
+		return p, nil
+	default:
+		return p, fmt.Errorf("restartPolicy %q: want no, on-failure[:max], always or unless-stopped: %w", s, errdefs.ErrInvalidArgument)
+	}
+	if hasMax {
+		return p, fmt.Errorf("restartPolicy %q: only on-failure takes a maximum: %w", s, errdefs.ErrInvalidArgument)
+	}
+	return p, nil
+}
+
+// shouldRestart tells whether a container that exited with code restarts.
+func (p restartPolicy) shouldRestart(code int, restarts int, stopRequested bool) bool {
+	if stopRequested {
+		return false
+	}
+	switch p.name {
+	case "always", "unless-stopped":
+		return true
+	case "on-failure":
+		return code != 0 && (p.max == 0 || restarts < p.max)
+	}
+	return false
+}
