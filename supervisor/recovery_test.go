@@ -1,0 +1,86 @@
+package supervisor_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/internal/testutil"
+	"github.com/raind/condenser/supervisor"
+)
+
+// setState rewrites a record's state while the daemon is down, as a daemon
+// killed in the middle of an operation leaves it.
+func setState(t *testing.T, root, id string, st supervisor.State) {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(root, "containers.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket([]byte("containers"))
+		var c map[string]any
+		if err := json.Unmarshal(b.Get([]byte(id)), &c); err != nil {
+			return err
+		}
+		c["state"] = string(st)
+		v, _ := json.Marshal(c)
+		return b.Put([]byte(id), v)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestInterruptedOperationsLeaveNothing: a create or a delete cut short by
+// a killed daemon is finished at the next start — no shim, mount, runtime
+// state, bundle, directory or record remains.
+func TestInterruptedOperationsLeaveNothing(t *testing.T) {
+	rt := testutil.Runtimes(t)[0]
+	reg := busyboxRegistry(t)
+	for _, st := range []supervisor.State{supervisor.StateCreating, supervisor.StateRemoving} {
+		t.Run(string(st), func(t *testing.T) {
+			d := newDaemon(t, rt, reg.Host)
+			ctx := context.Background()
+			c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Command: []string{"sleep", "100"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st == supervisor.StateRemoving {
+				d.sup.Start(ctx, c.ID)
+			}
+			c, _ = d.sup.Get(ctx, c.ID)
+			d.sup.Close()
+			setState(t, d.cfg.Root, c.ID, st)
+			d.open()
+			if _, err := d.sup.Get(ctx, c.ID); !errors.Is(err, errdefs.ErrNotFound) {
+				t.Errorf("record kept: %v", err)
+			}
+			for _, pid := range []int{c.ShimPid, c.Pid} {
+				if b, err := os.ReadFile("/proc/" + itoa(pid) + "/stat"); err == nil && !strings.Contains(string(b), ") Z ") {
+					t.Errorf("process %d still alive", pid)
+				}
+			}
+			mi, _ := os.ReadFile("/proc/self/mountinfo")
+			if strings.Contains(string(mi), c.ID) {
+				t.Errorf("mount left:\n%s", mi)
+			}
+			for _, p := range []string{c.Bundle, filepath.Join(d.cfg.Root, "containers", c.ID), filepath.Join(d.cfg.State, "runtime", c.ID)} {
+				if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s left", p)
+				}
+			}
+		})
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
