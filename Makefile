@@ -4,7 +4,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 
 GO       ?= go
 BIN      ?= bin
-ARGS     ?= images
+ARGS     ?=
 FUZZTIME ?= 20s
 # Debian packages the tests use.
 DEPS     := runc crun docker-registry busybox-static skopeo protobuf-compiler
@@ -19,8 +19,10 @@ build:
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/condenser
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/ ./cmd/condenser-shim
 
-# make run ARGS="pull busybox" (or any condenser command; flags before it,
-# e.g. ARGS="--registry-mirror docker.io=http://127.0.0.1:5000 pull busybox")
+# Runs the daemon (REST API on /run/condenser/condenser.sock). Flags and
+# offline commands go in ARGS, e.g.
+# make run ARGS="--registry-mirror docker.io=http://127.0.0.1:5000"
+# make run ARGS="pull busybox"
 run: build
 	$(BIN)/condenser $(ARGS)
 

@@ -21,11 +21,15 @@ import (
 
 	"github.com/raind/condenser/imagestore"
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/internal/listen"
 )
 
-const usage = `usage: condenser [flags] COMMAND [ARGS]
+const usage = `usage: condenser [flags] [COMMAND [ARGS]]
 
-Commands:
+Without a command, condenser runs the daemon: the REST API on
+/run/condenser/condenser.sock (or the sockets systemd passes, or --listen).
+
+Commands (offline, on the image store; not while the daemon runs):
   pull [--platform OS/ARCH[/VARIANT]] REF   pull an image and unpack its layers
   images                                    list images
   inspect REF|ID                            show an image record as JSON
@@ -43,6 +47,9 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
+// version is set at build time (-ldflags "-X main.version=…").
+var version = "dev"
+
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
@@ -55,6 +62,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var mirrors, insecure listFlag
 	fs.Var(&mirrors, "registry-mirror", "REGISTRY=URL: pull REGISTRY's images from the mirror URL first (repeatable), e.g. docker.io=http://127.0.0.1:5000")
 	fs.Var(&insecure, "insecure-registry", "HOST[:PORT]: reach this registry over plain HTTP (repeatable)")
+	state := fs.String("state", "/run/condenser", "directory of runtime state (shim bundles, sockets); tmpfs")
+	runtimeName := fs.String("runtime", "", "OCI runtime binary or path (default: the first of droplet, crun, runc found)")
+	shimBin := fs.String("shim", "", "condenser-shim binary (default: next to condenser, else on PATH)")
+	var listens listFlag
+	fs.Var(&listens, "listen", "unix:///PATH or tcp://HOST:PORT (repeatable; tcp needs the --tls-* flags; default unix:///run/condenser/condenser.sock)")
+	tlsCert := fs.String("tls-cert", "", "server certificate (PEM) for tcp:// listeners")
+	tlsKey := fs.String("tls-key", "", "server key (PEM) for tcp:// listeners")
+	tlsCA := fs.String("tls-client-ca", "", "CA (PEM) that client certificates must chain to, for tcp:// listeners")
+	group := fs.String("socket-group", "", "group owning the unix socket (mode 0660)")
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -65,10 +81,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	if fs.NArg() == 0 {
-		fs.Usage()
-		return 2
-	}
 	m, err := parseMirrors(mirrors)
 	if err != nil {
 		fmt.Fprintf(stderr, "condenser: %v\n", err)
@@ -82,6 +94,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer s.Close()
+	if fs.NArg() == 0 || fs.Arg(0) == "daemon" {
+		err := runDaemon(ctx, daemonConfig{
+			root: *root, state: *state, runtime: *runtimeName, shim: *shimBin, log: log, images: s,
+			listen: listen.Options{Addresses: listens, TLSCert: *tlsCert, TLSKey: *tlsKey, TLSClientCA: *tlsCA, SocketGroup: *group},
+		})
+		if err != nil {
+			log.Error("condenser", "error", err)
+			if errors.Is(err, errdefs.ErrInvalidArgument) {
+				return 2
+			}
+			return 1
+		}
+		return 0
+	}
 	c := &cli{s: s, out: stdout, err: stderr, last: map[string]imagestore.Status{}}
 	cmd, rest := fs.Arg(0), fs.Args()[1:]
 	switch cmd {

@@ -1,0 +1,59 @@
+package rest
+
+import (
+	"context"
+	"io"
+	"syscall"
+	"time"
+)
+
+// Backend is everything the HTTP layer needs from the rest of the daemon.
+// rest/ is its consumer and so owns it; the daemon's wiring (cmd/condenser)
+// adapts the supervisor and the image store to it.
+//
+// Errors wrap the kinds of internal/errdefs with %w; the handler turns them
+// into HTTP status codes (see the package documentation). An error that wraps
+// no kind is an internal fault: it is logged and the client gets a generic
+// 500.
+//
+// Every call gets the request's context, which is cancelled when the client
+// goes away; a call that blocks must return when it is.
+type Backend interface {
+	CreateContainer(ctx context.Context, req CreateContainerRequest) (id string, err error)
+	ListContainers(ctx context.Context, all bool, labels map[string]string) ([]ContainerSummary, error)
+	// InspectContainer and every other call taking a ref accept the full id,
+	// a unique id prefix of at least 4 characters, or the container's name;
+	// the backend resolves it.
+	InspectContainer(ctx context.Context, ref string) (*ContainerDetail, error)
+	StartContainer(ctx context.Context, ref string) (id string, err error)
+	StopContainer(ctx context.Context, ref string, timeout time.Duration) (id string, err error)
+	KillContainer(ctx context.Context, ref string, signal syscall.Signal) (id string, err error)
+	RestartContainer(ctx context.Context, ref string, timeout time.Duration) (id string, err error)
+	WaitContainer(ctx context.Context, ref string) (exitCode int, err error)
+	DeleteContainer(ctx context.Context, ref string, force bool) (id string, err error)
+	// ContainerLogs writes log entries (oldest first) to fn; with Follow it
+	// keeps calling fn until ctx is done or the container has stopped and its
+	// log is drained. It calls fn one entry at a time, never after it
+	// returns, and stops when fn returns an error (returning that error).
+	ContainerLogs(ctx context.Context, ref string, opts LogOptions, fn func(LogEntry) error) error
+	ContainerStats(ctx context.Context, ref string) (*ContainerStats, error)
+	AllContainerStats(ctx context.Context) ([]ContainerStats, error)
+
+	// PullImage pulls image for os/arch ("" for the host's), reporting
+	// progress to progress (never concurrently, never after it returns).
+	PullImage(ctx context.Context, image, os, arch string, progress func(PullProgress)) (*PullResult, error)
+	ListImages(ctx context.Context) ([]ImageSummary, error)
+	// RemoveImage fails with ErrConflict while a container uses the image,
+	// unless force is set.
+	RemoveImage(ctx context.Context, image string, force bool) error
+	ImageStatus(ctx context.Context, image string) (*ImageStatus, error)
+	ImagesFS(ctx context.Context) (usedBytes int64, err error)
+	// ImportImage reads a `docker save` or OCI image-layout tarball from r.
+	ImportImage(ctx context.Context, r io.Reader, progress func(PullProgress)) ([]ImageSummary, error)
+
+	Version(ctx context.Context) VersionInfo
+	Info(ctx context.Context) (*SystemInfo, error)
+	// Events calls fn for each lifecycle event from now on until ctx is done
+	// (or fn returns an error, which it returns).
+	Events(ctx context.Context, fn func(Event) error) error
+}

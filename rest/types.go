@@ -1,0 +1,300 @@
+package rest
+
+import "time"
+
+// The wire types of the Raind v1 contract (../shared/api/raind-v1.md). JSON
+// keys are the contract's, spelled as the Raind CLI reads them (statedAt
+// included). Times are RFC 3339; a zero time.Time means "not yet" and is
+// sent as the zero time, which is what the Raind CLI decodes into its
+// time.Time fields.
+
+// Envelope wraps every JSON response (not the streams, not the plain-text
+// logs, not _ping).
+type Envelope struct {
+	Status  string `json:"status"` // StatusSuccess or StatusFail
+	Message string `json:"message"`
+	Data    any    `json:"data,omitempty"`
+}
+
+// The two values of Envelope.Status.
+const (
+	StatusSuccess = "success"
+	StatusFail    = "fail"
+)
+
+// CreateContainerRequest is the body of POST /v1/containers.
+type CreateContainerRequest struct {
+	Image   string   `json:"image"`
+	Command []string `json:"command,omitempty"` // empty: the image's Cmd
+	Env     []string `json:"env,omitempty"`     // KEY=VALUE
+	Mount   []string `json:"mount,omitempty"`   // /host:/ctr[:ro]
+	// Port entries (HOST:CONTAINER[/tcp|udp]) are rejected with 400 until
+	// port publishing exists; the field is here so that the rejection says so
+	// instead of "unknown field".
+	Port    []string `json:"port,omitempty"`
+	Network string   `json:"network,omitempty"` // "", "raind0", "host" or "none"
+	Tty     bool     `json:"tty,omitempty"`
+	Name    string   `json:"name,omitempty"` // empty: the backend picks one
+
+	// Extensions.
+
+	// Entrypoint replaces the image's entrypoint: nil (absent or null)
+	// keeps the image's, an empty list clears it.
+	Entrypoint    []string          `json:"entrypoint"`
+	Workdir       string            `json:"workdir,omitempty"`
+	User          string            `json:"user,omitempty"`
+	Hostname      string            `json:"hostname,omitempty"`
+	Labels        map[string]string `json:"labels,omitempty"`
+	RestartPolicy string            `json:"restartPolicy,omitempty"` // no, on-failure[:N], always, unless-stopped
+	Resources     *Resources        `json:"resources,omitempty"`     // nil: no limits
+	ReadOnly      bool              `json:"readOnly,omitempty"`
+	AutoRemove    bool              `json:"autoRemove,omitempty"`
+}
+
+// Resources are a container's limits; a zero field means "no limit".
+type Resources struct {
+	Memory int64   `json:"memory,omitempty"` // bytes
+	CPUs   float64 `json:"cpus,omitempty"`   // 1.5 = one and a half CPUs
+	Pids   int64   `json:"pids,omitempty"`   // maximum number of tasks
+}
+
+// StartContainerRequest is the optional body of POST …/actions/start. Tty is
+// accepted for the Raind CLI, which always sends it; whether a container has a
+// terminal is decided when it is created, so it is not passed on.
+type StartContainerRequest struct {
+	Tty bool `json:"tty"`
+}
+
+// RemoveImageRequest is the body of DELETE /v1/images.
+type RemoveImageRequest struct {
+	Image string `json:"image"`
+}
+
+// PullImageRequest is the body of POST /v1/images; OS and Arch default to
+// the host's.
+type PullImageRequest struct {
+	Image string `json:"image"`
+	OS    string `json:"os,omitempty"`
+	Arch  string `json:"arch,omitempty"`
+}
+
+// IDResponse is the data of create, start, stop, kill, restart and delete.
+type IDResponse struct {
+	ID string `json:"id"`
+}
+
+// WaitResponse is the data of POST …/actions/wait.
+type WaitResponse struct {
+	ExitCode int `json:"exitCode"`
+}
+
+// ImageResponse is the data of DELETE /v1/images.
+type ImageResponse struct {
+	Image string `json:"image"`
+}
+
+// ImagesFSResponse is the data of GET /v1/images/fs.
+type ImagesFSResponse struct {
+	UsedBytes int64 `json:"usedBytes"`
+}
+
+// Forward is one published port of a container.
+type Forward struct {
+	Source      int    `json:"source"`      // host port
+	Destination int    `json:"destination"` // container port
+	Protocol    string `json:"protocol"`    // tcp or udp
+}
+
+// ContainerSummary is one element of GET /v1/containers.
+type ContainerSummary struct {
+	ContainerID     string    `json:"containerId"` // 64 hex
+	Name            string    `json:"name"`
+	State           string    `json:"state"` // creating, created, running, stopped, removing
+	Pid             int       `json:"pid"`   // 0 unless running
+	ImageRepository string    `json:"imageRepository"`
+	ImageReference  string    `json:"imageReference"` // tag or digest
+	Command         []string  `json:"command"`
+	Address         string    `json:"address"`
+	Forwards        []Forward `json:"forwards"`
+	CreatingAt      time.Time `json:"creatingAt"`
+	CreatedAt       time.Time `json:"createdAt"`
+	StartedAt       time.Time `json:"statedAt"` // sic: the Raind CLI's key
+	StoppedAt       time.Time `json:"stoppedAt"`
+}
+
+// ContainerDetail is the data of GET /v1/containers/{id}: the summary's keys
+// and more.
+type ContainerDetail struct {
+	ContainerSummary
+	ExitCode     *int            `json:"exitCode,omitempty"` // nil: has not exited (or unknown)
+	OOMKilled    bool            `json:"oomKilled"`
+	RestartCount int             `json:"restartCount"`
+	ShimPid      int             `json:"shimPid"`
+	Bundle       string          `json:"bundle"`
+	Rootfs       string          `json:"rootfs"`
+	Config       ContainerConfig `json:"config"`
+	ImageDigest  string          `json:"imageDigest"`
+}
+
+// ContainerConfig is a container's effective configuration: the request
+// merged with the image's config.
+type ContainerConfig struct {
+	Args      []string   `json:"args"` // the command line run
+	Env       []string   `json:"env"`
+	Workdir   string     `json:"workdir"`
+	User      string     `json:"user"`
+	Mounts    []Mount    `json:"mounts"`
+	Resources *Resources `json:"resources"` // null: no limits
+
+	// Extensions: the rest of the create request, as stored.
+	Hostname      string            `json:"hostname,omitempty"`
+	Network       string            `json:"network,omitempty"`
+	Tty           bool              `json:"tty,omitempty"`
+	Labels        map[string]string `json:"labels,omitempty"`
+	RestartPolicy string            `json:"restartPolicy,omitempty"`
+	ReadOnly      bool              `json:"readOnly,omitempty"`
+	AutoRemove    bool              `json:"autoRemove,omitempty"`
+}
+
+// Mount is one bind mount of a container.
+type Mount struct {
+	Source      string `json:"source"`
+	Destination string `json:"destination"`
+	ReadOnly    bool   `json:"readOnly,omitempty"`
+}
+
+// ContainerStats is one sample of a container's cgroup counters: the data of
+// GET /v1/containers/{id}/stats and an element of GET /v1/containers/stats.
+type ContainerStats struct {
+	ContainerID string      `json:"containerId"`
+	Name        string      `json:"name"`
+	Time        time.Time   `json:"time"` // when the sample was taken
+	CPU         CPUStats    `json:"cpu"`
+	Memory      MemoryStats `json:"memory"`
+	Pids        PidsStats   `json:"pids"`
+	IO          IOStats     `json:"io"`
+}
+
+// CPUStats is cumulative CPU time.
+type CPUStats struct {
+	UsageNanos uint64 `json:"usageNanos"`
+}
+
+// MemoryStats is memory use in bytes. Limit 0 means unlimited.
+type MemoryStats struct {
+	Usage    uint64 `json:"usage"` // page cache included
+	Limit    uint64 `json:"limit"`
+	Cache    uint64 `json:"cache"`
+	MaxUsage uint64 `json:"maxUsage"`
+	OOMKills uint64 `json:"oomKills"`
+}
+
+// PidsStats counts tasks. Limit 0 means unlimited.
+type PidsStats struct {
+	Current uint64 `json:"current"`
+	Limit   uint64 `json:"limit"`
+}
+
+// IOStats is block I/O summed over all devices.
+type IOStats struct {
+	ReadBytes  uint64 `json:"readBytes"`
+	WriteBytes uint64 `json:"writeBytes"`
+}
+
+// LogOptions select the entries of ContainerLogs.
+type LogOptions struct {
+	Follow bool      // keep going until ctx is done or the container has stopped and its log is drained
+	Since  time.Time // zero: from the beginning
+	Tail   int       // the last Tail entries (of those selected); negative: all
+	Stdout bool      // include stdout entries
+	Stderr bool      // include stderr entries
+}
+
+// LogEntry is one entry of a container's log (a docker json-file line).
+type LogEntry struct {
+	Log    string    `json:"log"`    // as written, normally ending in "\n"
+	Stream string    `json:"stream"` // stdout or stderr
+	Time   time.Time `json:"time"`
+}
+
+// PullProgress is one line of the NDJSON progress stream of a pull or an
+// import.
+type PullProgress struct {
+	Layer   string `json:"layer"`  // sha256:…
+	Status  string `json:"status"` // downloading, extracting, exists, done
+	Current int64  `json:"current"`
+	Total   int64  `json:"total"`
+}
+
+// PullResult is the data of POST /v1/images.
+type PullResult struct {
+	Image string `json:"image"` // the reference pulled, normalized
+	OS    string `json:"os"`
+	Arch  string `json:"arch"`
+	// Extensions.
+	ID     string `json:"id,omitempty"`     // config digest
+	Digest string `json:"digest,omitempty"` // manifest (or index) digest
+}
+
+// ImageSummary is one element of GET /v1/images and of an import's data.
+type ImageSummary struct {
+	Repository string    `json:"repository"` // docker.io/library/alpine
+	Reference  string    `json:"reference"`  // tag or digest
+	CreatedAt  time.Time `json:"createdAt"`
+	// Extensions.
+	ID     string `json:"id"`     // sha256:… of the config
+	Digest string `json:"digest"` // sha256:… of the manifest
+	Size   int64  `json:"size"`   // bytes on disk
+}
+
+// ImageStatus is the data of GET /v1/images/status.
+type ImageStatus struct {
+	Repository  string    `json:"repository"`
+	Reference   string    `json:"reference"`
+	ID          string    `json:"id"`
+	RepoTags    []string  `json:"repoTags"`
+	RepoDigests []string  `json:"repoDigests"`
+	SizeBytes   int64     `json:"sizeBytes"`
+	CreatedAt   time.Time `json:"createdAt"`
+	User        string    `json:"user"`
+}
+
+// VersionInfo is the data of GET /v1/version. The handler fills APIVersion,
+// and GoVersion, OS and Arch when the backend leaves them empty.
+type VersionInfo struct {
+	Version    string `json:"version"`
+	APIVersion string `json:"apiVersion"`
+	GitCommit  string `json:"gitCommit,omitempty"`
+	GoVersion  string `json:"goVersion"`
+	OS         string `json:"os"`
+	Arch       string `json:"arch"`
+}
+
+// SystemInfo is the data of GET /v1/info.
+type SystemInfo struct {
+	Runtime           string `json:"runtime"` // the OCI runtime binary in use
+	RuntimeVersion    string `json:"runtimeVersion,omitempty"`
+	CgroupMode        string `json:"cgroupMode"`    // v1, v2 or hybrid
+	StorageDriver     string `json:"storageDriver"` // overlay or copy
+	Root              string `json:"root"`
+	State             string `json:"state"`
+	Containers        int    `json:"containers"`
+	ContainersRunning int    `json:"containersRunning"`
+	ContainersStopped int    `json:"containersStopped"`
+	Images            int    `json:"images"`
+	KernelVersion     string `json:"kernelVersion,omitempty"`
+	OS                string `json:"os"`
+	Arch              string `json:"arch"`
+	NCPU              int    `json:"ncpu"`
+	MemTotal          int64  `json:"memTotal"`
+}
+
+// Event is one line of GET /v1/events.
+type Event struct {
+	Type       string            `json:"type"`   // container or image
+	Action     string            `json:"action"` // create, start, die, stop, restart, destroy, pull, import, delete, …
+	ID         string            `json:"id"`
+	Name       string            `json:"name,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"` // e.g. exitCode, image, signal
+	Time       time.Time         `json:"time"`
+}
