@@ -474,7 +474,7 @@ func (s *Supervisor) restartLater(id string, count int) {
 	defer s.lock(id)()
 	c, err := s.get(id)
 	if err != nil || c.State != StateStopped || c.StopRequested {
-		return
+		return // deleted, started by hand, or stopped by a user meanwhile
 	}
 	c.RestartCount++
 	if err := s.start(s.ctx, c); err != nil {
@@ -588,28 +588,37 @@ func (s *Supervisor) Wait(ctx context.Context, ref string) (int, error) {
 }
 
 // Delete removes a stopped or created container (a running one only with
-// force, which kills it first) and everything it had.
+// force, which stops it first, however often a restart policy brings it
+// back) and everything it had.
 func (s *Supervisor) Delete(ctx context.Context, ref string, force bool) (*Container, error) {
 	c, err := s.get(ref)
 	if err != nil {
 		return nil, err
 	}
-	if c.State == StateRunning {
-		if !force {
-			return nil, fmt.Errorf("container %s is running: stop it first, or force: %w", c.Name, errdefs.ErrConflict)
+	for attempt := 0; ; attempt++ {
+		if c.State == StateRunning {
+			if !force {
+				return nil, fmt.Errorf("container %s is running: stop it first, or force: %w", c.Name, errdefs.ErrConflict)
+			}
+			if _, err := s.Stop(ctx, c.ID, 0); err != nil {
+				return nil, err
+			}
 		}
-		if _, err := s.Stop(ctx, c.ID, 0); err != nil {
+		unlock := s.lock(c.ID)
+		if c, err = s.get(c.ID); err != nil {
+			unlock()
 			return nil, err
 		}
+		if c.State != StateRunning {
+			defer unlock()
+			break
+		}
+		unlock() // a restart policy started it again meanwhile
+		if attempt == 3 {
+			return nil, fmt.Errorf("container %s keeps being restarted: %w", c.Name, errdefs.ErrConflict)
+		}
 	}
-	defer s.lock(c.ID)()
-	if c, err = s.get(c.ID); err != nil {
-		return nil, err
-	}
-	if c.State == StateRunning {
-		return nil, fmt.Errorf("container %s was started again: %w", c.Name, errdefs.ErrConflict)
-	}
-	c.State = StateRemoving
+	c.State, c.StopRequested = StateRemoving, true
 	if err := s.recs.put(c); err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -51,11 +52,23 @@ func newDaemon(t *testing.T, rt testutil.Runtime, mirror string) *daemon {
 		if d.sup != nil {
 			cs, _ := d.sup.List(ctx)
 			for _, c := range cs {
-				d.sup.Delete(ctx, c.ID, true)
+				if _, err := d.sup.Delete(ctx, c.ID, true); err != nil {
+					t.Errorf("cleanup: delete %s: %v", c.ID[:12], err)
+				}
 			}
 			d.sup.Close()
 		}
 		images.Close()
+		// No shim may outlive its containers.
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), "serve") && strings.Contains(string(b), state+"/") {
+				t.Errorf("shim left running: %s", strings.ReplaceAll(string(b), "\x00", " "))
+				if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
 		os.RemoveAll(state)
 		parents, _ := filepath.Glob("/sys/fs/cgroup/*/condenser")
 		for _, p := range parents {
