@@ -270,3 +270,11 @@ func TestManyLayerImage(t *testing.T) {
 		})
 	}
 }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shimBin != "" {
+		os.RemoveAll(filepath.Dir(shimBin))
+	}
+	os.Exit(code)
+}

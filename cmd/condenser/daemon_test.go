@@ -341,3 +341,11 @@ func TestSocketActivation(t *testing.T) {
 		t.Error("the configured socket was created although systemd passed one")
 	}
 }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bins.dir != "" {
+		os.RemoveAll(bins.dir)
+	}
+	os.Exit(code)
+}
