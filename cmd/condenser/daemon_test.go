@@ -26,7 +26,7 @@ var bins struct {
 	err error
 }
 
-func buildBinaries(t *testing.T) string {
+func buildBinaries(t testing.TB) string {
 	t.Helper()
 	if bins.dir == "" && bins.err == nil {
 		dir, err := os.MkdirTemp("", "condenser-bin-")
@@ -46,7 +46,7 @@ func buildBinaries(t *testing.T) string {
 
 // daemonProc is the real condenser binary, started as a user would.
 type daemonProc struct {
-	t           *testing.T
+	t           testing.TB
 	args        []string
 	root, state string
 	sock        string
@@ -55,7 +55,9 @@ type daemonProc struct {
 	http        *http.Client
 }
 
-func startDaemon(t *testing.T, registry string) *daemonProc {
+func startDaemon(t *testing.T, registry string) *daemonProc { return startDaemonTB(t, registry) }
+
+func startDaemonTB(t testing.TB, registry string) *daemonProc {
 	t.Helper()
 	testutil.RequireRoot(t)
 	testutil.RequireBinary(t, "runc")
@@ -348,4 +350,45 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(bins.dir)
 	}
 	os.Exit(code)
+}
+
+// BenchmarkDaemonRestart kills the daemon (-9) with restartContainers
+// running containers and measures, from starting it again, the time until
+// its API answers. Reconnection happens before it listens, so by then every
+// container is reconnected; the benchmark checks they are all listed as
+// running.
+func BenchmarkDaemonRestart(b *testing.B) {
+	const restartContainers = 100
+	reg := testutil.StartRegistry(b)
+	reg.Push(b, reg.Ref("library/busybox:latest"), testutil.BusyboxImage(b))
+	d := startDaemonTB(b, reg.Host)
+	for i := range restartContainers {
+		var env envelope
+		if code := d.do("POST", "/v1/containers", map[string]any{"image": "busybox", "name": fmt.Sprint("r", i), "command": []string{"sleep", "3600"}}, &env); code != 200 {
+			b.Fatalf("create: %d %+v", code, env)
+		}
+		if code := d.do("POST", fmt.Sprintf("/v1/containers/r%d/actions/start", i), nil, &env); code != 200 {
+			b.Fatalf("start: %d %+v", code, env)
+		}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		d.stop(syscall.SIGKILL)
+		b.StartTimer()
+		d.start()
+		b.StopTimer()
+		var list struct{ Data []map[string]any }
+		d.do("GET", "/v1/containers", nil, &list)
+		running := 0
+		for _, c := range list.Data {
+			if c["state"] == "running" {
+				running++
+			}
+		}
+		if running != restartContainers {
+			b.Fatalf("%d of %d containers running after the restart", running, restartContainers)
+		}
+		b.StartTimer()
+	}
 }
