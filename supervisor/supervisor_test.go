@@ -253,3 +253,50 @@ func TestContainersSurviveDaemonRestart(t *testing.T) {
 		t.Errorf("stop after reconnect: %+v", c)
 	}
 }
+
+func TestLogsFollowAndAutoRemove(t *testing.T) {
+	rt := testutil.Runtimes(t)[0]
+	reg := busyboxRegistry(t)
+	d := newDaemon(t, rt, reg.Host)
+	ctx := context.Background()
+	c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Command: []string{"sh", "-c", "echo a; sleep 0.3; echo b >&2; sleep 0.3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.sup.Start(ctx, c.ID); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	err = d.sup.Logs(fctx, c.ID, supervisor.LogOptions{Follow: true, Tail: -1, Stdout: true, Stderr: true}, func(e logging.Entry) error {
+		got = append(got, e.Stream+":"+e.Log)
+		return nil
+	})
+	if err != nil || fctx.Err() != nil || strings.Join(got, "") != "stdout:a\nstderr:b\n" {
+		t.Errorf("followed logs %q, %v (deadline: %v)", got, err, fctx.Err())
+	}
+
+	// autoRemove: gone once it exits.
+	r, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Command: []string{"true"}, AutoRemove: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, stop := d.sup.Subscribe()
+	defer stop()
+	if _, err := d.sup.Start(ctx, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(20 * time.Second)
+	for destroyed := false; !destroyed; {
+		select {
+		case e := <-events:
+			destroyed = e.ID == r.ID && e.Action == "destroy"
+		case <-deadline:
+			t.Fatal("auto-removed container not destroyed")
+		}
+	}
+	if _, err := d.sup.Get(ctx, r.ID); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("auto-removed container still there: %v", err)
+	}
+}
