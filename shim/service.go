@@ -18,6 +18,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/raind/condenser/internal/atomicfile"
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/shim/api"
 	"github.com/raind/condenser/shim/logging"
@@ -151,7 +152,8 @@ func (s *service) setExit(e reaper.Exit) {
 		}
 	}
 	ex := Exit{Pid: e.Pid, ExitCode: e.Status, ExitedAt: e.Timestamp.UTC(), OOMKilled: oom}
-	if err := writeJSONAtomic(filepath.Join(s.cfg.Bundle, ExitFile), ex); err != nil {
+	b, _ := json.Marshal(ex)
+	if err := atomicfile.WriteFile(filepath.Join(s.cfg.Bundle, ExitFile), b, 0o644, false); err != nil {
 		s.log.Error("write exit status", "error", err)
 	}
 	s.mu.Lock()
@@ -450,33 +452,4 @@ func (s *service) Shutdown(_ context.Context, req *api.ShutdownRequest) (*api.Sh
 		}
 	})
 	return &api.ShutdownResponse{}, nil
-}
-
-// writeJSONAtomic writes v to path through a synced temp file and a rename.
-func writeJSONAtomic(path string, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

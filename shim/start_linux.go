@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/ttrpc"
 	"golang.org/x/sys/unix"
 
+	"github.com/raind/condenser/internal/atomicfile"
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/shim/api"
 	"github.com/raind/condenser/shim/reaper"
@@ -186,7 +187,7 @@ func Serve(o Options, version string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go r.Run(ctx)
-	if err := writeFileAtomic(filepath.Join(o.Bundle, PidFile), []byte(strconv.Itoa(os.Getpid()))); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(o.Bundle, PidFile), []byte(strconv.Itoa(os.Getpid())), 0o644, false); err != nil {
 		return err
 	}
 	srv, err := ttrpc.NewServer(ttrpc.WithServerHandshaker(ttrpc.UnixSocketRequireSameUser()))
@@ -228,22 +229,4 @@ func newDriver(o Options, m runtime.Monitor) runtime.Driver {
 		return &runtime.Droplet{Binary: o.Runtime, RootDir: o.RuntimeRoot, Monitor: m}
 	}
 	return &runtime.OCI{Binary: o.Runtime, Root: o.RuntimeRoot, Monitor: m}
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/raind/condenser/internal/atomicfile"
 )
 
 // EtcFiles are the per-container files bind-mounted on /etc/hosts,
@@ -45,8 +47,11 @@ func WriteEtcFiles(dir, hostname string, hostNetwork bool) (EtcFiles, error) {
 	if !hostNetwork {
 		resolv = containerResolvConf(resolv)
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return f, err
+	}
 	for path, data := range map[string][]byte{f.Hosts: []byte(hosts), f.Hostname: []byte(hostname + "\n"), f.ResolvConf: resolv} {
-		if err := writeFileAtomic(path, data, 0o644); err != nil {
+		if err := atomicfile.WriteFile(path, data, 0o644, false); err != nil {
 			return f, err
 		}
 	}
@@ -75,27 +80,4 @@ func containerResolvConf(in []byte) []byte {
 		}
 	}
 	return out.Bytes()
-}
-
-// writeFileAtomic writes data to path through a synced temp file and a
-// rename.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	t, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(t.Name())
-	if _, err := t.Write(data); err == nil {
-		err = t.Sync()
-	}
-	if err := t.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(t.Name(), mode); err != nil {
-		return err
-	}
-	return os.Rename(t.Name(), path)
 }

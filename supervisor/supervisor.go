@@ -18,6 +18,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/raind/condenser/imagestore"
+	"github.com/raind/condenser/internal/atomicfile"
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/rootfs"
 	"github.com/raind/condenser/shim"
@@ -246,7 +247,7 @@ func (s *Supervisor) createRuntime(ctx context.Context, c *Container, spec any) 
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(c.Bundle, "config.json"), b, 0o600); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(c.Bundle, "config.json"), b, 0o600, false); err != nil {
 		return err
 	}
 	o := shim.Options{ID: c.ID, Bundle: c.Bundle, Runtime: s.cfg.Runtime, RuntimeRoot: filepath.Join(s.cfg.State, "runtime"), Socket: filepath.Join(c.Bundle, "shim.sock")}

@@ -171,11 +171,7 @@ func (b *backend) AllContainerStats(ctx context.Context) ([]rest.ContainerStats,
 }
 
 func (b *backend) PullImage(ctx context.Context, image, goos, arch string, progress func(rest.PullProgress)) (*rest.PullResult, error) {
-	o := imagestore.PullOptions{Progress: func(p imagestore.Progress) {
-		if progress != nil {
-			progress(rest.PullProgress{Layer: p.Layer, Status: string(p.Status), Current: p.Current, Total: p.Total})
-		}
-	}}
+	o := imagestore.PullOptions{Progress: progressTo(progress)}
 	if goos != "" || arch != "" {
 		p := imagestore.HostPlatform()
 		if goos != "" {
@@ -191,6 +187,16 @@ func (b *backend) PullImage(ctx context.Context, image, goos, arch string, progr
 		return nil, err
 	}
 	return &rest.PullResult{Image: img.Name, OS: img.Platform.OS, Arch: img.Platform.Architecture, ID: img.ID, Digest: img.Digest}, nil
+}
+
+// progressTo passes the store's progress events on to the REST layer's.
+func progressTo(progress func(rest.PullProgress)) imagestore.ProgressFunc {
+	if progress == nil {
+		return nil
+	}
+	return func(p imagestore.Progress) {
+		progress(rest.PullProgress{Layer: p.Layer, Status: string(p.Status), Current: p.Current, Total: p.Total})
+	}
 }
 
 func imageSummary(img imagestore.Image) rest.ImageSummary {
@@ -243,11 +249,7 @@ func (b *backend) ImagesFS(ctx context.Context) (int64, error) {
 }
 
 func (b *backend) ImportImage(ctx context.Context, r io.Reader, progress func(rest.PullProgress)) ([]rest.ImageSummary, error) {
-	imgs, err := b.images.Import(ctx, r, imagestore.ImportOptions{Progress: func(p imagestore.Progress) {
-		if progress != nil {
-			progress(rest.PullProgress{Layer: p.Layer, Status: string(p.Status), Current: p.Current, Total: p.Total})
-		}
-	}})
+	imgs, err := b.images.Import(ctx, r, imagestore.ImportOptions{Progress: progressTo(progress)})
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/raind/condenser/internal/atomicfile"
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/rootfs"
 )
@@ -152,7 +153,7 @@ func (d *Droplet) prepare(dir, rootfs string, config []byte, opts CreateOptions)
 			return err
 		}
 	}
-	return writeFileSynced(filepath.Join(dir, "config.json"), config, 0o600)
+	return atomicfile.WriteFile(filepath.Join(dir, "config.json"), config, 0o600, true)
 }
 
 func (d *Droplet) Start(ctx context.Context, id string) error {
@@ -401,43 +402,6 @@ func dropletConfig(path, dir string, image *dropletImage) ([]byte, string, error
 	}
 	out, err := json.MarshalIndent(raw, "", "\t")
 	return out, root.Path, err
-}
-
-// writeFileSynced writes path atomically and durably: a synced temporary
-// file renamed over it, then the directory synced.
-func writeFileSynced(path string, data []byte, perm os.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(f.Name())
-		}
-	}()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	df, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer df.Close()
-	return df.Sync()
 }
 
 // unmountUnder unmounts, innermost first, every mount below dir and one on
