@@ -110,7 +110,8 @@ func TestKilledDuringCreateAndDelete(t *testing.T) {
 }
 
 // leftovers lists what a deleted container could leave: shim processes,
-// mounts, bundles and container directories.
+// mounts, bundles, runtime state and container directories (the runtime's
+// own shared log file in its root is not a container's).
 func leftovers(d *daemonProc) []string {
 	var out []string
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
@@ -129,7 +130,7 @@ func leftovers(d *daemonProc) []string {
 	for _, dir := range []string{filepath.Join(d.state, "shims"), filepath.Join(d.state, "runtime"), filepath.Join(d.root, "containers")} {
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
-			if e.Name() != "tmp" && !strings.HasPrefix(e.Name(), ".") {
+			if e.IsDir() && e.Name() != "tmp" && !strings.HasPrefix(e.Name(), ".") {
 				out = append(out, filepath.Join(dir, e.Name()))
 			}
 		}
