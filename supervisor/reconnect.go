@@ -50,7 +50,7 @@ func (s *Supervisor) reconnectOne(ctx context.Context, c *Container) {
 		cancel()
 	}
 	if cl == nil {
-		if c.State == StateRunning || c.State == StateCreated {
+		if c.State == StateRunning || c.State == StateCreated || c.State == StateRestarting {
 			// The shim is gone (reboot, kill): record what is on disk.
 			s.log.Warn("shim gone", "id", c.ID)
 			if e, err := shim.ReadExit(c.Bundle); err == nil {
@@ -80,6 +80,9 @@ func (s *Supervisor) reconnectOne(ctx context.Context, c *Container) {
 		c.State, c.ExitCode, c.OOMKilled, c.StoppedAt = StateStopped, &code, st.OomKilled, st.ExitedAt.AsTime()
 		s.recs.put(c)
 		s.events.publish(Event{Type: "container", Action: "die", ID: c.ID, Name: c.Name, ExitCode: c.ExitCode})
+	case st.Status == api.Status_CREATED && c.State == StateRestarting:
+		c.State = StateCreated // the restart was cut short: a user may start it
+		s.recs.put(c)
 	case st.Status == api.Status_RUNNING:
 		done := make(chan struct{})
 		s.mu.Lock()

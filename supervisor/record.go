@@ -17,11 +17,12 @@ import (
 type State string
 
 const (
-	StateCreating State = "creating" // being created; cleaned up at start-up if the daemon died
-	StateCreated  State = "created"
-	StateRunning  State = "running"
-	StateStopped  State = "stopped"
-	StateRemoving State = "removing" // being deleted; finished at start-up if the daemon died
+	StateCreating   State = "creating" // being created; cleaned up at start-up if the daemon died
+	StateCreated    State = "created"
+	StateRunning    State = "running"
+	StateStopped    State = "stopped"
+	StateRestarting State = "restarting" // a restart policy is starting it again
+	StateRemoving   State = "removing"   // being deleted; finished at start-up if the daemon died
 )
 
 // CreateRequest is what a container is created from.

@@ -348,7 +348,7 @@ func (s *Supervisor) start(ctx context.Context, c *Container) error {
 	switch c.State {
 	case StateRunning:
 		return fmt.Errorf("container %s is already running: %w", c.Name, errdefs.ErrConflict)
-	case StateStopped:
+	case StateStopped, StateRestarting:
 		if err := s.recreate(ctx, c); err != nil {
 			return err
 		}
@@ -478,8 +478,15 @@ func (s *Supervisor) restartLater(id string, count int) {
 		return // deleted, started by hand, or stopped by a user meanwhile
 	}
 	c.RestartCount++
+	c.State = StateRestarting
+	if err := s.recs.put(c); err != nil {
+		s.log.Warn("restart", "id", id, "error", err)
+		return
+	}
 	if err := s.start(s.ctx, c); err != nil {
 		s.log.Warn("restart", "id", id, "error", err)
+		c.State = StateStopped
+		s.recs.put(c)
 	}
 }
 

@@ -241,6 +241,36 @@ func TestDaemonEndToEnd(t *testing.T) {
 		t.Fatalf("delete: %d %+v", code, env)
 	}
 
+	// Kill with a signal, then a restart policy that brings a failing
+	// container back once.
+	d.do("POST", "/v1/containers", map[string]any{"image": "busybox", "name": "k", "command": []string{"sleep", "100"}}, nil)
+	d.do("POST", "/v1/containers/k/actions/start", nil, nil)
+	if code := d.do("POST", "/v1/containers/k/actions/kill?signal=KILL", nil, &env); code != 200 {
+		t.Errorf("kill: %d %+v", code, env)
+	}
+	if d.do("POST", "/v1/containers/k/actions/wait", nil, &waited); waited.Data.ExitCode != 137 {
+		t.Errorf("wait after kill: %+v", waited)
+	}
+	d.do("POST", "/v1/containers", map[string]any{"image": "busybox", "name": "flaky", "command": []string{"false"}, "restartPolicy": "on-failure:1"}, nil)
+	d.do("POST", "/v1/containers/flaky/actions/start", nil, nil)
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		var detail struct {
+			Data struct {
+				State        string
+				RestartCount int
+			}
+		}
+		d.do("GET", "/v1/containers/flaky", nil, &detail)
+		if detail.Data.RestartCount == 1 && detail.Data.State == "stopped" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restart policy: %+v", detail.Data)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
 	// Bad input → 4xx envelopes.
 	for _, tc := range []struct {
 		method, path string
@@ -270,7 +300,7 @@ func TestDaemonKilledContainersSurvive(t *testing.T) {
 	reg := registryWithBusybox(t)
 	d := startDaemon(t, reg.Host)
 	var ids []string
-	for i := range 4 {
+	for i := range 10 {
 		var env envelope
 		if code := d.do("POST", "/v1/containers", map[string]any{"image": "busybox", "name": fmt.Sprint("c", i), "command": []string{"sleep", "100"}}, &env); code != 200 {
 			t.Fatalf("create: %d %+v", code, env)
@@ -281,7 +311,7 @@ func TestDaemonKilledContainersSurvive(t *testing.T) {
 		ids = append(ids, c.ID)
 	}
 	var detail struct{ Data struct{ Pid int } }
-	d.do("GET", "/v1/containers/c3", nil, &detail)
+	d.do("GET", "/v1/containers/c9", nil, &detail)
 	d.stop(syscall.SIGKILL)
 	// While the daemon is down, one container dies.
 	syscall.Kill(detail.Data.Pid, syscall.SIGKILL)
@@ -292,13 +322,13 @@ func TestDaemonKilledContainersSurvive(t *testing.T) {
 	for _, c := range list.Data {
 		states[c["name"].(string)] = c["state"]
 	}
-	for _, n := range []string{"c0", "c1", "c2"} {
+	for _, n := range []string{"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8"} {
 		if states[n] != "running" {
 			t.Errorf("%s after the daemon's restart: %v", n, states[n])
 		}
 	}
 	var waited struct{ Data struct{ ExitCode int } }
-	if d.do("POST", "/v1/containers/c3/actions/wait", nil, &waited); waited.Data.ExitCode != 137 {
+	if d.do("POST", "/v1/containers/c9/actions/wait", nil, &waited); waited.Data.ExitCode != 137 {
 		t.Errorf("container that died meanwhile: %+v", waited)
 	}
 }
