@@ -47,6 +47,7 @@ bench: deps
 	@mkdir -p $(BIN)
 	$(GO) test -run '^$$' -bench . -benchtime 3x -count $(BENCHCOUNT) -timeout 30m ./imagestore/ | tee $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench . -benchtime 20x -count $(BENCHCOUNT) -timeout 30m ./shim/ | tee -a $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench . -benchtime 5x -count $(BENCHCOUNT) -timeout 30m ./cmd/condenser/ | tee -a $(BIN)/bench.txt
 	$(GO) run $(BENCHSTAT) $(BIN)/bench.txt
 
 # The shim API: shim/api/shim.proto → generated Go code (committed).
