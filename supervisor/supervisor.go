@@ -540,6 +540,9 @@ func (s *Supervisor) Stop(ctx context.Context, ref string, timeout time.Duration
 	if err != nil {
 		return nil, err
 	}
+	if done == nil {
+		return nil, fmt.Errorf("container %s: its exit is not being watched: %w", c.Name, errdefs.ErrUnavailable)
+	}
 	if timeout < 0 {
 		timeout = s.cfg.StopTimeout
 	}
