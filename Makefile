@@ -7,9 +7,9 @@ BIN      ?= bin
 ARGS     ?=
 FUZZTIME ?= 20s
 # Debian packages the tests use.
-DEPS     := runc crun docker-registry busybox-static skopeo protobuf-compiler
+DEPS     := runc crun docker-registry busybox-static skopeo protobuf-compiler systemd
 
-.PHONY: all build run test unit fuzz bench deps vet clean proto check-proto tools
+.PHONY: all build run test unit fuzz bench deps vet clean proto check-proto tools install
 
 all: build
 
@@ -18,6 +18,29 @@ all: build
 build:
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/condenser
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/ ./cmd/condenser-shim
+
+# Installs the binaries, the systemd units (contrib/systemd) and, when
+# bin/raind exists and can print them, its shell completions. bin/raind is
+# optional. Staged installs: make install DESTDIR=/tmp/stage PREFIX=/usr
+# (the service's ExecStart names /usr/local/bin/condenser; a different
+# PREFIX needs a drop-in, see contrib/README.md).
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+BINDIR      ?= $(PREFIX)/bin
+UNITDIR     ?= /etc/systemd/system
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(BIN)/condenser $(BIN)/condenser-shim $(DESTDIR)$(BINDIR)/
+	if [ -x $(BIN)/raind ]; then install -m 0755 $(BIN)/raind $(DESTDIR)$(BINDIR)/; fi
+	install -m 0644 contrib/systemd/condenser.socket contrib/systemd/condenser.service $(DESTDIR)$(UNITDIR)/
+	if [ -x $(BIN)/raind ] && $(BIN)/raind completion bash >$(BIN)/raind.bash 2>/dev/null; then \
+		install -d $(DESTDIR)$(BASHCOMPDIR) && install -m 0644 $(BIN)/raind.bash $(DESTDIR)$(BASHCOMPDIR)/raind; \
+	fi
+	if [ -x $(BIN)/raind ] && $(BIN)/raind completion zsh >$(BIN)/raind.zsh 2>/dev/null; then \
+		install -d $(DESTDIR)$(ZSHCOMPDIR) && install -m 0644 $(BIN)/raind.zsh $(DESTDIR)$(ZSHCOMPDIR)/_raind; \
+	fi
 
 # Runs the daemon (REST API on /run/condenser/condenser.sock). Flags and
 # offline commands go in ARGS, e.g.
