@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -65,7 +66,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	}
 	b := &backend{sup: sup, images: cfg.images, version: version, info: rest.SystemInfo{
 		Runtime: rt, CgroupMode: cgroupMode(), StorageDriver: rfs.Driver(), Root: cfg.root, State: cfg.state,
-		OS: "linux",
+		OS: "linux", Arch: goruntime.GOARCH,
 	}}
 	srv := &http.Server{Handler: rest.NewHandler(b, log), ReadHeaderTimeout: 10 * time.Second}
 	var wg sync.WaitGroup
