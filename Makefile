@@ -16,7 +16,7 @@ all: build
 # condenser-shim is static (no libc mapped) and stripped: its resident size
 # per container is a headline figure.
 build:
-	$(GO) build -trimpath -o $(BIN)/ ./cmd/condenser
+	$(GO) build -trimpath -o $(BIN)/ ./cmd/condenser ./cmd/raind
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/ ./cmd/condenser-shim
 
 # Installs the binaries, the systemd units (contrib/systemd) and, when

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/raind/condenser/rest"
+)
+
+func cmdPull(c *cli, args []string) error {
+	fs := newFlags("image pull")
+	platform := fs.String("platform", "", "os/arch (default: the daemon's)")
+	if err := parse(fs, args, 1, "IMAGE"); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("image pull: one IMAGE")
+	}
+	req := rest.PullImageRequest{Image: fs.Arg(0)}
+	if *platform != "" {
+		req.OS, req.Arch, _ = strings.Cut(*platform, "/")
+	}
+	b, _ := json.Marshal(req)
+	var res rest.PullResult
+	if err := c.progress("/v1/images", strings.NewReader(string(b)), &res); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.out, "Pulled %s", res.Image)
+	if res.Digest != "" {
+		fmt.Fprintf(c.out, " (%s)", res.Digest)
+	}
+	fmt.Fprintln(c.out)
+	return nil
+}
+
+func cmdImport(c *cli, args []string) error {
+	fs := newFlags("image import")
+	if err := parse(fs, args, 1, "FILE (or - for stdin)"); err != nil {
+		return err
+	}
+	var body io.Reader = c.in
+	if name := fs.Arg(0); name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		body = f
+	}
+	var images []rest.ImageSummary
+	if err := c.progress("/v1/images/import", body, &images); err != nil {
+		return err
+	}
+	for _, i := range images {
+		fmt.Fprintf(c.out, "Imported %s (%s)\n", imageName(i.Repository, i.Reference), short(i.ID))
+	}
+	return nil
+}
+
+// progress posts body with Accept: application/x-ndjson, shows the layers'
+// progress and decodes the closing envelope's data into out.
+func (c *cli) progress(path string, body io.Reader, out any) error {
+	resp, err := c.do("POST", path, body, map[string]string{"Accept": "application/x-ndjson"})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	show := c.plainProgress()
+	if isTerminal(c.out) {
+		show = c.barProgress()
+	}
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var line struct {
+			rest.PullProgress
+			Message string          `json:"message"`
+			Data    json.RawMessage `json:"data"`
+		}
+		if err := dec.Decode(&line); err != nil {
+			if err == io.EOF {
+				return errors.New("the daemon closed the stream before saying whether it worked")
+			}
+			return fmt.Errorf("reading the progress: %v", err)
+		}
+		if line.Layer != "" {
+			show(line.PullProgress)
+			continue
+		}
+		if line.Status != rest.StatusSuccess {
+			return errors.New(line.Message)
+		}
+		if len(line.Data) > 0 && out != nil {
+			return json.Unmarshal(line.Data, out)
+		}
+		return nil
+	}
+}
+
+// plainProgress prints one line per layer state change.
+func (c *cli) plainProgress() func(rest.PullProgress) {
+	last := map[string]string{}
+	return func(p rest.PullProgress) {
+		if last[p.Layer] != p.Status {
+			last[p.Layer] = p.Status
+			fmt.Fprintf(c.out, "%s: %s\n", short(p.Layer), p.Status)
+		}
+	}
+}
+
+// barProgress redraws one bar per layer, in order of appearance.
+func (c *cli) barProgress() func(rest.PullProgress) {
+	var order []string
+	state := map[string]rest.PullProgress{}
+	return func(p rest.PullProgress) {
+		if len(order) > 0 {
+			fmt.Fprintf(c.out, "\x1b[%dA", len(order)) // back to the first bar
+		}
+		if _, ok := state[p.Layer]; !ok {
+			order = append(order, p.Layer)
+		}
+		state[p.Layer] = p
+		for _, l := range order {
+			fmt.Fprintf(c.out, "\x1b[2K%s\n", bar(state[l]))
+		}
+	}
+}
+
+func bar(p rest.PullProgress) string {
+	const width = 30
+	line := fmt.Sprintf("%s: %-11s", short(p.Layer), p.Status)
+	switch {
+	case p.Status == "done" || p.Status == "exists":
+		return line
+	case p.Total > 0:
+		n := int(min(p.Current, p.Total) * width / p.Total)
+		return fmt.Sprintf("%s [%s>%s] %s/%s", line, strings.Repeat("=", n), strings.Repeat(" ", width-n), size(p.Current), size(p.Total))
+	case p.Current > 0:
+		return fmt.Sprintf("%s %s", line, size(p.Current))
+	}
+	return line
+}
+
+// isTerminal says whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

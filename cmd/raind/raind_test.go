@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/raind/condenser/internal/testutil"
+	"github.com/raind/condenser/rest"
+)
+
+// bins builds condenser, condenser-shim and raind once per test binary run.
+var bins struct {
+	dir string
+	err error
+}
+
+func buildBinaries(t *testing.T) string {
+	t.Helper()
+	if bins.dir == "" && bins.err == nil {
+		dir, err := os.MkdirTemp("", "raind-bin-")
+		if err == nil {
+			out, berr := exec.Command("go", "build", "-o", dir+"/", "../condenser", "../condenser-shim", ".").CombinedOutput()
+			if berr != nil {
+				err = fmt.Errorf("go build: %v: %s", berr, out)
+			}
+		}
+		bins.dir, bins.err = dir, err
+	}
+	if bins.err != nil {
+		t.Fatal(bins.err)
+	}
+	return bins.dir
+}
+
+// env is a daemon started from its binary, and the raind binary pointed at it.
+type env struct {
+	t     *testing.T
+	raind string
+	sock  string
+}
+
+// result is one raind invocation.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (e *env) run(args ...string) result {
+	e.t.Helper()
+	cmd := exec.Command(e.raind, args...)
+	cmd.Env = append(os.Environ(), "RAIND_HOST=unix://"+e.sock)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	r := result{out.String(), errOut.String(), 0}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		e.t.Fatalf("raind %q: %v", args, err)
+	}
+	return r
+}
+
+// must runs raind and fails the test unless it exits 0.
+func (e *env) must(args ...string) string {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.code != 0 {
+		e.t.Fatalf("raind %q: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
+	}
+	return r.stdout
+}
+
+func startEnv(t *testing.T) *env {
+	testutil.RequireRoot(t)
+	testutil.RequireBinary(t, "runc")
+	dir := buildBinaries(t)
+	reg := testutil.StartRegistry(t)
+	reg.Push(t, reg.Ref("library/busybox:latest"), testutil.BusyboxImage(t))
+
+	state, err := os.MkdirTemp("", "rd") // short: a unix socket path is limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, raind: dir + "/raind", sock: filepath.Join(state, "condenser.sock")}
+	var logs bytes.Buffer
+	daemon := exec.Command(dir+"/condenser", "--root", t.TempDir(), "--state", state, "--runtime", "runc",
+		"--listen", "unix://"+e.sock, "--registry-mirror", "docker.io=http://"+reg.Host)
+	daemon.Stdout, daemon.Stderr = &logs, &logs
+	if err := daemon.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if r := e.run("container", "ls", "--format", "json"); r.code == 0 {
+			var list []rest.ContainerSummary
+			json.Unmarshal([]byte(r.stdout), &list)
+			for _, c := range list {
+				e.run("container", "rm", "-f", c.ContainerID)
+			}
+		}
+		daemon.Process.Signal(syscall.SIGTERM)
+		daemon.Wait()
+		os.RemoveAll(state)
+		parents, _ := filepath.Glob("/sys/fs/cgroup/*/condenser")
+		for _, p := range parents {
+			os.Remove(p)
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", &logs)
+		}
+	})
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if e.run("version").code == 0 {
+			return e
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon not answering:\n%s", &logs)
+		}
+	}
+}
+
+func TestRaind(t *testing.T) {
+	e := startEnv(t)
+
+	// Pull, not on a terminal: plain lines, then the summary.
+	out := e.must("image", "pull", "busybox")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[len(lines)-1], "Pulled ") {
+		t.Fatalf("pull output:\n%s", out)
+	}
+	for _, l := range lines[:len(lines)-1] {
+		digest, status, ok := strings.Cut(l, ": ")
+		if !ok || len(digest) != 12 || !strings.Contains("downloading extracting done exists", status) {
+			t.Errorf("pull progress line %q", l)
+		}
+	}
+	if out := e.must("image", "ls"); !strings.Contains(out, "REPOSITORY") || !strings.Contains(out, "busybox") {
+		t.Errorf("image ls:\n%s", out)
+	}
+
+	t.Run("run --rm", func(t *testing.T) {
+		r := e.run("container", "run", "--rm", "--name", "once", "busybox", "sh", "-c", "echo hi; exit 3")
+		if r.code != 3 || r.stdout != "hi\n" {
+			t.Fatalf("run: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+		if r := e.run("container", "inspect", "once"); r.code != 1 || !strings.Contains(r.stderr, "once") {
+			t.Errorf("inspect after --rm: exit %d, %q %q", r.code, r.stdout, r.stderr)
+		}
+	})
+
+	t.Run("detached ls inspect", func(t *testing.T) {
+		id := strings.TrimSpace(e.must("container", "run", "-d", "--name", "web", "-e", "A=1", "--memory", "64m", "busybox", "sleep", "100"))
+		if len(id) != 64 {
+			t.Fatalf("run -d printed %q", id)
+		}
+		table := e.must("container", "ls")
+		rows := strings.Split(strings.TrimSpace(table), "\n")
+		if len(rows) != 2 || !strings.HasPrefix(rows[0], "CONTAINER ID") || !strings.HasPrefix(rows[1], id[:12]+" ") ||
+			!strings.Contains(rows[1], "web") || !strings.Contains(rows[1], "busybox:latest") || !strings.Contains(rows[1], "running") {
+			t.Errorf("ls:\n%s", table)
+		}
+		var list []rest.ContainerSummary
+		if err := json.Unmarshal([]byte(e.must("container", "ls", "--format", "json")), &list); err != nil || len(list) != 1 ||
+			list[0].ContainerID != id || list[0].State != "running" {
+			t.Errorf("ls json: %v %+v", err, list)
+		}
+		var d rest.ContainerDetail
+		if err := json.Unmarshal([]byte(e.must("container", "inspect", "web")), &d); err != nil || d.ContainerID != id || d.Name != "web" ||
+			d.Config.Resources == nil || d.Config.Resources.Memory != 64<<20 || !strings.Contains(strings.Join(d.Config.Env, " "), "A=1") {
+			t.Errorf("inspect: %v %+v", err, d)
+		}
+		e.must("container", "stop", "--timeout", "1", "web")
+		if out := e.must("container", "wait", "web"); strings.TrimSpace(out) != "137" {
+			t.Errorf("wait: %q", out)
+		}
+		e.must("container", "rm", "web")
+	})
+
+	t.Run("errors", func(t *testing.T) {
+		if r := e.run("container", "inspect", "nosuch"); r.code != 1 || !strings.HasPrefix(r.stderr, "raind: ") || strings.Count(r.stderr, "\n") != 1 {
+			t.Errorf("unknown container: %+v", r)
+		}
+		if r := e.run("container", "run", "-p", "8080:80", "busybox", "true"); r.code != 1 || !strings.Contains(r.stderr, "port") {
+			t.Errorf("publish: %+v", r)
+		}
+		if r := e.run("container", "frobnicate"); r.code != 2 {
+			t.Errorf("usage error: %+v", r)
+		}
+	})
+}
+
+func TestDaemonDown(t *testing.T) {
+	dir := buildBinaries(t)
+	sock := filepath.Join(t.TempDir(), "nobody.sock")
+	cmd := exec.Command(dir+"/raind", "--host", "unix://"+sock, "container", "ls")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v", err)
+	}
+	want := "raind: cannot reach Condenser at " + sock + ": is it running? Start it with `make run` or `systemctl start condenser.socket`.\n"
+	if errOut.String() != want || out.Len() != 0 {
+		t.Errorf("stderr %q, stdout %q", errOut.String(), out.String())
+	}
+}
+
+func TestCompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh"} {
+		var out, errOut bytes.Buffer
+		if code := run([]string{"completion", shell}, nil, &out, &errOut); code != 0 {
+			t.Fatalf("%s: exit %d: %s", shell, code, errOut.String())
+		}
+		s := out.String()
+		if !strings.Contains(s, "container") || !strings.Contains(s, "image") || !strings.Contains(s, "complete -F _raind raind") {
+			t.Errorf("%s script:\n%s", shell, s)
+		}
+		if shell == "bash" {
+			if b, err := exec.Command("bash", "-n", "-c", s).CombinedOutput(); err != nil {
+				t.Errorf("bash -n: %v: %s", err, b)
+			}
+		}
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"completion", "fish"}, nil, &out, &errOut); code != 2 {
+		t.Errorf("fish: exit %d", code)
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"": 0, "512": 512, "64m": 64 << 20, "1g": 1 << 30, "1.5G": 3 << 29, "2kb": 2048} {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"x", "-1m", "1q"} {
+		if _, err := parseBytes(in); err == nil {
+			t.Errorf("parseBytes(%q): no error", in)
+		}
+	}
+}
+
+func TestProgressDisplay(t *testing.T) {
+	var out bytes.Buffer
+	c := &cli{out: &out}
+	plain := c.plainProgress()
+	for _, p := range []rest.PullProgress{
+		{Layer: "sha256:aaaaaaaaaaaaaaaa", Status: "downloading", Current: 1, Total: 4},
+		{Layer: "sha256:aaaaaaaaaaaaaaaa", Status: "downloading", Current: 2, Total: 4},
+		{Layer: "sha256:bbbbbbbbbbbbbbbb", Status: "exists"},
+		{Layer: "sha256:aaaaaaaaaaaaaaaa", Status: "done", Current: 4, Total: 4},
+	} {
+		plain(p)
+	}
+	if want := "aaaaaaaaaaaa: downloading\nbbbbbbbbbbbb: exists\naaaaaaaaaaaa: done\n"; out.String() != want {
+		t.Errorf("plain:\n%s", out.String())
+	}
+	out.Reset()
+	bars := c.barProgress()
+	bars(rest.PullProgress{Layer: "sha256:aaaaaaaaaaaaaaaa", Status: "downloading", Current: 2, Total: 4})
+	bars(rest.PullProgress{Layer: "sha256:bbbbbbbbbbbbbbbb", Status: "exists"})
+	s := out.String()
+	if !strings.Contains(s, "[===============>               ] 2B/4B") || !strings.Contains(s, "\x1b[1A") || strings.Count(s, "\n") != 3 {
+		t.Errorf("bars: %q", s)
+	}
+}
