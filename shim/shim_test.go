@@ -542,7 +542,7 @@ func TestShimOutlivesItsStarter(t *testing.T) {
 	c.start()
 	// The process that started the shim dies: here, a shell that launched
 	// it and waits, killed with -9 (the launcher itself has exited).
-	starter := exec.Command("sh", "-c", "sleep 100")
+	starter := exec.Command("sleep", "100")
 	if err := starter.Start(); err != nil {
 		t.Fatal(err)
 	}
