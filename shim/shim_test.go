@@ -119,6 +119,12 @@ func busyboxRootfs(t testing.TB) string {
 // container (not started).
 func newContainer(t *testing.T, rt runtimeCase, args []string, opts ...specOpt) *container {
 	t.Helper()
+	return newContainerWith(t, rt, args, func(o Options) (string, error) { return Launch(context.Background(), shimBinary, o) }, opts...)
+}
+
+// newContainerWith is newContainer with the shim started by launch.
+func newContainerWith(t *testing.T, rt runtimeCase, args []string, launch func(Options) (string, error), opts ...specOpt) *container {
+	t.Helper()
 	id := "shimtest-" + randomHex(6)
 	base := t.TempDir()
 	bundle := filepath.Join(base, "bundle")
@@ -139,7 +145,7 @@ func newContainer(t *testing.T, rt runtimeCase, args []string, opts ...specOpt) 
 	o := Options{ID: id, Bundle: bundle, Runtime: rt.Binary, RuntimeRoot: filepath.Join(base, "rtroot"), Socket: filepath.Join(base, "s.sock")}
 	c := &container{t: t, id: id, bundle: bundle, opts: o}
 	ctx := context.Background()
-	addr, err := Launch(ctx, shimBinary, o)
+	addr, err := launch(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -538,19 +544,31 @@ func zombies(t *testing.T, ppid int) []int {
 
 func TestShimOutlivesItsStarter(t *testing.T) {
 	rt := runtimes(t)[0]
-	c := newContainer(t, rt, []string{"sleep", "100"})
+	// The shim is started by a shell in its own process group, which
+	// stays; killing that whole group with -9 must not reach the shim.
+	var starter *exec.Cmd
+	c := newContainerWith(t, rt, []string{"sleep", "100"}, func(o Options) (string, error) {
+		starter = exec.Command("sh", append([]string{"-c", `"$0" start "$@" && exec sleep 100`, shimBinary}, o.args()...)...)
+		starter.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		out, err := starter.StdoutPipe()
+		if err != nil {
+			return "", err
+		}
+		if err := starter.Start(); err != nil {
+			return "", err
+		}
+		t.Cleanup(func() { syscall.Kill(-starter.Process.Pid, syscall.SIGKILL); starter.Wait() })
+		line, err := bufio.NewReader(out).ReadString('\n')
+		return strings.TrimSpace(line), err
+	})
 	c.start()
-	// The process that started the shim dies: here, a shell that launched
-	// it and waits, killed with -9 (the launcher itself has exited).
-	starter := exec.Command("sleep", "100")
-	if err := starter.Start(); err != nil {
+	if err := syscall.Kill(-starter.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	starter.Process.Kill()
-	starter.Wait()
 	c.client.Close()
 
-	// A new client connects and gets the exit status.
+	// A new client connects, and the shim still controls the container
+	// and reports its exit.
 	ctx := context.Background()
 	cl, err := Dial(ctx, "unix://"+c.opts.Socket)
 	if err != nil {
