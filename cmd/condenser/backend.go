@@ -210,14 +210,15 @@ func imageSummary(img imagestore.Image) rest.ImageSummary {
 
 func (b *backend) ListImages(ctx context.Context) ([]rest.ImageSummary, error) {
 	imgs, err := b.images.List(ctx)
-	if err != nil {
-		return nil, err
-	}
+	return imageSummaries(imgs), err
+}
+
+func imageSummaries(imgs []imagestore.Image) []rest.ImageSummary {
 	out := []rest.ImageSummary{}
 	for _, img := range imgs {
 		out = append(out, imageSummary(img))
 	}
-	return out, nil
+	return out
 }
 
 func (b *backend) RemoveImage(ctx context.Context, image string, force bool) error {
@@ -253,11 +254,7 @@ func (b *backend) ImportImage(ctx context.Context, r io.Reader, progress func(re
 	if err != nil {
 		return nil, err
 	}
-	out := []rest.ImageSummary{}
-	for _, img := range imgs {
-		out = append(out, imageSummary(img))
-	}
-	return out, nil
+	return imageSummaries(imgs), nil
 }
 
 func (b *backend) Version(ctx context.Context) rest.VersionInfo {
