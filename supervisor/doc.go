@@ -1,6 +1,9 @@
-// Package supervisor will hold container records (bbolt), the lifecycle
-// state machine, OCI spec generation, shim lifecycle and restart policies
-// (see ../shared/ARCHITECTURE.md, steps 3 and 4). It never speaks HTTP.
+// Package supervisor owns the containers: their records (bbolt, in
+// containers.db under the root), the lifecycle state machine (creating →
+// created → running → stopped, plus restarting and removing), the shims
+// (start, connect, reconnect after a daemon restart), restart policies,
+// auto-removal and lifecycle events; and OCI spec generation, the default
+// seccomp profile and the per-container /etc files. It never speaks HTTP.
 //
 // # OCI spec generation (spec.go)
 //
