@@ -275,3 +275,11 @@ func TestProgressDisplay(t *testing.T) {
 		t.Errorf("bars: %q", s)
 	}
 }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bins.dir != "" {
+		os.RemoveAll(bins.dir)
+	}
+	os.Exit(code)
+}
