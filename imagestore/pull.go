@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -53,9 +54,18 @@ func (s *Store) Pull(ctx context.Context, ref string, o PullOptions) (Image, err
 	s.acquire()
 	defer s.release(ctx)
 	rep := newReporter(o.Progress)
+	img, err := s.pullEndpoints(ctx, r, eps, platform, o.Platform != nil, rep)
+	if errors.Is(err, syscall.ENOSPC) {
+		// Not an internal fault: the user can free space and retry.
+		err = fmt.Errorf("%w: %w", errdefs.ErrUnavailable, err)
+	}
+	return img, err
+}
+
+func (s *Store) pullEndpoints(ctx context.Context, r Reference, eps []endpoint, platform *v1.Platform, strict bool, rep *reporter) (Image, error) {
 	var tried []string
 	for _, ep := range eps {
-		img, err := s.pullFrom(ctx, r, ep, platform, o.Platform != nil, rep)
+		img, err := s.pullFrom(ctx, r, ep, platform, strict, rep)
 		if err == nil {
 			return img, nil
 		}
