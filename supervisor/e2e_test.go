@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,33 +21,6 @@ import (
 	"github.com/raind/condenser/shim/logging"
 	"github.com/raind/condenser/supervisor"
 )
-
-var (
-	shimOnce sync.Once
-	shimBin  string
-	shimErr  error
-)
-
-// shimBinary builds condenser-shim once for the package's tests.
-func shimBinary(t *testing.T) string {
-	t.Helper()
-	shimOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "condenser-e2e-")
-		if err != nil {
-			shimErr = err
-			return
-		}
-		shimBin = filepath.Join(dir, "condenser-shim")
-		out, err := exec.Command("go", "build", "-o", shimBin, "../cmd/condenser-shim").CombinedOutput()
-		if err != nil {
-			shimErr = fmt.Errorf("build condenser-shim: %v: %s", err, out)
-		}
-	})
-	if shimErr != nil {
-		t.Fatal(shimErr)
-	}
-	return shimBin
-}
 
 // world is an image store, a rootfs manager and a state dir, as the daemon
 // will have them.
@@ -271,10 +242,13 @@ func TestManyLayerImage(t *testing.T) {
 	}
 }
 
+// shimBinary is condenser-shim, built once for the package's tests.
+func shimBinary(t *testing.T) string {
+	return filepath.Join(testutil.BuildBinaries(t, "../cmd/condenser-shim"), "condenser-shim")
+}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if shimBin != "" {
-		os.RemoveAll(filepath.Dir(shimBin))
-	}
+	testutil.RemoveBinaries()
 	os.Exit(code)
 }

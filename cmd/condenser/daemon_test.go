@@ -20,30 +20,6 @@ import (
 	"github.com/raind/condenser/internal/testutil"
 )
 
-// bins builds condenser and condenser-shim once per test binary run.
-var bins struct {
-	dir string
-	err error
-}
-
-func buildBinaries(t testing.TB) string {
-	t.Helper()
-	if bins.dir == "" && bins.err == nil {
-		dir, err := os.MkdirTemp("", "condenser-bin-")
-		if err == nil {
-			out, berr := exec.Command("go", "build", "-o", dir+"/", "../condenser", "../condenser-shim").CombinedOutput()
-			if berr != nil {
-				err = fmt.Errorf("go build: %v: %s", berr, out)
-			}
-		}
-		bins.dir, bins.err = dir, err
-	}
-	if bins.err != nil {
-		t.Fatal(bins.err)
-	}
-	return bins.dir
-}
-
 // daemonProc is the real condenser binary, started as a user would.
 type daemonProc struct {
 	t           testing.TB
@@ -61,7 +37,7 @@ func startDaemonTB(t testing.TB, registry string) *daemonProc {
 	t.Helper()
 	testutil.RequireRoot(t)
 	testutil.RequireBinary(t, "runc")
-	dir := buildBinaries(t)
+	dir := testutil.BuildBinaries(t, "../condenser", "../condenser-shim")
 	state, err := os.MkdirTemp("", "cd")
 	if err != nil {
 		t.Fatal(err)
@@ -337,7 +313,7 @@ func TestSocketActivation(t *testing.T) {
 	testutil.RequireRoot(t)
 	sa := testutil.RequireBinary(t, "systemd-socket-activate")
 	reg := registryWithBusybox(t)
-	dir := buildBinaries(t)
+	dir := testutil.BuildBinaries(t, "../condenser", "../condenser-shim")
 	state, _ := os.MkdirTemp("", "cd")
 	defer os.RemoveAll(state)
 	sock := filepath.Join(state, "activated.sock")
@@ -376,9 +352,7 @@ func TestSocketActivation(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bins.dir != "" {
-		os.RemoveAll(bins.dir)
-	}
+	testutil.RemoveBinaries()
 	os.Exit(code)
 }
 

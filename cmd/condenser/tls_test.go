@@ -68,7 +68,7 @@ func certs(t *testing.T, dir string) (caPool *x509.CertPool, client tls.Certific
 func TestTCPNeedsTLSAndClientCertificates(t *testing.T) {
 	testutil.RequireRoot(t)
 	testutil.RequireBinary(t, "runc")
-	bin := buildBinaries(t) + "/condenser"
+	bin := testutil.BuildBinaries(t, "../condenser", "../condenser-shim") + "/condenser"
 	state, _ := os.MkdirTemp("", "cd")
 	defer os.RemoveAll(state)
 	common := []string{"--root", t.TempDir(), "--state", state, "--runtime", "runc"}

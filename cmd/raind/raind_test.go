@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,30 +15,6 @@ import (
 	"github.com/raind/condenser/internal/testutil"
 	"github.com/raind/condenser/rest"
 )
-
-// bins builds condenser, condenser-shim and raind once per test binary run.
-var bins struct {
-	dir string
-	err error
-}
-
-func buildBinaries(t *testing.T) string {
-	t.Helper()
-	if bins.dir == "" && bins.err == nil {
-		dir, err := os.MkdirTemp("", "raind-bin-")
-		if err == nil {
-			out, berr := exec.Command("go", "build", "-o", dir+"/", "../condenser", "../condenser-shim", ".").CombinedOutput()
-			if berr != nil {
-				err = fmt.Errorf("go build: %v: %s", berr, out)
-			}
-		}
-		bins.dir, bins.err = dir, err
-	}
-	if bins.err != nil {
-		t.Fatal(bins.err)
-	}
-	return bins.dir
-}
 
 // env is a daemon started from its binary, and the raind binary pointed at it.
 type env struct {
@@ -84,7 +59,7 @@ func (e *env) must(args ...string) string {
 func startEnv(t *testing.T) *env {
 	testutil.RequireRoot(t)
 	testutil.RequireBinary(t, "runc")
-	dir := buildBinaries(t)
+	dir := testutil.BuildBinaries(t, "../condenser", "../condenser-shim", ".")
 	reg := testutil.StartRegistry(t)
 	reg.Push(t, reg.Ref("library/busybox:latest"), testutil.BusyboxImage(t))
 
@@ -200,7 +175,7 @@ func TestRaind(t *testing.T) {
 }
 
 func TestDaemonDown(t *testing.T) {
-	dir := buildBinaries(t)
+	dir := testutil.BuildBinaries(t, "../condenser", "../condenser-shim", ".")
 	sock := filepath.Join(t.TempDir(), "nobody.sock")
 	cmd := exec.Command(dir+"/raind", "--host", "unix://"+sock, "container", "ls")
 	var out, errOut bytes.Buffer
@@ -278,8 +253,6 @@ func TestProgressDisplay(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if bins.dir != "" {
-		os.RemoveAll(bins.dir)
-	}
+	testutil.RemoveBinaries()
 	os.Exit(code)
 }
