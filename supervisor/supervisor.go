@@ -116,6 +116,20 @@ func (s *Supervisor) lock(id string) func() {
 	return l.Unlock
 }
 
+// locked resolves ref, takes the container's lock and reads the record
+// again under it; the caller calls unlock.
+func (s *Supervisor) locked(ref string) (c *Container, unlock func(), err error) {
+	if c, err = s.get(ref); err != nil {
+		return nil, nil, err
+	}
+	unlock = s.lock(c.ID)
+	if c, err = s.get(c.ID); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return c, unlock, nil
+}
+
 func (s *Supervisor) get(ref string) (*Container, error) {
 	all, err := s.recs.all()
 	if err != nil {
@@ -332,14 +346,11 @@ func (s *Supervisor) client(id string) (*shim.Client, error) {
 
 // Start starts a created container, or runs a stopped one again.
 func (s *Supervisor) Start(ctx context.Context, ref string) (*Container, error) {
-	c, err := s.get(ref)
+	c, unlock, err := s.locked(ref)
 	if err != nil {
 		return nil, err
 	}
-	defer s.lock(c.ID)()
-	if c, err = s.get(c.ID); err != nil {
-		return nil, err
-	}
+	defer unlock()
 	return c, s.start(ctx, c)
 }
 
@@ -492,14 +503,11 @@ func (s *Supervisor) restartLater(id string, count int) {
 
 // Kill sends sig to the container's init process.
 func (s *Supervisor) Kill(ctx context.Context, ref string, sig syscall.Signal) (*Container, error) {
-	c, err := s.get(ref)
+	c, unlock, err := s.locked(ref)
 	if err != nil {
 		return nil, err
 	}
-	defer s.lock(c.ID)()
-	if c, err = s.get(c.ID); err != nil {
-		return nil, err
-	}
+	defer unlock()
 	if c.State != StateRunning {
 		return nil, fmt.Errorf("container %s is not running: %w", c.Name, errdefs.ErrConflict)
 	}
@@ -517,13 +525,8 @@ func (s *Supervisor) Kill(ctx context.Context, ref string, sig syscall.Signal) (
 // Stop sends SIGTERM, waits up to timeout, then SIGKILL; it returns once
 // the container has exited.
 func (s *Supervisor) Stop(ctx context.Context, ref string, timeout time.Duration) (*Container, error) {
-	c, err := s.get(ref)
+	c, unlock, err := s.locked(ref)
 	if err != nil {
-		return nil, err
-	}
-	unlock := s.lock(c.ID)
-	if c, err = s.get(c.ID); err != nil {
-		unlock()
 		return nil, err
 	}
 	if c.State != StateRunning {
@@ -615,9 +618,8 @@ func (s *Supervisor) Delete(ctx context.Context, ref string, force bool) (*Conta
 				return nil, err
 			}
 		}
-		unlock := s.lock(c.ID)
-		if c, err = s.get(c.ID); err != nil {
-			unlock()
+		var unlock func()
+		if c, unlock, err = s.locked(c.ID); err != nil {
 			return nil, err
 		}
 		if c.State != StateRunning {
