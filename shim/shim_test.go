@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -645,5 +646,42 @@ func TestRuntimeErrorReachesCaller(t *testing.T) {
 				t.Fatalf("got %v, want the runtime's message about /no/such/binary", err)
 			}
 		})
+	}
+}
+
+// TestStartWithoutRuntimeProcess starts runc containers through their exec
+// FIFO: no `runc start` runs, and runc sees the container running, then
+// stopped. A runtime wrapper named runc records every command.
+func TestStartWithoutRuntimeProcess(t *testing.T) {
+	testutil.RequireRoot(t)
+	real := testutil.RequireBinary(t, "runc")
+	dir := t.TempDir()
+	record := filepath.Join(dir, "commands")
+	wrapper := filepath.Join(dir, "runc")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\nexec %s \"$@\"\n", record, real)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := newContainer(t, runtimeCase{Name: "runc", Binary: wrapper}, []string{"sh", "-c", "echo started; sleep 100"})
+	c.start()
+	out, err := exec.Command(real, "--root", c.opts.RuntimeRoot, "state", c.id).Output()
+	if err != nil || !strings.Contains(string(out), `"status": "running"`) {
+		t.Errorf("runc state after start: %s %v", out, err)
+	}
+	if err := c.client.Kill(context.Background(), syscall.SIGKILL, false); err != nil {
+		t.Fatal(err)
+	}
+	if e := c.wait(); e.ExitCode != 137 {
+		t.Errorf("exit %+v, want 137", e)
+	}
+	c.deleteAndShutdown()
+	b, _ := os.ReadFile(record)
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if f := strings.Fields(line); slices.Contains(f, "start") {
+			t.Errorf("runc ran %q", line)
+		}
+	}
+	if !strings.Contains(string(b), " create ") {
+		t.Errorf("the wrapper recorded no create: %q", b)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/raind/condenser/internal/errdefs"
@@ -26,6 +27,9 @@ type OCI struct {
 	Binary  string  // runc, crun, or a path
 	Root    string  // --root: the runtime's state directory
 	Monitor Monitor // runs the commands without racing the reaper
+
+	mu       sync.Mutex
+	fifoInit map[string]int // created runc containers startable by their exec FIFO: init pid by id
 }
 
 var _ Driver = (*OCI)(nil)
@@ -59,10 +63,36 @@ func (o *OCI) Create(ctx context.Context, opts CreateOptions) (int, error) {
 	if err != nil || pid <= 0 {
 		return 0, fmt.Errorf("%s create: pid file holds %q", o.name(), b)
 	}
+	if o.name() == "runc" && !hasPoststartHooks(opts.Bundle) {
+		o.mu.Lock()
+		if o.fifoInit == nil {
+			o.fifoInit = map[string]int{}
+		}
+		o.fifoInit[opts.ID] = pid
+		o.mu.Unlock()
+	}
 	return pid, nil
 }
 
+// hasPoststartHooks reports whether the bundle's configuration may have
+// poststart hooks (which a later runc could run at start); when in doubt,
+// it says yes.
+func hasPoststartHooks(bundle string) bool {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	return err != nil || bytes.Contains(b, []byte(`"poststart"`))
+}
+
 func (o *OCI) Start(ctx context.Context, id string) error {
+	o.mu.Lock()
+	pid, ok := o.fifoInit[id]
+	delete(o.fifoInit, id)
+	o.mu.Unlock()
+	if ok {
+		err := startByFifo(ctx, filepath.Join(o.Root, id, execFifo), pid)
+		if !errors.Is(err, errNoFifo) {
+			return err
+		}
+	}
 	_, err := o.run(ctx, "", nil, nil, "start", id)
 	return err
 }
@@ -94,6 +124,9 @@ func (o *OCI) Kill(ctx context.Context, id string, sig syscall.Signal, all bool)
 }
 
 func (o *OCI) Delete(ctx context.Context, id string, bundle string, force bool) error {
+	o.mu.Lock()
+	delete(o.fifoInit, id)
+	o.mu.Unlock()
 	args := []string{"delete"}
 	if force {
 		args = append(args, "--force")
