@@ -36,6 +36,9 @@ type Config struct {
 	CgroupV2    bool
 	Logger      *slog.Logger
 	StopTimeout time.Duration // default grace period of stop (10 s)
+	// SpareShim keeps a shim launched ahead for the next container, off
+	// the start path (see spare.go).
+	SpareShim bool
 }
 
 // Supervisor owns the containers: their records, their shims and their
@@ -51,6 +54,9 @@ type Supervisor struct {
 	locks  map[string]*sync.Mutex   // per container
 	shims  map[string]*shim.Client  // connected shims, by id
 	exited map[string]chan struct{} // closed when the current run ends
+
+	spare        *spare // a shim launched for the next container
+	spareFilling bool   // a spare is being launched
 
 	events *hub
 	ctx    context.Context // lives as long as the supervisor
@@ -88,6 +94,12 @@ func Open(ctx context.Context, cfg Config) (*Supervisor, error) {
 		s.Close()
 		return nil, err
 	}
+	all, err := s.recs.all()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.sweep(s.orphans(all))
 	return s, nil
 }
 
@@ -101,6 +113,7 @@ func (s *Supervisor) Close() error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.closeSpare()
 	return s.db.Close()
 }
 
@@ -202,15 +215,22 @@ func (s *Supervisor) Create(ctx context.Context, req CreateRequest) (*Container,
 	if err != nil {
 		return nil, err
 	}
-	id := newID()
+	id, spareAddr := s.takeSpare()
+	abandon := func() { // before the record exists
+		if spareAddr != "" {
+			s.dropShim(context.WithoutCancel(ctx), id, spareAddr)
+		}
+		os.RemoveAll(s.containerDir(id))
+	}
 	c := &Container{ID: id, Name: req.Name, Image: img.Name, ImageID: img.ID, ImageDigest: img.Digest, Request: req,
-		State: StateCreating, Bundle: s.bundle(id), CreatingAt: time.Now().UTC()}
+		State: StateCreating, Bundle: s.bundle(id), ShimAddress: spareAddr, CreatingAt: time.Now().UTC()}
 	if c.Name == "" {
 		c.Name = "condenser-" + id[:12]
 	}
 	layers := s.cfg.Images.LayerDirs(img)
 	etc, err := WriteEtcFiles(filepath.Join(s.containerDir(id), "etc"), firstNonEmpty(req.Hostname, id[:12]), req.Network == "host")
 	if err != nil {
+		abandon()
 		return nil, err
 	}
 	spec, err := GenerateSpec(&cfg.Config, SpecRequest{
@@ -220,19 +240,19 @@ func (s *Supervisor) Create(ctx context.Context, req CreateRequest) (*Container,
 		CgroupV2: s.cfg.CgroupV2, HostsPath: etc.Hosts, HostnamePath: etc.Hostname, ResolvConfPath: etc.ResolvConf,
 	}, func(p string) ([]byte, error) { return rootfs.ReadFile(layers, p) })
 	if err != nil {
-		os.RemoveAll(s.containerDir(id))
+		abandon()
 		return nil, err
 	}
 	c.Args = spec.Process.Args
 	if err := s.recs.insert(c); err != nil {
-		os.RemoveAll(s.containerDir(id))
+		abandon()
 		return nil, err
 	}
 	s.events.publish(Event{Type: "container", Action: "creating", ID: id, Name: c.Name})
 	mounts, err := s.cfg.Rootfs.Prepare(ctx, c.ID, layers, rootfs.Options{})
 	if err == nil {
 		c.RootfsMounts = mounts
-		err = s.createRuntime(ctx, c, spec)
+		err = s.createRuntime(ctx, c, spec, spareAddr)
 	}
 	if err != nil {
 		s.log.Warn("create failed, cleaning up", "id", id, "error", err)
@@ -252,8 +272,9 @@ func firstNonEmpty(a, b string) string {
 }
 
 // createRuntime prepares the root filesystem and the bundle, starts the
-// shim and creates the container in it; the record becomes "created".
-func (s *Supervisor) createRuntime(ctx context.Context, c *Container, spec any) error {
+// shim (unless addr is a spare's) and creates the container in it; the
+// record becomes "created".
+func (s *Supervisor) createRuntime(ctx context.Context, c *Container, spec any, addr string) error {
 	if err := os.MkdirAll(c.Bundle, 0o700); err != nil {
 		return err
 	}
@@ -264,10 +285,10 @@ func (s *Supervisor) createRuntime(ctx context.Context, c *Container, spec any) 
 	if err := atomicfile.WriteFile(filepath.Join(c.Bundle, "config.json"), b, 0o600, false); err != nil {
 		return err
 	}
-	o := shim.Options{ID: c.ID, Bundle: c.Bundle, Runtime: s.cfg.Runtime, RuntimeRoot: filepath.Join(s.cfg.State, "runtime"), Socket: filepath.Join(c.Bundle, "shim.sock")}
-	addr, err := shim.Launch(ctx, s.cfg.ShimBinary, o)
-	if err != nil {
-		return err
+	if addr == "" {
+		if addr, err = s.launchShim(ctx, c.ID); err != nil {
+			return err
+		}
 	}
 	c.ShimAddress = addr
 	if err := s.recs.put(c); err != nil { // how to reach the shim, before anything can go wrong with it
@@ -320,12 +341,12 @@ func (s *Supervisor) cleanup(ctx context.Context, c *Container) {
 		cl.Delete(ctx)
 		cl.Shutdown(ctx, true)
 		cl.Close()
-	} else if pid := readPid(filepath.Join(c.Bundle, shim.PidFile)); pid > 0 {
+	} else if pid := shimPid(c.Bundle); pid > 0 {
 		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	// The runtime's state and the bundle's mount, in case the shim could
-	// not clean them.
-	runtimeDelete(ctx, s.cfg.Runtime, filepath.Join(s.cfg.State, "runtime"), c.ID)
+	// The runtime's state, cgroups and the bundle's mount, in case the
+	// shim could not clean them.
+	s.removeRuntimeState(ctx, c.ID)
 	rootfs.UnmountAll(filepath.Join(c.Bundle, "rootfs"))
 	if err := s.cfg.Rootfs.Remove(ctx, c.ID); err != nil {
 		s.log.Warn("remove root filesystem", "id", c.ID, "error", err)
@@ -406,7 +427,7 @@ func (s *Supervisor) recreate(ctx context.Context, c *Container) error {
 	}
 	os.Remove(filepath.Join(c.Bundle, shim.ExitFile))
 	// The writable layer is kept: a restarted container sees its changes.
-	return s.createRuntime(ctx, c, json.RawMessage(spec))
+	return s.createRuntime(ctx, c, json.RawMessage(spec), "")
 }
 
 // monitor waits for the container's exit in the background and records it.
@@ -436,9 +457,12 @@ func (s *Supervisor) exitedContainer(id string, e shim.Exit, waitErr error, done
 		return
 	}
 	if waitErr != nil {
+		// The shim is gone: the exit status may still be on disk, and
+		// what the shim leaves of the container must go.
 		if de, err := shim.ReadExit(c.Bundle); err == nil {
 			e, waitErr = de, nil
 		}
+		s.reap(s.ctx, c)
 	}
 	c.State, c.StoppedAt = StateStopped, time.Now().UTC()
 	if waitErr == nil {
@@ -446,7 +470,6 @@ func (s *Supervisor) exitedContainer(id string, e shim.Exit, waitErr error, done
 		c.ExitCode, c.OOMKilled, c.StoppedAt = &code, e.OOMKilled, e.ExitedAt
 	} else {
 		c.ExitCode = nil // unknown
-		s.cleanup(s.ctx, c)
 	}
 	s.recs.put(c)
 	close(done)

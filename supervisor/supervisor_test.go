@@ -45,6 +45,7 @@ func newDaemon(t *testing.T, rt testutil.Runtime, mirror string) *daemon {
 	}
 	d := &daemon{t: t, images: images, cfg: supervisor.Config{
 		Root: root, State: state, Runtime: rt.Binary, ShimBinary: shimBinary(t), Images: images, Rootfs: m, StopTimeout: 2 * time.Second,
+		SpareShim: true, // as the daemon runs by default
 	}}
 	d.open()
 	t.Cleanup(func() {

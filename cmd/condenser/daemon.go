@@ -27,6 +27,7 @@ import (
 // daemonConfig is the daemon's configuration from its flags.
 type daemonConfig struct {
 	root, state, runtime, shim string
+	spareShim                  bool
 	listen                     listen.Options
 	log                        *slog.Logger
 	images                     *imagestore.Store
@@ -54,7 +55,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	start := time.Now()
 	sup, err := supervisor.Open(ctx, supervisor.Config{
 		Root: cfg.root, State: cfg.state, Runtime: rt, ShimBinary: shimBin, Images: cfg.images, Rootfs: rfs,
-		CgroupV2: cgroups.Mode() == cgroups.Unified, Logger: log,
+		CgroupV2: cgroups.Mode() == cgroups.Unified, Logger: log, SpareShim: cfg.spareShim,
 	})
 	if err != nil {
 		return err

@@ -94,6 +94,10 @@ func TestKilledDuringCreateAndDelete(t *testing.T) {
 				b, _ := json.Marshal(list.Data)
 				t.Errorf("containers after the restart: %s", b)
 			}
+			// A stopped daemon leaves nothing either (not even its spare
+			// shim).
+			d.stop(syscall.SIGTERM)
+			defer d.start() // for the cleanup
 			deadline := time.Now().Add(10 * time.Second)
 			for {
 				left := leftovers(d)

@@ -1,0 +1,139 @@
+package supervisor
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/raind/condenser/shim"
+)
+
+// A spare shim is launched ahead of time for the next container's id, so
+// that creating a container does not wait for a shim process to start
+// (two executions of condenser-shim, about 6 ms here). There is at most
+// one; Create takes it and a new one is launched in the background. A
+// daemon killed with a spare leaves an orphan, which the next start sweeps
+// away with every other directory that has no record.
+type spare struct {
+	id, addr string
+}
+
+// spareLaunchTimeout bounds the background launch of a spare shim.
+const spareLaunchTimeout = 30 * time.Second
+
+// takeSpare returns the spare shim's container id and address, or a new id
+// and no address when there is none (then the caller launches a shim).
+// Either way a new spare is on its way.
+func (s *Supervisor) takeSpare() (id, addr string) {
+	s.mu.Lock()
+	sp := s.spare
+	s.spare = nil
+	s.mu.Unlock()
+	s.fillSpare()
+	if sp == nil {
+		return newID(), ""
+	}
+	return sp.id, sp.addr
+}
+
+// fillSpare launches a spare shim in the background unless one is ready or
+// on its way, or spares are off.
+func (s *Supervisor) fillSpare() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.cfg.SpareShim || s.spare != nil || s.spareFilling || s.ctx.Err() != nil {
+		return
+	}
+	s.spareFilling = true
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		// Not cancelled by Close, which waits for it: a launch cut short
+		// could leave a shim behind.
+		ctx, cancel := context.WithTimeout(context.Background(), spareLaunchTimeout)
+		defer cancel()
+		sp := &spare{id: newID()}
+		var err error
+		sp.addr, err = s.launchShim(ctx, sp.id)
+		s.mu.Lock()
+		s.spareFilling = false
+		keep := err == nil && s.ctx.Err() == nil
+		if keep {
+			s.spare = sp
+		}
+		s.mu.Unlock()
+		if err != nil {
+			s.log.Warn("launch a spare shim", "error", err)
+		}
+		if !keep {
+			s.dropShim(ctx, sp.id, sp.addr)
+		}
+	}()
+}
+
+// launchShim makes the bundle directory of container id and starts its
+// shim, returning its address.
+func (s *Supervisor) launchShim(ctx context.Context, id string) (string, error) {
+	bundle := s.bundle(id)
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		return "", err
+	}
+	o := shim.Options{ID: id, Bundle: bundle, Runtime: s.cfg.Runtime, RuntimeRoot: filepath.Join(s.cfg.State, "runtime"), Socket: filepath.Join(bundle, "shim.sock")}
+	return shim.Launch(ctx, s.cfg.ShimBinary, o)
+}
+
+// dropShim stops an unused shim and removes its bundle directory.
+func (s *Supervisor) dropShim(ctx context.Context, id, addr string) {
+	s.cleanup(ctx, &Container{ID: id, Bundle: s.bundle(id), ShimAddress: addr})
+}
+
+// closeSpare stops the spare shim; called by Close once nothing can fill
+// it again.
+func (s *Supervisor) closeSpare() {
+	s.mu.Lock()
+	sp := s.spare
+	s.spare = nil
+	s.mu.Unlock()
+	if sp != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		s.dropShim(ctx, sp.id, sp.addr)
+	}
+}
+
+// orphans lists the container and bundle directories that belong to no
+// record: what a daemon killed before recording them (or with a spare
+// shim) left. Listed before the API serves, so that containers created
+// afterwards are never among them.
+func (s *Supervisor) orphans(all []*Container) []string {
+	known := make(map[string]bool, len(all))
+	for _, c := range all {
+		known[c.ID] = true
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, dir := range []string{filepath.Join(s.cfg.State, "shims"), filepath.Join(s.cfg.Root, "containers")} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if id := e.Name(); e.IsDir() && !known[id] && !seen[id] {
+				seen[id] = true
+				out = append(out, id)
+			}
+		}
+	}
+	return out
+}
+
+// sweep removes the orphans in the background, then fills the spare.
+func (s *Supervisor) sweep(ids []string) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for _, id := range ids {
+			s.log.Info("removing an orphaned container directory", "id", id)
+			s.dropShim(context.WithoutCancel(s.ctx), id, "unix://"+filepath.Join(s.bundle(id), "shim.sock"))
+		}
+		s.fillSpare()
+	}()
+}
