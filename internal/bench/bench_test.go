@@ -1,0 +1,251 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/raind/condenser/internal/testutil"
+)
+
+var (
+	binFlag        = flag.String("bin", "../../bin", "directory with the condenser and condenser-shim binaries (make build)")
+	runsFlag       = flag.Int("runs", 50, "runs of `true`")
+	pullsFlag      = flag.Int("pulls", 5, "cold pulls")
+	restartsFlag   = flag.Int("restarts", 5, "daemon restarts")
+	containersFlag = flag.Int("containers", 100, "containers started (one after another, then concurrently)")
+	idleFlag       = flag.Int("idle", 50, "running containers when monitor memory is read")
+	clientsFlag    = flag.Int("clients", 8, "concurrent clients")
+	listFlag       = flag.Int("list-requests", 2000, "list requests under load (at most 30 s)")
+)
+
+// BenchmarkTable runs every workload once per engine (Condenser, and the
+// peers with -peers) and prints one table. b.N is ignored: the workloads
+// have their own repetition counts (flags), and the table reports medians
+// and tail percentiles rather than means. Run it with -benchtime 1x.
+func BenchmarkTable(b *testing.B) {
+	testutil.RequireRoot(b)
+	testutil.RequireBinary(b, "runc")
+	bin, err := filepath.Abs(*binFlag)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range []string{"condenser", "condenser-shim"} {
+		if _, err := os.Stat(filepath.Join(bin, f)); err != nil {
+			b.Fatalf("%v (run make build, or pass -bin)", err)
+		}
+	}
+	reg := testutil.StartRegistry(b)
+	img := Images{Registry: reg.Host, Small: reg.Ref("library/busybox:latest"), Large: reg.Ref("bench/debian:1")}
+	reg.Push(b, img.Small, testutil.BusyboxImage(b))
+	reg.Push(b, img.Large, testutil.HostFilesImage(b, 122<<20, 3))
+
+	engines := []Engine{NewCondenser(bin)}
+	if *peersFlag {
+		engines = append(engines, NewPodman(), NewContainerd())
+	}
+	var all []*results
+	for _, e := range engines {
+		b.Logf("measuring %s", e.Name())
+		r, err := measure(b, e, img)
+		if err != nil {
+			b.Fatalf("%s: %v", e.Name(), err)
+		}
+		all = append(all, r)
+	}
+	printTable(os.Stdout, all)
+	b.ReportMetric(float64(quantile(all[0].runTrue, 0.5))/1e6, "ms/run-true")
+}
+
+func measure(b *testing.B, e Engine, img Images) (_ *results, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	dir := b.TempDir()
+	if err := e.Setup(ctx, dir, img); err != nil {
+		e.Close(ctx)
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	defer func() {
+		if cerr := e.Close(context.WithoutCancel(ctx)); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close: %w", cerr))
+		}
+	}()
+	r := &results{engine: e.Name()}
+
+	// 4. Cold pulls of the large image.
+	for range *pullsFlag {
+		unix.Sync() // no writeback of the previous pull pending
+		t0 := time.Now()
+		if err := e.Pull(ctx, img.Large); err != nil {
+			return nil, err
+		}
+		r.pulls = append(r.pulls, time.Since(t0))
+		if err := e.RemoveImage(ctx, img.Large); err != nil {
+			return nil, err
+		}
+	}
+
+	// 1. `true`, image present; for Condenser, interleaved with bare runc
+	// runs of the bundle Condenser generates.
+	if err := e.Pull(ctx, img.Small); err != nil {
+		return nil, err
+	}
+	if err := runTrue(ctx, e, r, filepath.Join(dir, "bare")); err != nil {
+		return nil, err
+	}
+
+	// 3a. Containers started one after another; 2. memory once idleFlag
+	// of them run.
+	t0 := time.Now()
+	for i := range *containersFlag {
+		t1 := time.Now()
+		if err := e.StartDetached(ctx, fmt.Sprint("seq", i)); err != nil {
+			return nil, err
+		}
+		r.seqStarts = append(r.seqStarts, time.Since(t1))
+		if i+1 == *idleFlag {
+			paused := time.Now()
+			if err := readMemory(ctx, e, r); err != nil {
+				return nil, err
+			}
+			t0 = t0.Add(time.Since(paused))
+		}
+	}
+	r.seqTotal = time.Since(t0)
+	if err := e.RemoveAll(ctx); err != nil {
+		return nil, err
+	}
+
+	// 3b. The same with concurrent clients; they stay running for 5 and 6.
+	var mu sync.Mutex
+	t0 = time.Now()
+	err = forEach(ctx, *containersFlag, *clientsFlag, func(i int) error {
+		t1 := time.Now()
+		err := e.StartDetached(ctx, fmt.Sprint("con", i))
+		mu.Lock()
+		r.conStart = append(r.conStart, time.Since(t1))
+		mu.Unlock()
+		return err
+	})
+	r.conTotal = time.Since(t0)
+	if err != nil {
+		return nil, err
+	}
+
+	// 5. Daemon restarts.
+	for range *restartsFlag {
+		a, rc, err := e.Restart(ctx, *containersFlag)
+		if errors.Is(err, ErrNotApplicable) {
+			r.restartNA = true
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("restart: %w", err)
+		}
+		r.answer, r.reconnected = append(r.answer, a), append(r.reconnected, rc)
+	}
+
+	// 6. Listing under load, bounded in count and time.
+	lctx, lcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer lcancel()
+	t0 = time.Now()
+	err = forEach(lctx, *listFlag, *clientsFlag, func(int) error {
+		t1 := time.Now()
+		err := e.List(lctx)
+		mu.Lock()
+		r.lists = append(r.lists, time.Since(t1))
+		mu.Unlock()
+		return err
+	})
+	r.listTotal = time.Since(t0)
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	return r, e.RemoveAll(ctx)
+}
+
+// runTrue runs `true` runsFlag times (after a warm-up); for Condenser,
+// each run is followed by a bare runc run of the bundle Condenser made.
+func runTrue(ctx context.Context, e Engine, r *results, dir string) error {
+	var runc *bareRunc
+	if c, ok := e.(*Condenser); ok {
+		bundle, rootfs, remove, err := c.CreatedBundle(ctx)
+		if err != nil {
+			return err
+		}
+		defer remove()
+		if runc, err = newBareRunc(bundle, rootfs, dir); err != nil {
+			return err
+		}
+		defer runc.close()
+	}
+	const warmup = 3
+	for i := range *runsFlag + warmup {
+		d, err := e.RunTrue(ctx)
+		if err != nil {
+			return fmt.Errorf("run true: %w", err)
+		}
+		if i >= warmup {
+			r.runTrue = append(r.runTrue, d)
+		}
+		if runc == nil {
+			continue
+		}
+		if d, err = runc.run(ctx); err != nil {
+			return err
+		}
+		if i >= warmup {
+			r.runcTrue = append(r.runcTrue, d)
+		}
+	}
+	return nil
+}
+
+// readMemory records the monitors' and the daemon's memory.
+func readMemory(ctx context.Context, e Engine, r *results) error {
+	pids, err := e.Monitors(ctx)
+	if err != nil {
+		return err
+	}
+	if len(pids) != *idleFlag {
+		return fmt.Errorf("%d monitor processes for %d running containers", len(pids), *idleFlag)
+	}
+	for _, pid := range pids {
+		m, err := memoryOf(pid)
+		if err != nil {
+			return err
+		}
+		r.monitors = append(r.monitors, m)
+	}
+	var daemon []int
+	if pid := e.DaemonPID(); pid != 0 {
+		daemon = append(daemon, pid)
+	}
+	if x, ok := e.(interface {
+		ExtraPIDs(context.Context) ([]int, error)
+	}); ok {
+		extra, err := x.ExtraPIDs(ctx)
+		if err != nil {
+			return err
+		}
+		daemon = append(daemon, extra...)
+	}
+	for _, pid := range daemon {
+		m, err := memoryOf(pid)
+		if err != nil {
+			return err
+		}
+		r.hasDaemon = true
+		r.daemon.rss += m.rss
+		r.daemon.pss += m.pss
+	}
+	return nil
+}

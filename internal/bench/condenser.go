@@ -1,0 +1,294 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Condenser runs the condenser daemon built in Bin (with condenser-shim
+// next to it) with the runc runtime, and talks to it over its REST API.
+type Condenser struct {
+	Bin string
+
+	img         Images
+	root, state string
+	sock        string
+	cmd         *exec.Cmd
+	logs        bytes.Buffer
+	http        *http.Client
+}
+
+// NewCondenser returns an engine running the binaries in bin.
+func NewCondenser(bin string) *Condenser { return &Condenser{Bin: bin} }
+
+func (c *Condenser) Name() string { return "condenser" }
+
+func (c *Condenser) Setup(ctx context.Context, dir string, img Images) error {
+	c.img = img
+	c.root = filepath.Join(dir, "root")
+	// The state directory holds unix sockets: it must be short.
+	state, err := os.MkdirTemp("", "cb")
+	if err != nil {
+		return err
+	}
+	c.state = state
+	c.sock = filepath.Join(state, "condenser.sock")
+	c.http = &http.Client{Transport: &http.Transport{
+		MaxIdleConnsPerHost: 64,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", c.sock)
+		}}}
+	_, err = c.start(ctx)
+	return err
+}
+
+// start starts the daemon and returns the time until its API answers.
+func (c *Condenser) start(ctx context.Context) (time.Duration, error) {
+	c.logs.Reset()
+	c.cmd = exec.Command(filepath.Join(c.Bin, "condenser"), "--root", c.root, "--state", c.state,
+		"--runtime", "runc", "--shim", filepath.Join(c.Bin, "condenser-shim"),
+		"--listen", "unix://"+c.sock, "--insecure-registry", c.img.Registry, "--log-level", "warn")
+	c.cmd.Stdout, c.cmd.Stderr = &c.logs, &c.logs
+	t0 := time.Now()
+	if err := c.cmd.Start(); err != nil {
+		return 0, err
+	}
+	err := poll(ctx, 20*time.Second, func() error {
+		resp, err := c.http.Get("http://condenser/v1/_ping")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("condenser not answering: %w\n%s", err, c.logs.String())
+	}
+	return time.Since(t0), nil
+}
+
+func (c *Condenser) Close(ctx context.Context) error {
+	var errs []error
+	if c.cmd != nil {
+		errs = append(errs, c.RemoveAll(ctx))
+		var list []struct{ Repository, Reference string }
+		if err := c.do(ctx, "GET", "/v1/images", nil, &list); err != nil {
+			errs = append(errs, err)
+		}
+		for _, i := range list {
+			errs = append(errs, c.RemoveImage(ctx, i.Repository+":"+i.Reference))
+		}
+		c.cmd.Process.Signal(syscall.SIGTERM)
+		c.cmd.Wait()
+		c.cmd = nil
+	}
+	if c.state != "" {
+		errs = append(errs, os.RemoveAll(c.state))
+	}
+	return errors.Join(errs...)
+}
+
+// do sends a request with a JSON body and decodes the envelope's data
+// into out; a "fail" envelope or an unexpected status is an error.
+func (c *Condenser) do(ctx context.Context, method, path string, body, out any) error {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://condenser"+path, r)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	var env struct {
+		Status  string          `json:"status"`
+		Message string          `json:"message"`
+		Data    json.RawMessage `json:"data"`
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if err := json.Unmarshal(b, &env); err != nil || resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	if out != nil {
+		return json.Unmarshal(env.Data, out)
+	}
+	return nil
+}
+
+func (c *Condenser) Pull(ctx context.Context, ref string) error {
+	return c.do(ctx, "POST", "/v1/images", map[string]string{"image": ref}, nil)
+}
+
+func (c *Condenser) RemoveImage(ctx context.Context, ref string) error {
+	return c.do(ctx, "DELETE", "/v1/images", map[string]string{"image": ref}, nil)
+}
+
+// create creates a container running args and returns its id.
+func (c *Condenser) create(ctx context.Context, name string, args ...string) (string, error) {
+	var out struct{ ID string }
+	req := map[string]any{"image": c.img.Small, "command": args, "network": "none"}
+	if name != "" {
+		req["name"] = name
+	}
+	err := c.do(ctx, "POST", "/v1/containers", req, &out)
+	return out.ID, err
+}
+
+func (c *Condenser) RunTrue(ctx context.Context) (time.Duration, error) {
+	t0 := time.Now()
+	id, err := c.create(ctx, "", "true")
+	if err != nil {
+		return 0, err
+	}
+	if err := c.do(ctx, "POST", "/v1/containers/"+id+"/actions/start", nil, nil); err != nil {
+		return 0, err
+	}
+	var exit struct{ ExitCode int }
+	if err := c.do(ctx, "POST", "/v1/containers/"+id+"/actions/wait", nil, &exit); err != nil {
+		return 0, err
+	}
+	d := time.Since(t0)
+	if exit.ExitCode != 0 {
+		return 0, fmt.Errorf("true exited with %d", exit.ExitCode)
+	}
+	return d, c.do(ctx, "DELETE", "/v1/containers/"+id+"/actions/delete", nil, nil)
+}
+
+func (c *Condenser) StartDetached(ctx context.Context, name string) error {
+	id, err := c.create(ctx, name, "sleep", "3600")
+	if err != nil {
+		return err
+	}
+	return c.do(ctx, "POST", "/v1/containers/"+id+"/actions/start", nil, nil)
+}
+
+type condenserSummary struct {
+	ID    string `json:"containerId"`
+	State string `json:"state"`
+}
+
+func (c *Condenser) list(ctx context.Context) ([]condenserSummary, error) {
+	var list []condenserSummary
+	err := c.do(ctx, "GET", "/v1/containers?all=1", nil, &list)
+	return list, err
+}
+
+func (c *Condenser) RemoveAll(ctx context.Context) error {
+	list, err := c.list(ctx)
+	if err != nil {
+		return err
+	}
+	return forEach(ctx, len(list), 8, func(i int) error {
+		return c.do(ctx, "DELETE", "/v1/containers/"+list[i].ID+"/actions/delete?force=1", nil, nil)
+	})
+}
+
+// Monitors lists the shims of the containers; the spare shim, launched
+// ahead for the next container, is among ExtraPIDs.
+func (c *Condenser) Monitors(ctx context.Context) ([]int, error) {
+	mon, _, err := c.shims(ctx)
+	return mon, err
+}
+
+// ExtraPIDs lists the shims that serve no container (the spare).
+func (c *Condenser) ExtraPIDs(ctx context.Context) ([]int, error) {
+	_, extra, err := c.shims(ctx)
+	return extra, err
+}
+
+func (c *Condenser) shims(ctx context.Context) (monitors, extra []int, err error) {
+	list, err := c.list(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids := map[string]bool{}
+	for _, s := range list {
+		ids[s.ID] = true
+	}
+	all, err := pidsOf(filepath.Join(c.Bin, "condenser-shim"), []string{c.state})
+	for _, pid := range all {
+		if ids[shimID(pid)] {
+			monitors = append(monitors, pid)
+		} else {
+			extra = append(extra, pid)
+		}
+	}
+	return monitors, extra, err
+}
+
+// shimID is the --id argument of shim process pid.
+func shimID(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	args := strings.Split(string(b), "\x00")
+	for i, a := range args {
+		if a == "--id" && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+func (c *Condenser) DaemonPID() int { return c.cmd.Process.Pid }
+
+func (c *Condenser) Restart(ctx context.Context, running int) (answer, reconnected time.Duration, err error) {
+	c.cmd.Process.Kill()
+	c.cmd.Wait()
+	t0 := time.Now()
+	if answer, err = c.start(ctx); err != nil {
+		return 0, 0, err
+	}
+	err = poll(ctx, 20*time.Second, func() error {
+		list, err := c.list(ctx)
+		if err != nil {
+			return err
+		}
+		return countRunning(len(list), running, func(i int) bool { return list[i].State == "running" })
+	})
+	return answer, time.Since(t0), err
+}
+
+func (c *Condenser) List(ctx context.Context) error {
+	_, err := c.list(ctx)
+	return err
+}
+
+// CreatedBundle creates (without starting) a container running `true` and
+// returns its OCI bundle and mounted root filesystem, for bare runtime runs
+// of the very bundle Condenser runs; remove deletes the container.
+func (c *Condenser) CreatedBundle(ctx context.Context) (bundle, rootfs string, remove func() error, err error) {
+	id, err := c.create(ctx, "", "true")
+	if err != nil {
+		return "", "", nil, err
+	}
+	var d struct{ Bundle, Rootfs string }
+	if err := c.do(ctx, "GET", "/v1/containers/"+id, nil, &d); err != nil {
+		return "", "", nil, err
+	}
+	return d.Bundle, d.Rootfs, func() error {
+		return c.do(context.WithoutCancel(ctx), "DELETE", "/v1/containers/"+id+"/actions/delete?force=1", nil, nil)
+	}, nil
+}

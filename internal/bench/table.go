@@ -1,0 +1,125 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// results are one engine's samples.
+type results struct {
+	engine              string
+	runTrue, runcTrue   []time.Duration
+	monitors            []memory
+	daemon              memory
+	hasDaemon           bool
+	seqStarts, conStart []time.Duration
+	seqTotal, conTotal  time.Duration
+	pulls               []time.Duration
+	answer, reconnected []time.Duration
+	restartNA           bool
+	lists               []time.Duration
+	listTotal           time.Duration
+}
+
+// row is one line of the table: a value per engine (ok false: none).
+type row struct {
+	label string
+	unit  string
+	value func(r *results) (v float64, ok bool)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func mib(b int64) float64        { return float64(b) / (1 << 20) }
+
+// durations is a row of a quantile of a sample, in ms.
+func durations(label string, q float64, sample func(r *results) []time.Duration) row {
+	return row{label, "ms", func(r *results) (float64, bool) {
+		s := sample(r)
+		return ms(quantile(s, q)), len(s) > 0
+	}}
+}
+
+func memories(label string, get func(m memory) int64) row {
+	return row{label, "MiB", func(r *results) (float64, bool) {
+		xs := make([]int64, len(r.monitors))
+		for i, m := range r.monitors {
+			xs[i] = get(m)
+		}
+		return mib(quantile(xs, 0.5)), len(xs) > 0
+	}}
+}
+
+func rows() []row {
+	return []row{
+		durations("1. run `true`, create→exit, median", 0.5, func(r *results) []time.Duration { return r.runTrue }),
+		durations("1. run `true`, p95", 0.95, func(r *results) []time.Duration { return r.runTrue }),
+		durations("1. bare `runc run` of the same bundle, median", 0.5, func(r *results) []time.Duration { return r.runcTrue }),
+		durations("1. bare `runc run`, p95", 0.95, func(r *results) []time.Duration { return r.runcTrue }),
+		{"1. run `true` ÷ bare runc (medians)", "×", func(r *results) (float64, bool) {
+			return ms(quantile(r.runTrue, 0.5)) / ms(quantile(r.runcTrue, 0.5)), len(r.runcTrue) > 0
+		}},
+		memories("2. monitor per idle container, RSS median", func(m memory) int64 { return m.rss }),
+		memories("2. monitor per idle container, PSS median", func(m memory) int64 { return m.pss }),
+		{"2. daemon RSS (Condenser: with its spare shim)", "MiB", func(r *results) (float64, bool) { return mib(r.daemon.rss), r.hasDaemon }},
+		{"3. containers started one after another, total", "s", func(r *results) (float64, bool) {
+			return r.seqTotal.Seconds(), r.seqTotal > 0
+		}},
+		durations("3. one after another, per start median", 0.5, func(r *results) []time.Duration { return r.seqStarts }),
+		durations("3. one after another, per start p95", 0.95, func(r *results) []time.Duration { return r.seqStarts }),
+		{"3. containers started by concurrent clients, total", "s", func(r *results) (float64, bool) {
+			return r.conTotal.Seconds(), r.conTotal > 0
+		}},
+		durations("3. concurrent, per start median", 0.5, func(r *results) []time.Duration { return r.conStart }),
+		durations("3. concurrent, per start p95", 0.95, func(r *results) []time.Duration { return r.conStart }),
+		durations("4. cold pull + unpack, median", 0.5, func(r *results) []time.Duration { return r.pulls }),
+		durations("4. cold pull + unpack, p95", 0.95, func(r *results) []time.Duration { return r.pulls }),
+		durations("5. daemon restart: API answers, median", 0.5, func(r *results) []time.Duration { return r.answer }),
+		durations("5. daemon restart: all reconnected, median", 0.5, func(r *results) []time.Duration { return r.reconnected }),
+		durations("5. daemon restart: all reconnected, p95", 0.95, func(r *results) []time.Duration { return r.reconnected }),
+		{"6. list containers under load, requests/s", "1/s", func(r *results) (float64, bool) {
+			return float64(len(r.lists)) / r.listTotal.Seconds(), len(r.lists) > 0
+		}},
+		durations("6. list containers under load, median", 0.5, func(r *results) []time.Duration { return r.lists }),
+		durations("6. list containers under load, p99", 0.99, func(r *results) []time.Duration { return r.lists }),
+	}
+}
+
+// printTable writes a Markdown table: a column per engine and, for each
+// other engine, its ratio to the first.
+func printTable(w io.Writer, all []*results) {
+	head := []string{"workload", "unit"}
+	for _, r := range all {
+		head = append(head, r.engine)
+	}
+	for _, r := range all[1:] {
+		head = append(head, r.engine+" ÷ "+all[0].engine)
+	}
+	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat("---|", len(head)))
+	for _, rw := range rows() {
+		cells := []string{rw.label, rw.unit}
+		base, baseOK := rw.value(all[0])
+		for _, r := range all {
+			cells = append(cells, cell(rw.value(r)))
+		}
+		for _, r := range all[1:] {
+			v, ok := rw.value(r)
+			cells = append(cells, cell(v/base, ok && baseOK && base != 0))
+		}
+		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
+	}
+}
+
+func cell(v float64, ok bool) string {
+	switch {
+	case !ok:
+		return "—"
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
