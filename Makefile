@@ -9,7 +9,7 @@ FUZZTIME ?= 20s
 # Debian packages the tests use.
 DEPS     := runc crun docker-registry busybox-static skopeo protobuf-compiler systemd
 
-.PHONY: all build run test unit fuzz bench deps vet clean proto check-proto tools install
+.PHONY: all build run test test-reliability unit fuzz bench bench-peers bench-micro deps vet clean proto check-proto tools install
 
 all: build
 
@@ -49,8 +49,8 @@ install: build
 run: build
 	$(BIN)/condenser $(ARGS)
 
-# The whole suite: vet, unit and integration tests (with the race detector),
-# and a bounded fuzz of the layer extractor.
+# The whole suite: vet, unit and integration tests (with the race detector,
+# the reliability tests included), and bounded fuzzing.
 test: deps vet check-proto unit fuzz
 
 vet:
@@ -60,18 +60,50 @@ vet:
 unit:
 	$(GO) test -race -count=1 -timeout 30m ./...
 
+# Each fuzzer for FUZZTIME: the layer extractor and the REST request
+# decoding (bodies, queries).
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZTIME) ./imagestore/archive/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime $(FUZZTIME) ./rest/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodePull$$' -fuzztime $(FUZZTIME) ./rest/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeQuery$$' -fuzztime $(FUZZTIME) ./rest/
 
-# Benchmarks, each repeated BENCHCOUNT times; benchstat prints medians.
+# The reliability suite alone: the daemon killed (-9) at random under 8
+# concurrent clients, killed shims, a pull onto a full disk, then the
+# fuzzers. CONDENSER_CHAOS_SEED=N repeats a chaos run's choices.
+test-reliability: deps
+	$(GO) test -race -count=1 -timeout 30m -run 'Reliability|DiskFull' ./...
+	@$(MAKE) --no-print-directory fuzz
+
+# Benchmarks side by side (docs/benchmarks.md): `make bench` prints one
+# Markdown table of Condenser's workloads next to bare `runc run`;
+# `make bench-peers` adds Podman and containerd (installed from Debian when
+# missing) and their ratios to Condenser. The table is also kept in
+# $(BIN)/bench-table.md. BENCHFLAGS tunes the counts, e.g.
+# make bench BENCHFLAGS="-runs 100 -pulls 9".
+BENCHFLAGS ?=
+PEER_DEPS  := podman containerd
+bench: deps build
+	$(GO) test -run '^$$' -bench '^BenchmarkTable$$' -benchtime 1x -count 1 -timeout 60m ./internal/bench/ \
+		-args -bin $(CURDIR)/$(BIN) $(BENCHFLAGS) | tee $(BIN)/bench.txt
+	@grep '^|' $(BIN)/bench.txt > $(BIN)/bench-table.md
+
+bench-peers: deps build
+	@$(MAKE) --no-print-directory deps DEPS="$(PEER_DEPS)"
+	$(GO) test -run '^$$' -bench '^BenchmarkTable$$' -benchtime 1x -count 1 -timeout 90m ./internal/bench/ \
+		-args -bin $(CURDIR)/$(BIN) -peers $(BENCHFLAGS) | tee $(BIN)/bench.txt
+	@grep '^|' $(BIN)/bench.txt > $(BIN)/bench-table.md
+
+# Micro-benchmarks of the parts (pull, shim, daemon restart), each repeated
+# BENCHCOUNT times; benchstat prints medians.
 BENCHCOUNT ?= 6
 BENCHSTAT  := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
-bench: deps
+bench-micro: deps
 	@mkdir -p $(BIN)
-	$(GO) test -run '^$$' -bench . -benchtime 3x -count $(BENCHCOUNT) -timeout 30m ./imagestore/ | tee $(BIN)/bench.txt
-	$(GO) test -run '^$$' -bench . -benchtime 20x -count $(BENCHCOUNT) -timeout 30m ./shim/ | tee -a $(BIN)/bench.txt
-	$(GO) test -run '^$$' -bench . -benchtime 5x -count $(BENCHCOUNT) -timeout 30m ./cmd/condenser/ | tee -a $(BIN)/bench.txt
-	$(GO) run $(BENCHSTAT) $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench . -benchtime 3x -count $(BENCHCOUNT) -timeout 30m ./imagestore/ | tee $(BIN)/bench-micro.txt
+	$(GO) test -run '^$$' -bench . -benchtime 20x -count $(BENCHCOUNT) -timeout 30m ./shim/ | tee -a $(BIN)/bench-micro.txt
+	$(GO) test -run '^$$' -bench . -benchtime 5x -count $(BENCHCOUNT) -timeout 30m ./cmd/condenser/ | tee -a $(BIN)/bench-micro.txt
+	$(GO) run $(BENCHSTAT) $(BIN)/bench-micro.txt
 
 # The shim API: shim/api/shim.proto → generated Go code (committed).
 TOOLS            := $(CURDIR)/$(BIN)/tools

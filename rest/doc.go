@@ -92,6 +92,16 @@
 //     unless-stopped, resources not negative — and leaves the rest (mounts,
 //     env, names, images) to the backend. entrypoint absent keeps the image's,
 //     [] clears it.
+//   - A container's exit status: GET /v1/containers/{id} has exitCode (the
+//     last run's status, 128+n for signal n) once the container has exited.
+//     When a container stopped without its status being known — its shim
+//     was killed or crashed, taking the status with it (the daemon notices
+//     at once, or at its next start, kills what is left of the container
+//     and cleans up) — it is "stopped" with exitCode -1 (rest.ExitUnknown)
+//     and an "error" saying why, like Docker's State.Error; Docker shows 255
+//     there, which a process can also exit with. POST …/actions/wait
+//     answers -1 too, and the "die" event has exitCode -1. Such a container
+//     can be started again or deleted like any stopped one.
 //   - start's {"tty"} is accepted for the Raind CLI and ignored: whether a
 //     container has a terminal is fixed when it is created.
 //   - kill's signal is a name with or without SIG, any case, or a number.

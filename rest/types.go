@@ -126,7 +126,13 @@ type ContainerSummary struct {
 // and more.
 type ContainerDetail struct {
 	ContainerSummary
-	ExitCode     *int            `json:"exitCode,omitempty"` // nil: has not exited (or unknown)
+	// ExitCode is the last run's exit status (128+n for signal n); nil
+	// (absent) until the container first exits; ExitUnknown when it
+	// stopped but its status is lost (its shim died), which Error explains.
+	ExitCode *int `json:"exitCode,omitempty"`
+	// Error says why a stopped container's exit status is unknown, as
+	// Docker's State.Error; empty otherwise.
+	Error        string          `json:"error,omitempty"`
 	OOMKilled    bool            `json:"oomKilled"`
 	RestartCount int             `json:"restartCount"`
 	ShimPid      int             `json:"shimPid"`
@@ -135,6 +141,13 @@ type ContainerDetail struct {
 	Config       ContainerConfig `json:"config"`
 	ImageDigest  string          `json:"imageDigest"`
 }
+
+// ExitUnknown is the exit code of a container that stopped without its
+// status being known: its shim was killed or crashed (and with it the
+// status), or the host rebooted. Docker shows 255 in such cases; -1 cannot
+// be mistaken for a process's own exit status. POST …/actions/wait answers
+// it too.
+const ExitUnknown = -1
 
 // ContainerConfig is a container's effective configuration: the request
 // merged with the image's config.

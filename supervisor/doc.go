@@ -5,6 +5,19 @@
 // auto-removal and lifecycle events; and OCI spec generation, the default
 // seccomp profile and the per-container /etc files. It never speaks HTTP.
 //
+// # Crashes
+//
+// A daemon killed at any moment leaves nothing behind: at the next start,
+// launches of shims it left running are waited for, creates and deletes cut
+// short are finished (shim, runtime state, cgroups, mounts, directories and
+// record removed), a (re)start cut short after the shim created the
+// container leaves it created, and directories without a record are swept.
+// A container whose shim dies (killed, crashed) — noticed at once, or at the
+// next start — is recorded as stopped with an unknown exit code (nil); its
+// processes, which outlive the shim, are killed and its runtime state,
+// cgroups and root filesystem mount removed, while its config, writable
+// layer and log stay, so that it can be started again or deleted.
+//
 // # OCI spec generation (spec.go)
 //
 // GenerateSpec turns an image config and a create request into config.json

@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
-	"github.com/raind/condenser/internal/atomicfile"
 )
 
 // EtcFiles are the per-container files bind-mounted on /etc/hosts,
@@ -27,7 +25,7 @@ var hostResolvConf = "/etc/resolv.conf"
 var fallbackNameservers = []string{"8.8.8.8", "8.8.4.4"}
 
 // WriteEtcFiles writes the container's hosts, hostname and resolv.conf into
-// dir, each atomically. With the host's network the host's resolv.conf is
+// dir. With the host's network the host's resolv.conf is
 // used as is; in the container's own namespace loopback nameservers are
 // dropped.
 func WriteEtcFiles(dir, hostname string, hostNetwork bool) (EtcFiles, error) {
@@ -50,8 +48,13 @@ func WriteEtcFiles(dir, hostname string, hostNetwork bool) (EtcFiles, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return f, err
 	}
+	// Not synced, and not through a temporary file: no container reads
+	// them until it starts, and they are written again whenever a stopped
+	// container starts (after a reboot too), so a power loss cannot leave
+	// a container with empty ones. That keeps three fsyncs (about 2 ms
+	// here) off every create.
 	for path, data := range map[string][]byte{f.Hosts: []byte(hosts), f.Hostname: []byte(hostname + "\n"), f.ResolvConf: resolv} {
-		if err := atomicfile.WriteFile(path, data, 0o644, false); err != nil {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
 			return f, err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/raind/condenser/shim"
@@ -18,6 +19,10 @@ import (
 type spare struct {
 	id, addr string
 }
+
+// validID is what newID makes; other names in the container directories
+// (the rootfs driver's probes) are not containers'.
+var validID = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // spareLaunchTimeout bounds the background launch of a spare shim.
 const spareLaunchTimeout = 30 * time.Second
@@ -116,7 +121,7 @@ func (s *Supervisor) orphans(all []*Container) []string {
 	for _, dir := range []string{filepath.Join(s.cfg.State, "shims"), filepath.Join(s.cfg.Root, "containers")} {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
-			if id := e.Name(); e.IsDir() && !known[id] && !seen[id] {
+			if id := e.Name(); e.IsDir() && validID.MatchString(id) && !known[id] && !seen[id] {
 				seen[id] = true
 				out = append(out, id)
 			}
@@ -130,6 +135,7 @@ func (s *Supervisor) sweep(ids []string) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		s.awaitShimStarts(s.ctx, ids) // a shim a killed daemon was launching
 		for _, id := range ids {
 			s.log.Info("removing an orphaned container directory", "id", id)
 			s.dropShim(context.WithoutCancel(s.ctx), id, "unix://"+filepath.Join(s.bundle(id), "shim.sock"))

@@ -228,7 +228,7 @@ func (s *Supervisor) Create(ctx context.Context, req CreateRequest) (*Container,
 		c.Name = "condenser-" + id[:12]
 	}
 	layers := s.cfg.Images.LayerDirs(img)
-	etc, err := WriteEtcFiles(filepath.Join(s.containerDir(id), "etc"), firstNonEmpty(req.Hostname, id[:12]), req.Network == "host")
+	etc, err := s.writeEtcFiles(c)
 	if err != nil {
 		abandon()
 		return nil, err
@@ -264,6 +264,12 @@ func (s *Supervisor) Create(ctx context.Context, req CreateRequest) (*Container,
 	return c, nil
 }
 
+// writeEtcFiles writes c's /etc files (at create, and again at each start
+// of the stopped container).
+func (s *Supervisor) writeEtcFiles(c *Container) (EtcFiles, error) {
+	return WriteEtcFiles(filepath.Join(s.containerDir(c.ID), "etc"), firstNonEmpty(c.Request.Hostname, c.ID[:12]), c.Request.Network == "host")
+}
+
 func firstNonEmpty(a, b string) string {
 	if a != "" {
 		return a
@@ -285,14 +291,16 @@ func (s *Supervisor) createRuntime(ctx context.Context, c *Container, spec any, 
 	if err := atomicfile.WriteFile(filepath.Join(c.Bundle, "config.json"), b, 0o600, false); err != nil {
 		return err
 	}
-	if addr == "" {
-		if addr, err = s.launchShim(ctx, c.ID); err != nil {
+	if addr == "" || c.ShimAddress != addr {
+		if addr == "" {
+			if addr, err = s.launchShim(ctx, c.ID); err != nil {
+				return err
+			}
+		}
+		c.ShimAddress = addr
+		if err := s.recs.put(c); err != nil { // how to reach the shim, before anything can go wrong with it
 			return err
 		}
-	}
-	c.ShimAddress = addr
-	if err := s.recs.put(c); err != nil { // how to reach the shim, before anything can go wrong with it
-		return err
 	}
 	cl, err := shim.Dial(ctx, addr)
 	if err != nil {
@@ -426,6 +434,9 @@ func (s *Supervisor) recreate(ctx context.Context, c *Container) error {
 		return err
 	}
 	os.Remove(filepath.Join(c.Bundle, shim.ExitFile))
+	if _, err := s.writeEtcFiles(c); err != nil {
+		return err
+	}
 	// The writable layer is kept: a restarted container sees its changes.
 	return s.createRuntime(ctx, c, json.RawMessage(spec), "")
 }

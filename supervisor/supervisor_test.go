@@ -301,3 +301,38 @@ func TestLogsFollowAndAutoRemove(t *testing.T) {
 		t.Errorf("auto-removed container still there: %v", err)
 	}
 }
+
+// TestEtcFilesWrittenAgainAtStart: a container's /etc files are written
+// without fsync at create, and again whenever the stopped container starts,
+// so files a power loss emptied are whole again at the next start.
+func TestEtcFilesWrittenAgainAtStart(t *testing.T) {
+	rt := testutil.Runtimes(t)[0]
+	reg := busyboxRegistry(t)
+	d := newDaemon(t, rt, reg.Host)
+	ctx := context.Background()
+	c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Hostname: "box", Command: []string{"cat", "/etc/hostname", "/etc/hosts"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for run := range 2 {
+		if _, err := d.sup.Start(ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		if code, err := d.sup.Wait(ctx, c.ID); err != nil || code != 0 {
+			t.Fatalf("run %d: wait: %d %v", run, code, err)
+		}
+		if logs := d.logs(c); strings.Count(logs, "127.0.1.1\tbox") != run+1 || strings.Count(logs, "box\n") < 2*(run+1) {
+			t.Fatalf("run %d: output %q", run, logs)
+		}
+		// What a power loss could leave of files written without fsync.
+		etc, _ := filepath.Glob(filepath.Join(d.cfg.Root, "containers", c.ID, "etc", "*"))
+		if len(etc) != 3 {
+			t.Fatalf("etc files: %v", etc)
+		}
+		for _, f := range etc {
+			if err := os.Truncate(f, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

@@ -91,6 +91,10 @@ func (b *backend) InspectContainer(ctx context.Context, ref string) (*rest.Conta
 			ReadOnly: c.Request.ReadOnly, AutoRemove: c.Request.AutoRemove,
 		},
 	}
+	if c.State == supervisor.StateStopped && c.ExitCode == nil {
+		code := rest.ExitUnknown
+		d.ExitCode, d.Error = &code, "exit status unknown: the container's shim was killed or crashed (or the host rebooted) while it ran; what was left of it has been killed"
+	}
 	for _, m := range c.Request.Mounts {
 		parts := strings.Split(m, ":")
 		if len(parts) >= 2 {
@@ -301,6 +305,8 @@ func (b *backend) Events(ctx context.Context, fn func(rest.Event) error) error {
 			re := rest.Event{Type: e.Type, Action: e.Action, ID: e.ID, Name: e.Name, Time: e.Time}
 			if e.ExitCode != nil {
 				re.Attributes = map[string]string{"exitCode": itoa(*e.ExitCode)}
+			} else if e.Action == "die" {
+				re.Attributes = map[string]string{"exitCode": itoa(rest.ExitUnknown)}
 			}
 			if err := fn(re); err != nil {
 				return err

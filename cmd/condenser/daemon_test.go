@@ -315,7 +315,9 @@ func TestSocketActivation(t *testing.T) {
 	reg := registryWithBusybox(t)
 	dir := testutil.BuildBinaries(t, "../condenser", "../condenser-shim")
 	state, _ := os.MkdirTemp("", "cd")
-	defer os.RemoveAll(state)
+	// Removed after the daemon has stopped (cleanups run last first): it
+	// keeps a spare shim there until then.
+	t.Cleanup(func() { os.RemoveAll(state) })
 	sock := filepath.Join(state, "activated.sock")
 	cmd := exec.Command(sa, "-l", sock, dir+"/condenser", "--root", t.TempDir(), "--state", state, "--runtime", "runc",
 		"--listen", "unix://"+filepath.Join(state, "not-used.sock"), "--registry-mirror", "docker.io=http://"+reg.Host)

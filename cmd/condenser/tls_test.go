@@ -70,7 +70,9 @@ func TestTCPNeedsTLSAndClientCertificates(t *testing.T) {
 	testutil.RequireBinary(t, "runc")
 	bin := testutil.BuildBinaries(t, "../condenser", "../condenser-shim") + "/condenser"
 	state, _ := os.MkdirTemp("", "cd")
-	defer os.RemoveAll(state)
+	// Removed after the daemon has stopped (cleanups run last first): it
+	// keeps a spare shim there until then.
+	t.Cleanup(func() { os.RemoveAll(state) })
 	common := []string{"--root", t.TempDir(), "--state", state, "--runtime", "runc"}
 
 	// Plain TCP is refused at start-up, with a message saying what to do.

@@ -1,0 +1,239 @@
+package rest
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The fuzzers drive the real handler (router, body and query decoding,
+// validation, envelopes) over the fake backend, which never fails: so a
+// 5xx can only come from the HTTP layer itself — a panic the router
+// recovered, or an error it failed to classify — and any 4xx must be
+// decided before the backend is called. `make fuzz` and `make
+// test-reliability` run each for a bounded time; plain `go test` runs the
+// seeds.
+
+// fuzzServe runs one request through a fresh handler and fake, so that no
+// state carries from one input to the next.
+func fuzzServe(req *http.Request) (*httptest.ResponseRecorder, *fake) {
+	f := &fake{}
+	rec := httptest.NewRecorder()
+	NewHandler(f, nil).ServeHTTP(rec, req)
+	return rec, f
+}
+
+// checkAnswer fails on a 5xx, on a 4xx that reached the backend, and on
+// an error that is not an envelope.
+func checkAnswer(t *testing.T, rec *httptest.ResponseRecorder, f *fake) {
+	t.Helper()
+	body := rec.Body.Bytes()
+	if rec.Code >= 500 {
+		t.Fatalf("status %d: %s", rec.Code, body)
+	}
+	if rec.Code >= 400 {
+		if calls := f.called(); len(calls) > 0 {
+			t.Fatalf("status %d after the backend was called (%q): %s", rec.Code, calls, body)
+		}
+		var env Envelope
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&env); err != nil || env.Status != StatusFail || env.Message == "" {
+			t.Fatalf("status %d without a fail envelope (%v): %q", rec.Code, err, body)
+		}
+	}
+}
+
+var createSeeds = []string{
+	`{"image":"busybox"}`,
+	`{"image":"alpine:latest","command":["sh","-c","echo hi"],"env":["K=V"],"mount":["/host:/ctr:ro"],"network":"raind0","tty":false,"name":"web"}`,
+	`{"image":"alpine","entrypoint":[],"workdir":"/w","user":"1000:1000","hostname":"h","labels":{"a":"b"},"restartPolicy":"on-failure:3","resources":{"memory":67108864,"cpus":1.5,"pids":100},"readOnly":true,"autoRemove":true}`,
+	`{"image":"alpine","entrypoint":null,"network":"host"}`,
+	`{"image":`,
+	`{"image" "alpine"}`,
+	`{"image":"alpine","volume":["/a:/b"]}`,
+	`{"image":"alpine","command":"sh"}`,
+	`["alpine"]`,
+	`null`,
+	`""`,
+	`{"image":"alpine"}{"image":"busybox"}`,
+	`{"image":"alpine"} x`,
+	``,
+	`{"name":"web"}`,
+	`{"image":"  "}`,
+	`{"image":"alpine","port":["8080:80"]}`,
+	`{"image":"alpine","network":"bridge"}`,
+	`{"image":"alpine","name":"stats"}`,
+	`{"image":"alpine","restartPolicy":"on-failure:x"}`,
+	`{"image":"alpine","restartPolicy":"always:3"}`,
+	`{"image":"alpine","resources":{"memory":-1}}`,
+	`{"image":"alpine","resources":{"memory":1e400}}`,
+	`{"image":"alpine","resources":{"cpus":-0.5}}`,
+	`{"image":"alpine","resources":null}`,
+	`{"image":"alpine","labels":{"":"x"}}`,
+	`{"image":"alpine","tty":"yes"}`,
+	`{"image":"\u0000\ud800"}`,
+	`{"IMAGE":"alpine"}`,
+	`{"image":"alpine","image":"busybox"}`,
+	strings.Repeat("[", 20000),
+	"\xff\xfe{}",
+}
+
+// FuzzDecodeCreate: POST /v1/containers with any body answers 200 with
+// exactly the request the body holds, or a 4xx envelope; never a 5xx.
+func FuzzDecodeCreate(f *testing.F) {
+	for _, s := range createSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		rec, fk := fuzzServe(httptest.NewRequest("POST", "/v1/containers", strings.NewReader(body)))
+		checkAnswer(t, rec, fk)
+		if rec.Code != http.StatusOK {
+			return
+		}
+		// Accepted: the backend got what the body says, and it is valid.
+		var want CreateContainerRequest
+		dec := json.NewDecoder(strings.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&want); err != nil {
+			t.Fatalf("accepted a body that does not decode (%v): %q", err, body)
+		}
+		fk.mu.Lock()
+		got := fk.create
+		fk.mu.Unlock()
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("backend got %+v, the body says %+v", got, want)
+		}
+		if err := validateCreate(&got); err != nil {
+			t.Fatalf("accepted an invalid request (%v): %q", err, body)
+		}
+	})
+}
+
+// FuzzDecodePull: POST /v1/images, with or without the NDJSON stream,
+// answers 200 or a 4xx envelope; never a 5xx.
+func FuzzDecodePull(f *testing.F) {
+	for _, s := range []string{
+		`{"image":"alpine:latest"}`, `{"image":"alpine","os":"linux","arch":"arm64"}`, `{"image":""}`, `{}`,
+		`{"image":1}`, `{"image":"alpine","platform":"linux/amd64"}`, `{"image":"a"}{}`, ``, `[`, `null`,
+	} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, body string, ndjson bool) {
+		req := httptest.NewRequest("POST", "/v1/images", strings.NewReader(body))
+		if ndjson {
+			req.Header.Set("Accept", "application/x-ndjson")
+		}
+		rec, fk := fuzzServe(req)
+		checkAnswer(t, rec, fk)
+		if rec.Code == http.StatusOK {
+			var want PullImageRequest
+			if err := json.Unmarshal([]byte(body), &want); err != nil || strings.TrimSpace(want.Image) == "" {
+				t.Fatalf("accepted %q (%v)", body, err)
+			}
+		}
+	})
+}
+
+// queryRoutes are the routes whose queries (and optional bodies) the
+// handler decodes; {id} is replaced by the fuzzed reference.
+var queryRoutes = []struct{ method, path string }{
+	{"GET", "/v1/containers"},
+	{"GET", "/v1/containers/{id}"},
+	{"GET", "/v1/containers/{id}/log"},
+	{"GET", "/v1/containers/{id}/logs"},
+	{"POST", "/v1/containers/{id}/actions/start"},
+	{"POST", "/v1/containers/{id}/actions/stop"},
+	{"POST", "/v1/containers/{id}/actions/kill"},
+	{"POST", "/v1/containers/{id}/actions/restart"},
+	{"POST", "/v1/containers/{id}/actions/wait"},
+	{"DELETE", "/v1/containers/{id}/actions/delete"},
+	{"DELETE", "/v1/images"},
+	{"GET", "/v1/images/status"},
+}
+
+// FuzzDecodeQuery: the container actions, logs, lists and image routes
+// with any query string, reference and body answer 2xx or a 4xx envelope;
+// never a 5xx. What they pass on is valid (a stop timeout is not negative,
+// a signal is a real one).
+func FuzzDecodeQuery(f *testing.F) {
+	seeds := []struct {
+		route            uint8
+		ref, query, body string
+	}{
+		{0, "", "all=0&label=a=b&label=c", ""},
+		{0, "", "label==x", ""},
+		{0, "", "all=maybe", ""},
+		{1, "web", "", ""},
+		{1, "stats", "", ""},
+		{2, "web", "tail_lines=10", ""},
+		{2, "web", "tail_lines=ten", ""},
+		{3, "web", "follow=1&since=10m&timestamps=1&stdout=1&stderr=0&tail=all", ""},
+		{3, "web", "since=2024-01-02T03:04:05Z&tail=-5", ""},
+		{3, "web", "since=1704164645.5", ""},
+		{3, "web", "stdout=0&stderr=0", ""},
+		{3, "web", "since=yesterday", ""},
+		{4, "web", "", `{"tty":true}`},
+		{4, "web", "", `{"tty":true,"detach":1}`},
+		{5, "web", "timeout=0", ""},
+		{5, "web", "timeout=-1", "{}"},
+		{5, "web", "timeout=99999999999", ""},
+		{6, "web", "signal=TERM", ""},
+		{6, "web", "signal=sigkill", ""},
+		{6, "web", "signal=65", ""},
+		{6, "web", "signal=HUP%00", ""},
+		{7, "web", "timeout=3", ""},
+		{8, "web", "", "[]"},
+		{9, "web", "force=1", ""},
+		{9, "web", "force=perhaps", ""},
+		{10, "", "image=alpine&force", ""},
+		{10, "", "", `{"image":"alpine"}`},
+		{10, "", "", `{"image":""}`},
+		{11, "", "image=alpine", ""},
+		{11, "", "image=", ""},
+		{1, "a%2Fb", "", ""},
+		{1, "%zz", "", ""},
+	}
+	for _, s := range seeds {
+		f.Add(s.route, s.ref, s.query, s.body)
+	}
+	f.Fuzz(func(t *testing.T, route uint8, ref, query, body string) {
+		r := queryRoutes[int(route)%len(queryRoutes)]
+		var rd io.Reader
+		if body != "" {
+			rd = strings.NewReader(body)
+		}
+		req := httptest.NewRequest(r.method, "/", rd)
+		// Set the URL's parts directly: any bytes, as a client could send.
+		req.URL.Path = strings.ReplaceAll(r.path, "{id}", ref)
+		req.URL.RawQuery = query
+		req.RequestURI = req.URL.RequestURI()
+		rec, fk := fuzzServe(req)
+		checkAnswer(t, rec, fk)
+		if rec.Code >= 400 {
+			return
+		}
+		for _, call := range fk.called() {
+			f := strings.Fields(call)
+			last := f[len(f)-1]
+			switch f[0] {
+			case "StopContainer", "RestartContainer":
+				if d, err := time.ParseDuration(last); err != nil || d < 0 {
+					t.Fatalf("bad timeout passed on: %q (query %q)", call, query)
+				}
+			case "KillContainer":
+				if n, err := strconv.Atoi(last); err != nil || n < 1 || n > 64 {
+					t.Fatalf("bad signal passed on: %q (query %q)", call, query)
+				}
+			}
+		}
+	})
+}
