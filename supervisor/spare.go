@@ -24,18 +24,36 @@ type spare struct {
 // (the rootfs driver's probes) are not containers'.
 var validID = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
-// spareLaunchTimeout bounds the background launch of a spare shim.
-const spareLaunchTimeout = 30 * time.Second
+// spareLaunchTimeout bounds the background launch of a spare shim, and
+// spareWait how long a create waits for a spare on its way.
+const (
+	spareLaunchTimeout = 30 * time.Second
+	spareWait          = time.Second
+)
 
 // takeSpare returns the spare shim's container id and address, or a new id
-// and no address when there is none (then the caller launches a shim).
-// Either way a new spare is on its way.
-func (s *Supervisor) takeSpare() (id, addr string) {
+// and no address when there is none (then the caller launches a shim). The
+// caller calls fillSpare once its container is created: launching the next
+// spare meanwhile would compete with the runtime for the CPUs.
+// A spare on its way is waited for: it started earlier than a launch
+// would now.
+func (s *Supervisor) takeSpare(ctx context.Context) (id, addr string) {
+	s.mu.Lock()
+	filled := s.spareFilled
+	s.mu.Unlock()
+	if filled != nil {
+		t := time.NewTimer(spareWait)
+		select {
+		case <-filled:
+		case <-ctx.Done():
+		case <-t.C: // something is wrong with it: launch another
+		}
+		t.Stop()
+	}
 	s.mu.Lock()
 	sp := s.spare
 	s.spare = nil
 	s.mu.Unlock()
-	s.fillSpare()
 	if sp == nil {
 		return newID(), ""
 	}
@@ -47,10 +65,11 @@ func (s *Supervisor) takeSpare() (id, addr string) {
 func (s *Supervisor) fillSpare() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.cfg.SpareShim || s.spare != nil || s.spareFilling || s.ctx.Err() != nil {
+	if !s.cfg.SpareShim || s.spare != nil || s.spareFilled != nil || s.ctx.Err() != nil {
 		return
 	}
-	s.spareFilling = true
+	filled := make(chan struct{})
+	s.spareFilled = filled
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -62,12 +81,13 @@ func (s *Supervisor) fillSpare() {
 		var err error
 		sp.addr, err = s.launchShim(ctx, sp.id)
 		s.mu.Lock()
-		s.spareFilling = false
+		s.spareFilled = nil
 		keep := err == nil && s.ctx.Err() == nil
 		if keep {
 			s.spare = sp
 		}
 		s.mu.Unlock()
+		close(filled)
 		if err != nil {
 			s.log.Warn("launch a spare shim", "error", err)
 		}

@@ -55,8 +55,8 @@ type Supervisor struct {
 	shims  map[string]*shim.Client  // connected shims, by id
 	exited map[string]chan struct{} // closed when the current run ends
 
-	spare        *spare // a shim launched for the next container
-	spareFilling bool   // a spare is being launched
+	spare       *spare        // a shim launched for the next container
+	spareFilled chan struct{} // while a spare is being launched: closed when it is
 
 	events *hub
 	ctx    context.Context // lives as long as the supervisor
@@ -215,7 +215,8 @@ func (s *Supervisor) Create(ctx context.Context, req CreateRequest) (*Container,
 	if err != nil {
 		return nil, err
 	}
-	id, spareAddr := s.takeSpare()
+	id, spareAddr := s.takeSpare(ctx)
+	defer s.fillSpare()
 	abandon := func() { // before the record exists
 		if spareAddr != "" {
 			s.dropShim(context.WithoutCancel(ctx), id, spareAddr)
