@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
+
 	"github.com/raind/condenser/rootfs"
 	"github.com/raind/condenser/shim"
 )
@@ -98,44 +100,20 @@ func cgroupDirs(id string) ([]string, error) {
 	if !safeID(id) {
 		return nil, fmt.Errorf("cgroups of container %q: bad id", id)
 	}
-	mi, err := os.ReadFile("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) {
+		return (m.FSType != "cgroup" && m.FSType != "cgroup2") || m.Root != "/", false
+	})
 	if err != nil {
 		return nil, fmt.Errorf("cgroups of container %s: %w", id, err)
 	}
 	var dirs []string
-	for _, line := range strings.Split(string(mi), "\n") {
-		// id parent major:minor root mount-point options… - fstype source super-options
-		f := strings.Fields(line)
-		sep := slices.Index(f, "-")
-		if sep < 5 || sep+1 >= len(f) || (f[sep+1] != "cgroup" && f[sep+1] != "cgroup2") || f[3] != "/" {
-			continue
-		}
-		dir := filepath.Join(unescapeMountinfo(f[4]), cgroupParent, id)
+	for _, m := range mounts {
+		dir := filepath.Join(m.Mountpoint, cgroupParent, id)
 		if fi, err := os.Stat(dir); err == nil && fi.IsDir() && !slices.Contains(dirs, dir) {
 			dirs = append(dirs, dir)
 		}
 	}
 	return dirs, nil
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space) of a path
-// in /proc/self/mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // removeCgroups kills the processes left in container id's cgroups — the

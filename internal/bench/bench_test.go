@@ -50,7 +50,7 @@ func BenchmarkTable(b *testing.B) {
 
 	engines := []Engine{NewCondenser(bin)}
 	if *peersFlag {
-		engines = append(engines, NewPodman(), NewContainerd())
+		engines = append(engines, NewPodman("crun"), NewPodman("runc"), NewContainerd())
 	}
 	var all []*results
 	for _, e := range engines {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,7 +30,7 @@ func TestPeerEngines(t *testing.T) {
 	reg.Push(t, ref, testutil.BusyboxImage(t))
 	img := Images{Registry: reg.Host, Small: ref, Large: ref}
 
-	for _, e := range []Engine{NewPodman(), NewContainerd()} {
+	for _, e := range []Engine{NewPodman("crun"), NewPodman("runc"), NewContainerd()} {
 		t.Run(e.Name(), func(t *testing.T) { testPeer(t, e, img) })
 	}
 }
@@ -93,15 +94,22 @@ func testPeer(t *testing.T, e Engine, img Images) {
 		step("start detached "+name, func() error { return e.StartDetached(ctx, name) })
 	}
 	shims := monitors(2)
+	if rt, ok := strings.CutPrefix(e.Name(), "podman-"); ok {
+		// conmon runs the runtime the engine is named after.
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", shims[0]))
+		if args := strings.Split(string(b), "\x00"); !slices.ContainsFunc(args, func(a string) bool { return filepath.Base(a) == rt }) {
+			t.Errorf("conmon of %s runs no %s: %q", e.Name(), rt, args)
+		}
+	}
 	daemon := e.DaemonPID()
-	if (daemon == 0) != (e.Name() == "podman") {
+	if (daemon == 0) != strings.HasPrefix(e.Name(), "podman") {
 		t.Fatalf("daemon pid %d", daemon)
 	}
 	step("list", func() error { return e.List(ctx) })
 
 	answer, reconnected, err := e.Restart(ctx, 2)
 	switch {
-	case e.Name() == "podman":
+	case strings.HasPrefix(e.Name(), "podman"):
 		if !errors.Is(err, ErrNotApplicable) {
 			t.Fatalf("restart: %v, want ErrNotApplicable", err)
 		}

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -14,13 +13,14 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/moby/sys/mountinfo"
 	"github.com/raind/condenser/internal/atomicfile"
+
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/rootfs"
 )
@@ -413,26 +413,15 @@ func unmountUnder(dir, root string) error {
 			paths[i] = r
 		}
 	}
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) {
+		return !strings.HasPrefix(m.Mountpoint, paths[0]+"/") && (root == "" || m.Mountpoint != paths[1]), false
+	})
 	if err != nil {
 		return fmt.Errorf("droplet: refusing to remove %s: %w", dir, err)
 	}
-	defer f.Close()
-	var targets []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
-			continue
-		}
-		mp := unescapeMountinfo(fields[4])
-		if strings.HasPrefix(mp, paths[0]+"/") || (root != "" && mp == paths[1]) {
-			targets = append(targets, mp)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("droplet: refusing to remove %s: %w", dir, err)
+	targets := make([]string, len(mounts))
+	for i, m := range mounts {
+		targets[i] = m.Mountpoint
 	}
 	sort.Slice(targets, func(i, j int) bool { return len(targets[i]) > len(targets[j]) })
 	for _, t := range targets {
@@ -441,23 +430,4 @@ func unmountUnder(dir, root string) error {
 		}
 	}
 	return nil
-}
-
-// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space…).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

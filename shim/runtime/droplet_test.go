@@ -484,12 +484,6 @@ func TestDropletMessage(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	if got := unescapeMountinfo(`/a\040b\134c\01`); got != `/a b\c\01` {
-		t.Errorf("got %q", got)
-	}
-}
-
 // TestDropletDeleteUnmounts checks that Delete unmounts what is mounted in
 // the container's directory before removing it, instead of removing files
 // through the mount.
