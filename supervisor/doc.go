@@ -18,6 +18,17 @@
 // cgroups and root filesystem mount removed, while its config, writable
 // layer and log stay, so that it can be started again or deleted.
 //
+// # Restart policies when the daemon starts
+//
+// Once reconnected, the daemon applies the restart policies as Docker does
+// when it starts: a stopped container whose policy says so starts again —
+// it exited while the daemon was away, the host rebooted under it (its
+// configuration is generated again: the bundle was on the state tmpfs), or
+// a restart was waiting out its back-off. "always" brings back even a
+// container its user stopped, "unless-stopped" does not, "on-failure"
+// counts an unknown exit status as a failure. A stopped auto-remove
+// container is removed.
+//
 // # OCI spec generation (spec.go)
 //
 // GenerateSpec turns an image config and a create request into config.json

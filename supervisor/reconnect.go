@@ -123,6 +123,51 @@ func (s *Supervisor) reconnectOne(ctx context.Context, c *Container) {
 	}
 }
 
+// resume applies the restart policies once the records match reality, as
+// Docker does when it starts: a stopped container whose policy says so
+// starts again — it exited while the daemon was away, the host rebooted
+// under it, or a restart was waiting out its back-off — and a stopped
+// auto-remove container goes. An unknown exit status counts as a failure.
+func (s *Supervisor) resume(all []*Container) {
+	for _, c := range all {
+		if c.State != StateStopped {
+			continue
+		}
+		policy, _ := parseRestartPolicy(c.Request.RestartPolicy)
+		code := -1
+		if c.ExitCode != nil {
+			code = *c.ExitCode
+		}
+		id := c.ID
+		switch {
+		case c.Request.AutoRemove:
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				if _, err := s.Delete(s.ctx, id, true); err != nil {
+					s.log.Warn("auto-remove", "id", id, "error", err)
+				}
+			}()
+		// "always" brings back even a container a user stopped, when the
+		// daemon starts (Docker's rule); "unless-stopped" does not.
+		case policy.shouldRestart(code, c.RestartCount, c.StopRequested && policy.name != "always"):
+			s.log.Info("restart policy: starting again", "id", id, "policy", c.Request.RestartPolicy)
+			if c.StopRequested {
+				c.StopRequested = false
+				if err := s.recs.put(c); err != nil {
+					s.log.Warn("restart policy", "id", id, "error", err)
+					continue
+				}
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.restartLater(id, 0)
+			}()
+		}
+	}
+}
+
 // shimStartWait bounds how long start-up waits for the shim launches a
 // killed daemon left running.
 const shimStartWait = 10 * time.Second

@@ -2,15 +2,12 @@ package supervisor_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/internal/testutil"
@@ -21,24 +18,7 @@ import (
 // killed in the middle of an operation leaves it.
 func setState(t *testing.T, root, id string, st supervisor.State) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(root, "containers.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	err = db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket([]byte("containers"))
-		var c map[string]any
-		if err := json.Unmarshal(b.Get([]byte(id)), &c); err != nil {
-			return err
-		}
-		c["state"] = string(st)
-		v, _ := json.Marshal(c)
-		return b.Put([]byte(id), v)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	patchRecord(t, root, id, map[string]any{"state": string(st)})
 }
 
 // TestInterruptedOperationsLeaveNothing: a create or a delete cut short by

@@ -17,6 +17,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/raind/condenser/imagestore"
 	"github.com/raind/condenser/internal/atomicfile"
 	"github.com/raind/condenser/internal/errdefs"
@@ -100,6 +101,7 @@ func Open(ctx context.Context, cfg Config) (*Supervisor, error) {
 		return nil, err
 	}
 	s.sweep(s.orphans(all))
+	s.resume(all)
 	return s, nil
 }
 
@@ -211,10 +213,6 @@ func (s *Supervisor) Create(ctx context.Context, req CreateRequest) (*Container,
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := s.cfg.Images.Config(ctx, img)
-	if err != nil {
-		return nil, err
-	}
 	id, spareAddr := s.takeSpare(ctx)
 	defer s.fillSpare()
 	abandon := func() { // before the record exists
@@ -229,17 +227,7 @@ func (s *Supervisor) Create(ctx context.Context, req CreateRequest) (*Container,
 		c.Name = "condenser-" + id[:12]
 	}
 	layers := s.cfg.Images.LayerDirs(img)
-	etc, err := s.writeEtcFiles(c)
-	if err != nil {
-		abandon()
-		return nil, err
-	}
-	spec, err := GenerateSpec(&cfg.Config, SpecRequest{
-		ID: id, Name: c.Name, Entrypoint: req.Entrypoint, Command: req.Command, Env: req.Env, WorkingDir: req.WorkingDir,
-		User: req.User, Hostname: req.Hostname, Labels: req.Labels, Mounts: req.Mounts, Network: req.Network,
-		ReadOnly: req.ReadOnly, Seccomp: true, Memory: req.Memory, CPUs: req.CPUs, PidsLimit: req.PidsLimit,
-		CgroupV2: s.cfg.CgroupV2, HostsPath: etc.Hosts, HostnamePath: etc.Hostname, ResolvConfPath: etc.ResolvConf,
-	}, func(p string) ([]byte, error) { return rootfs.ReadFile(layers, p) })
+	spec, err := s.generateSpec(ctx, c, img)
 	if err != nil {
 		abandon()
 		return nil, err
@@ -263,6 +251,26 @@ func (s *Supervisor) Create(ctx context.Context, req CreateRequest) (*Container,
 	}
 	s.events.publish(Event{Type: "container", Action: "create", ID: id, Name: c.Name})
 	return c, nil
+}
+
+// generateSpec writes c's /etc files and returns its OCI configuration,
+// from its request and its image img.
+func (s *Supervisor) generateSpec(ctx context.Context, c *Container, img imagestore.Image) (*specs.Spec, error) {
+	cfg, err := s.cfg.Images.Config(ctx, img)
+	if err != nil {
+		return nil, err
+	}
+	etc, err := s.writeEtcFiles(c)
+	if err != nil {
+		return nil, err
+	}
+	req, layers := c.Request, s.cfg.Images.LayerDirs(img)
+	return GenerateSpec(&cfg.Config, SpecRequest{
+		ID: c.ID, Name: c.Name, Entrypoint: req.Entrypoint, Command: req.Command, Env: req.Env, WorkingDir: req.WorkingDir,
+		User: req.User, Hostname: req.Hostname, Labels: req.Labels, Mounts: req.Mounts, Network: req.Network,
+		ReadOnly: req.ReadOnly, Seccomp: true, Memory: req.Memory, CPUs: req.CPUs, PidsLimit: req.PidsLimit,
+		CgroupV2: s.cfg.CgroupV2, HostsPath: etc.Hosts, HostnamePath: etc.Hostname, ResolvConfPath: etc.ResolvConf,
+	}, func(p string) ([]byte, error) { return rootfs.ReadFile(layers, p) })
 }
 
 // writeEtcFiles writes c's /etc files (at create, and again at each start
@@ -430,16 +438,20 @@ func (s *Supervisor) recreate(ctx context.Context, c *Container) error {
 		old.Close()
 	}
 	runtimeDelete(ctx, s.cfg.Runtime, filepath.Join(s.cfg.State, "runtime"), c.ID)
-	spec, err := os.ReadFile(filepath.Join(c.Bundle, "config.json"))
+	os.Remove(filepath.Join(c.Bundle, shim.ExitFile))
+	// The configuration is generated again: the bundle is on the state
+	// directory (tmpfs), gone after a reboot, and the /etc files are
+	// written again. The writable layer is kept: a restarted container sees
+	// its changes.
+	img, err := s.cfg.Images.Inspect(ctx, c.ImageID)
+	if err != nil {
+		return fmt.Errorf("container %s: its image: %w", c.Name, err)
+	}
+	spec, err := s.generateSpec(ctx, c, img)
 	if err != nil {
 		return err
 	}
-	os.Remove(filepath.Join(c.Bundle, shim.ExitFile))
-	if _, err := s.writeEtcFiles(c); err != nil {
-		return err
-	}
-	// The writable layer is kept: a restarted container sees its changes.
-	return s.createRuntime(ctx, c, json.RawMessage(spec), "")
+	return s.createRuntime(ctx, c, spec, "")
 }
 
 // monitor waits for the container's exit in the background and records it.
