@@ -279,7 +279,10 @@ func (s *service) Start(ctx context.Context, _ *api.StartRequest) (*api.StartRes
 	if s.status != api.Status_CREATED {
 		return nil, toStatus(fmt.Errorf("start container %s: it is %s, not created: %w", s.cfg.ID, s.status, errdefs.ErrConflict))
 	}
-	if err := s.cfg.Driver.Start(ctx, s.cfg.ID); err != nil {
+	// A start runs to its end even if its caller goes (a daemon killed
+	// meanwhile): cut short, the container could run while the shim says
+	// created.
+	if err := s.cfg.Driver.Start(context.WithoutCancel(ctx), s.cfg.ID); err != nil {
 		return nil, toStatus(fmt.Errorf("start container %s: %w", s.cfg.ID, err))
 	}
 	if s.status == api.Status_CREATED {

@@ -413,7 +413,9 @@ func (s *Supervisor) start(ctx context.Context, c *Container) error {
 	s.mu.Lock()
 	s.exited[c.ID] = done
 	s.mu.Unlock()
-	if _, err := cl.Start(ctx); err != nil {
+	// Not cancelled with the request: a start cut short half-way would
+	// leave the container running while its shim says created.
+	if _, err := cl.Start(context.WithoutCancel(ctx)); err != nil {
 		close(done)
 		return err
 	}

@@ -26,7 +26,15 @@ var errNoFifo = errors.New("no exec fifo")
 
 // startByFifo lets the created container whose init is pid run, through
 // its exec FIFO at path. It returns errNoFifo when there is none.
+//
+// Opening the FIFO commits the start: the init, blocked opening its end,
+// writes its byte and executes the container's process whether or not the
+// byte is read. So ctx is heeded only before that; afterwards it waits for
+// the byte as long as the init lives.
 func startByFifo(ctx context.Context, path string, pid int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errNoFifo, err)
@@ -46,9 +54,6 @@ func startByFifo(ctx context.Context, path string, pid int) error {
 		}
 		if n > 0 {
 			break
-		}
-		if err := ctx.Err(); err != nil {
-			return err
 		}
 		if !alive(pid) {
 			return fmt.Errorf("container init %d exited before it was started: %w", pid, errdefs.ErrConflict)

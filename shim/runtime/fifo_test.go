@@ -87,13 +87,34 @@ func TestStartByFifo(t *testing.T) {
 	}
 }
 
+// TestStartByFifoCancelled: a context cancelled before the start leaves the
+// FIFO alone; one cancelled once the FIFO is open does not abandon the
+// start, which the open has committed.
 func TestStartByFifoCancelled(t *testing.T) {
 	path := filepath.Join(t.TempDir(), execFifo)
 	mkfifo(t, path)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := startByFifo(ctx, path, os.Getpid()); !errors.Is(err, context.Canceled) {
-		t.Fatalf("startByFifo with a cancelled context and no writer = %v", err)
+		t.Fatalf("startByFifo with a cancelled context = %v", err)
+	}
+	if _, err := os.Lstat(path); err != nil {
+		t.Fatalf("the fifo went: %v", err)
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- startByFifo(ctx, path, os.Getpid()) }()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0) // returns once startByFifo has opened its end
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	time.Sleep(120 * time.Millisecond) // past a poll round, where a cancelled start would give up
+	f.Write([]byte("0"))
+	f.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("startByFifo cancelled after the open: %v", err)
 	}
 }
 
