@@ -229,7 +229,9 @@ func (c *Condenser) shims(ctx context.Context) (monitors, extra []int, err error
 	for _, s := range list {
 		ids[s.ID] = true
 	}
-	all, err := pidsOf(filepath.Join(c.Bin, "condenser-shim"), []string{c.state})
+	// Shim servers only: a `condenser-shim start` launching the next
+	// spare is gone in a moment.
+	all, err := pidsOf(filepath.Join(c.Bin, "condenser-shim"), []string{"\x00serve\x00", c.state})
 	for _, pid := range all {
 		if ids[shimID(pid)] {
 			monitors = append(monitors, pid)
