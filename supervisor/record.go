@@ -3,8 +3,11 @@ package supervisor
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -76,59 +79,110 @@ func (c *Container) ShortID() string { return c.ID[:12] }
 
 var bucketContainers = []byte("containers")
 
-// records is the bbolt store of container records, keyed by id.
-type records struct{ db *bolt.DB }
-
-func (r records) put(c *Container) error {
-	b, err := json.Marshal(c)
-	if err != nil {
-		return err
+// clone returns a copy of c that shares no memory with it.
+func (c *Container) clone() *Container {
+	d := *c
+	d.Request.Entrypoint = slices.Clone(c.Request.Entrypoint)
+	d.Request.Command = slices.Clone(c.Request.Command)
+	d.Request.Env = slices.Clone(c.Request.Env)
+	d.Request.Mounts = slices.Clone(c.Request.Mounts)
+	d.Request.Labels = maps.Clone(c.Request.Labels)
+	d.Args = slices.Clone(c.Args)
+	d.RootfsMounts = slices.Clone(c.RootfsMounts)
+	for i := range d.RootfsMounts {
+		d.RootfsMounts[i].Options = slices.Clone(d.RootfsMounts[i].Options)
 	}
-	return r.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketContainers).Put([]byte(c.ID), b) })
+	if c.ExitCode != nil {
+		code := *c.ExitCode
+		d.ExitCode = &code
+	}
+	return &d
 }
 
-func (r records) delete(id string) error {
-	return r.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketContainers).Delete([]byte(id)) })
+// records is the bbolt store of container records, keyed by id, with a
+// copy of every record in memory: reads (every listing, every lookup by
+// name or id prefix) decode nothing. This process is the file's only
+// writer (bbolt locks it), so the copy stays true.
+type records struct {
+	db *bolt.DB
+
+	mu    sync.RWMutex
+	cache map[string]*Container // by id; writes hold mu across the bbolt update
 }
 
-func (r records) all() ([]*Container, error) {
-	var out []*Container
+// load fills the cache from the file.
+func (r *records) load() error {
+	cache := map[string]*Container{}
 	err := r.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketContainers).ForEach(func(_, v []byte) error {
 			var c Container
 			if err := json.Unmarshal(v, &c); err != nil {
 				return err
 			}
-			out = append(out, &c)
+			cache[c.ID] = &c
 			return nil
 		})
 	})
-	return out, err
+	if err == nil {
+		r.cache = cache
+	}
+	return err
 }
 
-// insert adds a new record, refusing a name that another container has.
-func (r records) insert(c *Container) error {
+func (r *records) put(c *Container) error {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return err
 	}
-	return r.db.Update(func(tx *bolt.Tx) error {
-		bk := tx.Bucket(bucketContainers)
-		err := bk.ForEach(func(_, v []byte) error {
-			var o Container
-			if err := json.Unmarshal(v, &o); err != nil {
-				return err
-			}
-			if o.Name == c.Name {
-				return fmt.Errorf("container name %q is already in use by %s: %w", c.Name, o.ShortID(), errdefs.ErrConflict)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketContainers).Put([]byte(c.ID), b) }); err != nil {
+		return err
+	}
+	r.cache[c.ID] = c.clone()
+	return nil
+}
+
+func (r *records) delete(id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketContainers).Delete([]byte(id)) }); err != nil {
+		return err
+	}
+	delete(r.cache, id)
+	return nil
+}
+
+// all returns copies of every record, ordered by id.
+func (r *records) all() ([]*Container, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]*Container, 0, len(r.cache))
+	for _, c := range r.cache {
+		out = append(out, c.clone())
+	}
+	slices.SortFunc(out, func(a, b *Container) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// insert adds a new record, refusing a name that another container has.
+func (r *records) insert(c *Container) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, o := range r.cache {
+		if o.Name == c.Name {
+			return fmt.Errorf("container name %q is already in use by %s: %w", c.Name, o.ShortID(), errdefs.ErrConflict)
 		}
-		return bk.Put([]byte(c.ID), b)
-	})
+	}
+	if err := r.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketContainers).Put([]byte(c.ID), b) }); err != nil {
+		return err
+	}
+	r.cache[c.ID] = c.clone()
+	return nil
 }
 
 // resolve finds one container by full id, unique id prefix (≥ 4) or name.

@@ -48,7 +48,7 @@ type Config struct {
 type Supervisor struct {
 	cfg  Config
 	log  *slog.Logger
-	recs records
+	recs *records
 	db   *bolt.DB
 
 	mu     sync.Mutex
@@ -87,8 +87,13 @@ func Open(ctx context.Context, cfg Config) (*Supervisor, error) {
 		db.Close()
 		return nil, err
 	}
+	recs := &records{db: db}
+	if err := recs.load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("read container records: %w", err)
+	}
 	sctx, cancel := context.WithCancel(context.Background())
-	s := &Supervisor{cfg: cfg, log: cfg.Logger, recs: records{db}, db: db,
+	s := &Supervisor{cfg: cfg, log: cfg.Logger, recs: recs, db: db,
 		locks: map[string]*sync.Mutex{}, shims: map[string]*shim.Client{}, exited: map[string]chan struct{}{},
 		events: newHub(), ctx: sctx, cancel: cancel}
 	if err := s.reconnect(ctx); err != nil {
