@@ -104,11 +104,7 @@ func checkReaped(t *testing.T, d *daemon, c *supervisor.Container) {
 	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), filepath.Join(c.Bundle, "rootfs")) {
 		t.Errorf("root filesystem still mounted")
 	}
-	for _, p := range []string{filepath.Join(d.cfg.State, "runtime", c.ID), filepath.Join(c.Bundle, "shim.pid"), filepath.Join(c.Bundle, "shim.sock")} {
-		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s left", p)
-		}
-	}
+	checkGone(t, filepath.Join(d.cfg.State, "runtime", c.ID), filepath.Join(c.Bundle, "shim.pid"), filepath.Join(c.Bundle, "shim.sock"))
 }
 
 // TestShimKilled: a running container whose shim is killed, while the
@@ -197,11 +193,7 @@ func TestRuntimeKilledDuringCreate(t *testing.T) {
 		t.Error("record kept")
 	}
 	checkReaped(t, d, c)
-	for _, p := range []string{c.Bundle, filepath.Join(d.cfg.Root, "containers", c.ID)} {
-		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s left", p)
-		}
-	}
+	checkGone(t, c.Bundle, filepath.Join(d.cfg.Root, "containers", c.ID))
 }
 
 // TestInterruptedRestartIsCreated: a daemon killed while it started a

@@ -54,11 +54,7 @@ func TestInterruptedOperationsLeaveNothing(t *testing.T) {
 			if strings.Contains(string(mi), c.ID) {
 				t.Errorf("mount left:\n%s", mi)
 			}
-			for _, p := range []string{c.Bundle, filepath.Join(d.cfg.Root, "containers", c.ID), filepath.Join(d.cfg.State, "runtime", c.ID)} {
-				if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
-					t.Errorf("%s left", p)
-				}
-			}
+			checkGone(t, c.Bundle, filepath.Join(d.cfg.Root, "containers", c.ID), filepath.Join(d.cfg.State, "runtime", c.ID))
 		})
 	}
 }

@@ -79,6 +79,16 @@ func newDaemon(t *testing.T, rt testutil.Runtime, mirror string) *daemon {
 	return d
 }
 
+// checkGone fails the test for each path that exists.
+func checkGone(t *testing.T, paths ...string) {
+	t.Helper()
+	for _, p := range paths {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left", p)
+		}
+	}
+}
+
 func (d *daemon) open() {
 	d.t.Helper()
 	s, err := supervisor.Open(context.Background(), d.cfg)
@@ -158,11 +168,7 @@ func TestLifecycle(t *testing.T) {
 			if _, err := d.sup.Get(ctx, "hello"); !errors.Is(err, errdefs.ErrNotFound) {
 				t.Errorf("after delete: %v", err)
 			}
-			for _, p := range []string{got.Bundle, filepath.Join(d.cfg.Root, "containers", got.ID)} {
-				if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
-					t.Errorf("%s left after delete", p)
-				}
-			}
+			checkGone(t, got.Bundle, filepath.Join(d.cfg.Root, "containers", got.ID))
 		})
 	}
 }
