@@ -294,7 +294,7 @@ func firstNonEmpty(a, b string) string {
 // createRuntime prepares the root filesystem and the bundle, starts the
 // shim (unless addr is a spare's) and creates the container in it; the
 // record becomes "created".
-func (s *Supervisor) createRuntime(ctx context.Context, c *Container, spec any, addr string) error {
+func (s *Supervisor) createRuntime(ctx context.Context, c *Container, spec *specs.Spec, addr string) error {
 	if err := os.MkdirAll(c.Bundle, 0o700); err != nil {
 		return err
 	}
@@ -305,14 +305,14 @@ func (s *Supervisor) createRuntime(ctx context.Context, c *Container, spec any, 
 	if err := atomicfile.WriteFile(filepath.Join(c.Bundle, "config.json"), b, 0o600, false); err != nil {
 		return err
 	}
-	if addr == "" || c.ShimAddress != addr {
-		if addr == "" {
-			if addr, err = s.launchShim(ctx, c.ID); err != nil {
-				return err
-			}
+	if addr == "" {
+		if addr, err = s.launchShim(ctx, c.ID); err != nil {
+			return err
 		}
+	}
+	if c.ShimAddress != addr { // the record says how to reach the shim before anything can go wrong with it
 		c.ShimAddress = addr
-		if err := s.recs.put(c); err != nil { // how to reach the shim, before anything can go wrong with it
+		if err := s.recs.put(c); err != nil {
 			return err
 		}
 	}

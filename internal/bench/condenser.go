@@ -7,10 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -22,12 +20,11 @@ import (
 type Condenser struct {
 	Bin string
 
-	img         Images
-	root, state string
-	sock        string
-	cmd         *exec.Cmd
-	logs        bytes.Buffer
-	http        *http.Client
+	img              Images
+	dir, root, state string
+	sock             string
+	daemon           *daemon
+	http             *http.Client
 }
 
 // NewCondenser returns an engine running the binaries in bin.
@@ -36,7 +33,7 @@ func NewCondenser(bin string) *Condenser { return &Condenser{Bin: bin} }
 func (c *Condenser) Name() string { return "condenser" }
 
 func (c *Condenser) Setup(ctx context.Context, dir string, img Images) error {
-	c.img = img
+	c.img, c.dir = img, dir
 	c.root = filepath.Join(dir, "root")
 	// The state directory holds unix sockets: it must be short.
 	state, err := os.MkdirTemp("", "cb")
@@ -45,28 +42,22 @@ func (c *Condenser) Setup(ctx context.Context, dir string, img Images) error {
 	}
 	c.state = state
 	c.sock = filepath.Join(state, "condenser.sock")
-	c.http = &http.Client{Transport: &http.Transport{
-		MaxIdleConnsPerHost: 64,
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", c.sock)
-		}}}
+	c.http = unixClient(c.sock)
 	_, err = c.start(ctx)
 	return err
 }
 
 // start starts the daemon and returns the time until its API answers.
 func (c *Condenser) start(ctx context.Context) (time.Duration, error) {
-	c.logs.Reset()
-	c.cmd = exec.Command(filepath.Join(c.Bin, "condenser"), "--root", c.root, "--state", c.state,
-		"--runtime", "runc", "--shim", filepath.Join(c.Bin, "condenser-shim"),
-		"--listen", "unix://"+c.sock, "--insecure-registry", c.img.Registry, "--log-level", "warn")
-	c.cmd.Stdout, c.cmd.Stderr = &c.logs, &c.logs
 	t0 := time.Now()
-	if err := c.cmd.Start(); err != nil {
+	var err error
+	c.daemon, err = startDaemon(ctx, nil, filepath.Join(c.dir, "condenser.log"), filepath.Join(c.Bin, "condenser"),
+		"--root", c.root, "--state", c.state, "--runtime", "runc", "--shim", filepath.Join(c.Bin, "condenser-shim"),
+		"--listen", "unix://"+c.sock, "--insecure-registry", c.img.Registry, "--log-level", "warn")
+	if err != nil {
 		return 0, err
 	}
-	err := poll(ctx, 20*time.Second, func() error {
+	err = poll(ctx, readyTimeout, func() error {
 		resp, err := c.http.Get("http://condenser/v1/_ping")
 		if err == nil {
 			resp.Body.Close()
@@ -74,14 +65,14 @@ func (c *Condenser) start(ctx context.Context) (time.Duration, error) {
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("condenser not answering: %w\n%s", err, c.logs.String())
+		return 0, fmt.Errorf("condenser not answering: %w\n%s", err, c.daemon.logTail())
 	}
 	return time.Since(t0), nil
 }
 
 func (c *Condenser) Close(ctx context.Context) error {
 	var errs []error
-	if c.cmd != nil {
+	if c.daemon != nil {
 		errs = append(errs, c.RemoveAll(ctx))
 		var list []struct{ Repository, Reference string }
 		if err := c.do(ctx, "GET", "/v1/images", nil, &list); err != nil {
@@ -90,9 +81,8 @@ func (c *Condenser) Close(ctx context.Context) error {
 		for _, i := range list {
 			errs = append(errs, c.RemoveImage(ctx, i.Repository+":"+i.Reference))
 		}
-		c.cmd.Process.Signal(syscall.SIGTERM)
-		c.cmd.Wait()
-		c.cmd = nil
+		errs = append(errs, c.daemon.stop(syscall.SIGTERM))
+		c.daemon = nil
 	}
 	if c.state != "" {
 		errs = append(errs, os.RemoveAll(c.state))
@@ -254,16 +244,17 @@ func shimID(pid int) string {
 	return ""
 }
 
-func (c *Condenser) DaemonPID() int { return c.cmd.Process.Pid }
+func (c *Condenser) DaemonPID() int { return c.daemon.pid() }
 
 func (c *Condenser) Restart(ctx context.Context, running int) (answer, reconnected time.Duration, err error) {
-	c.cmd.Process.Kill()
-	c.cmd.Wait()
+	if err := c.daemon.stop(syscall.SIGKILL); err != nil {
+		return 0, 0, err
+	}
 	t0 := time.Now()
 	if answer, err = c.start(ctx); err != nil {
 		return 0, 0, err
 	}
-	err = poll(ctx, 20*time.Second, func() error {
+	err = poll(ctx, readyTimeout, func() error {
 		list, err := c.list(ctx)
 		if err != nil {
 			return err
