@@ -5,6 +5,8 @@ import (
 	"io"
 	"syscall"
 	"time"
+
+	"github.com/raind/condenser/rest/api"
 )
 
 // Backend is everything the HTTP layer needs from the rest of the daemon.
@@ -19,12 +21,12 @@ import (
 // Every call gets the request's context, which is cancelled when the client
 // goes away; a call that blocks must return when it is.
 type Backend interface {
-	CreateContainer(ctx context.Context, req CreateContainerRequest) (id string, err error)
-	ListContainers(ctx context.Context, all bool, labels map[string]string) ([]ContainerSummary, error)
+	CreateContainer(ctx context.Context, req api.CreateContainerRequest) (id string, err error)
+	ListContainers(ctx context.Context, all bool, labels map[string]string) ([]api.ContainerSummary, error)
 	// InspectContainer and every other call taking a ref accept the full id,
 	// a unique id prefix of at least 4 characters, or the container's name;
 	// the backend resolves it.
-	InspectContainer(ctx context.Context, ref string) (*ContainerDetail, error)
+	InspectContainer(ctx context.Context, ref string) (*api.ContainerDetail, error)
 	StartContainer(ctx context.Context, ref string) (id string, err error)
 	StopContainer(ctx context.Context, ref string, timeout time.Duration) (id string, err error)
 	KillContainer(ctx context.Context, ref string, signal syscall.Signal) (id string, err error)
@@ -35,25 +37,35 @@ type Backend interface {
 	// keeps calling fn until ctx is done or the container has stopped and its
 	// log is drained. It calls fn one entry at a time, never after it
 	// returns, and stops when fn returns an error (returning that error).
-	ContainerLogs(ctx context.Context, ref string, opts LogOptions, fn func(LogEntry) error) error
-	ContainerStats(ctx context.Context, ref string) (*ContainerStats, error)
-	AllContainerStats(ctx context.Context) ([]ContainerStats, error)
+	ContainerLogs(ctx context.Context, ref string, opts LogOptions, fn func(api.LogEntry) error) error
+	ContainerStats(ctx context.Context, ref string) (*api.ContainerStats, error)
+	AllContainerStats(ctx context.Context) ([]api.ContainerStats, error)
 
 	// PullImage pulls image for os/arch ("" for the host's), reporting
 	// progress to progress (never concurrently, never after it returns).
-	PullImage(ctx context.Context, image, os, arch string, progress func(PullProgress)) (*PullResult, error)
-	ListImages(ctx context.Context) ([]ImageSummary, error)
+	PullImage(ctx context.Context, image, os, arch string, progress func(api.PullProgress)) (*api.PullResult, error)
+	ListImages(ctx context.Context) ([]api.ImageSummary, error)
 	// RemoveImage fails with ErrConflict while a container uses the image,
 	// unless force is set.
 	RemoveImage(ctx context.Context, image string, force bool) error
-	ImageStatus(ctx context.Context, image string) (*ImageStatus, error)
+	ImageStatus(ctx context.Context, image string) (*api.ImageStatus, error)
 	ImagesFS(ctx context.Context) (usedBytes int64, err error)
 	// ImportImage reads a `docker save` or OCI image-layout tarball from r.
-	ImportImage(ctx context.Context, r io.Reader, progress func(PullProgress)) ([]ImageSummary, error)
+	ImportImage(ctx context.Context, r io.Reader, progress func(api.PullProgress)) ([]api.ImageSummary, error)
 
-	Version(ctx context.Context) VersionInfo
-	Info(ctx context.Context) (*SystemInfo, error)
+	Version(ctx context.Context) api.VersionInfo
+	Info(ctx context.Context) (*api.SystemInfo, error)
 	// Events calls fn for each lifecycle event from now on until ctx is done
 	// (or fn returns an error, which it returns).
-	Events(ctx context.Context, fn func(Event) error) error
+	Events(ctx context.Context, fn func(api.Event) error) error
+}
+
+// LogOptions select the entries of ContainerLogs. They are the Backend's, not
+// the wire's: clients give them as the query of GET …/logs.
+type LogOptions struct {
+	Follow bool      // keep going until ctx is done or the container has stopped and its log is drained
+	Since  time.Time // zero: from the beginning
+	Tail   int       // the last Tail entries (of those selected); negative: all
+	Stdout bool      // include stdout entries
+	Stderr bool      // include stderr entries
 }

@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/rest/api"
 )
 
 // defaultStopTimeout is the grace period between SIGTERM and SIGKILL when
@@ -26,7 +26,7 @@ const defaultTailLines = 100
 const statsID = "stats"
 
 func (s *server) createContainer(w http.ResponseWriter, r *http.Request, _ httprouter.Params) (*reply, error) {
-	var req CreateContainerRequest
+	var req api.CreateContainerRequest
 	if err := decodeBody(w, r, &req, false); err != nil {
 		return nil, err
 	}
@@ -37,12 +37,16 @@ func (s *server) createContainer(w http.ResponseWriter, r *http.Request, _ httpr
 	if err != nil {
 		return nil, err
 	}
-	return &reply{"container created", IDResponse{ID: id}}, nil
+	return &reply{"container created", api.IDResponse{ID: id}}, nil
 }
 
-// validateCreate checks what the contract itself fixes; everything else
-// (image, mounts, env, name syntax) is the backend's to judge.
-func validateCreate(req *CreateContainerRequest) error {
+// validateCreate checks what the HTTP contract itself fixes: an image, no
+// port entries (until port publishing exists), no terminal (until terminals
+// exist), and not the name "stats", which GET /v1/containers/stats takes.
+// Everything else — restart policy, network, resources, labels, mounts, env,
+// name syntax, the image reference — is the backend's to judge (an
+// ErrInvalidArgument from it is a 400 all the same).
+func validateCreate(req *api.CreateContainerRequest) error {
 	if strings.TrimSpace(req.Image) == "" {
 		return invalidf("image is required")
 	}
@@ -51,47 +55,19 @@ func validateCreate(req *CreateContainerRequest) error {
 			"remove the port mappings (with network \"host\" the container's ports are the host's)",
 			strings.Join(req.Port, ", "))
 	}
-	switch req.Network {
-	case "", "raind0", "host", "none":
-	default:
-		return invalidf("unknown network %q: want \"raind0\" (the default), \"host\" or \"none\"", req.Network)
+	if req.Tty {
+		return errNoTerminal
 	}
 	if req.Name == statsID {
 		return invalidf("the name %q is reserved: GET /v1/containers/stats is the stats of every container", statsID)
 	}
-	if err := validateRestartPolicy(req.RestartPolicy); err != nil {
-		return err
-	}
-	if res := req.Resources; res != nil {
-		if res.Memory < 0 || res.CPUs < 0 || res.Pids < 0 {
-			return invalidf("resources: memory, cpus and pids must not be negative (0 is no limit)")
-		}
-	}
-	for k := range req.Labels {
-		if k == "" {
-			return invalidf("labels: a label needs a key")
-		}
-	}
 	return nil
 }
 
-func validateRestartPolicy(p string) error {
-	name, retries, hasRetries := strings.Cut(p, ":")
-	switch name {
-	case "", "no", "always", "unless-stopped":
-		if !hasRetries {
-			return nil
-		}
-	case "on-failure":
-		if !hasRetries {
-			return nil
-		}
-		if n, err := strconv.Atoi(retries); err == nil && n >= 0 {
-			return nil
-		}
-	}
-	return invalidf("restartPolicy %q: want \"no\", \"on-failure[:MAX-RETRIES]\", \"always\" or \"unless-stopped\"", p)
-}
+// errNoTerminal refuses tty:true, at create and at start, until containers
+// can have a terminal.
+var errNoTerminal = invalidf("terminals are not supported yet: tty must be false " +
+	"(run without -t; the container's output is in its log: GET /v1/containers/{id}/logs?follow=1)")
 
 // listContainers is GET /v1/containers. Without ?all= it lists every
 // container, as the Raind CLI expects; ?all=0 lists the running ones.
@@ -110,7 +86,7 @@ func (s *server) listContainers(_ http.ResponseWriter, r *http.Request, _ httpro
 		return nil, err
 	}
 	if list == nil {
-		list = []ContainerSummary{}
+		list = []api.ContainerSummary{}
 	}
 	for i := range list {
 		normalizeSummary(&list[i])
@@ -119,12 +95,12 @@ func (s *server) listContainers(_ http.ResponseWriter, r *http.Request, _ httpro
 }
 
 // normalizeSummary sends empty lists as [] rather than null.
-func normalizeSummary(c *ContainerSummary) {
+func normalizeSummary(c *api.ContainerSummary) {
 	if c.Command == nil {
 		c.Command = []string{}
 	}
 	if c.Forwards == nil {
-		c.Forwards = []Forward{}
+		c.Forwards = []api.Forward{}
 	}
 }
 
@@ -149,7 +125,7 @@ func (s *server) getContainer(w http.ResponseWriter, r *http.Request, p httprout
 		c.Config.Env = []string{}
 	}
 	if c.Config.Mounts == nil {
-		c.Config.Mounts = []Mount{}
+		c.Config.Mounts = []api.Mount{}
 	}
 	return &reply{"container " + c.Name, c}, nil
 }
@@ -160,7 +136,7 @@ func (s *server) allContainerStats(_ http.ResponseWriter, r *http.Request, _ htt
 		return nil, err
 	}
 	if stats == nil {
-		stats = []ContainerStats{}
+		stats = []api.ContainerStats{}
 	}
 	return &reply{fmt.Sprintf("stats of %d containers", len(stats)), stats}, nil
 }
@@ -174,15 +150,18 @@ func (s *server) containerStats(_ http.ResponseWriter, r *http.Request, p httpro
 }
 
 func (s *server) startContainer(w http.ResponseWriter, r *http.Request, p httprouter.Params) (*reply, error) {
-	var req StartContainerRequest // optional; tty is fixed at create
+	var req api.StartContainerRequest // optional; the Raind CLI sends {"tty":false} unless -t
 	if err := decodeBody(w, r, &req, true); err != nil {
 		return nil, err
+	}
+	if req.Tty {
+		return nil, errNoTerminal
 	}
 	id, err := s.b.StartContainer(r.Context(), p.ByName("id"))
 	if err != nil {
 		return nil, err
 	}
-	return &reply{"container started", IDResponse{ID: id}}, nil
+	return &reply{"container started", api.IDResponse{ID: id}}, nil
 }
 
 func (s *server) stopContainer(w http.ResponseWriter, r *http.Request, p httprouter.Params) (*reply, error) {
@@ -197,7 +176,7 @@ func (s *server) stopContainer(w http.ResponseWriter, r *http.Request, p httprou
 	if err != nil {
 		return nil, err
 	}
-	return &reply{"container stopped", IDResponse{ID: id}}, nil
+	return &reply{"container stopped", api.IDResponse{ID: id}}, nil
 }
 
 func (s *server) killContainer(w http.ResponseWriter, r *http.Request, p httprouter.Params) (*reply, error) {
@@ -212,7 +191,7 @@ func (s *server) killContainer(w http.ResponseWriter, r *http.Request, p httprou
 	if err != nil {
 		return nil, err
 	}
-	return &reply{"container killed", IDResponse{ID: id}}, nil
+	return &reply{"container killed", api.IDResponse{ID: id}}, nil
 }
 
 func (s *server) restartContainer(w http.ResponseWriter, r *http.Request, p httprouter.Params) (*reply, error) {
@@ -227,7 +206,7 @@ func (s *server) restartContainer(w http.ResponseWriter, r *http.Request, p http
 	if err != nil {
 		return nil, err
 	}
-	return &reply{"container restarted", IDResponse{ID: id}}, nil
+	return &reply{"container restarted", api.IDResponse{ID: id}}, nil
 }
 
 // waitContainer blocks until the container exits (or the client goes away).
@@ -239,7 +218,7 @@ func (s *server) waitContainer(w http.ResponseWriter, r *http.Request, p httprou
 	if err != nil {
 		return nil, err
 	}
-	return &reply{"container exited", WaitResponse{ExitCode: code}}, nil
+	return &reply{"container exited", api.WaitResponse{ExitCode: code}}, nil
 }
 
 func (s *server) execContainer(_ http.ResponseWriter, _ *http.Request, _ httprouter.Params) (*reply, error) {
@@ -258,7 +237,7 @@ func (s *server) deleteContainer(w http.ResponseWriter, r *http.Request, p httpr
 	if err != nil {
 		return nil, err
 	}
-	return &reply{"container deleted", IDResponse{ID: id}}, nil
+	return &reply{"container deleted", api.IDResponse{ID: id}}, nil
 }
 
 // containerLog is GET …/log?tail_lines=N: the last N lines (default 100)
@@ -327,7 +306,7 @@ func (s *server) writeLogs(w http.ResponseWriter, r *http.Request, ref string, o
 			return err
 		}
 	}
-	err := s.b.ContainerLogs(ctx, ref, opts, func(e LogEntry) error {
+	err := s.b.ContainerLogs(ctx, ref, opts, func(e api.LogEntry) error {
 		line := make([]byte, 0, len(logTimeFormat)+1+len(e.Log))
 		if timestamps {
 			line = e.Time.UTC().AppendFormat(line, logTimeFormat)

@@ -1,12 +1,14 @@
 // Package rest serves the Raind v1 REST contract (../shared/api/raind-v1.md)
 // on julienschmidt/httprouter. It is the HTTP layer only: it decodes and
 // checks requests, calls a Backend (the interface it owns, implemented by
-// the daemon's wiring over the supervisor and the image store), and writes
-// responses. It holds no container logic.
+// internal/backend over the supervisor and the image store), and writes
+// responses. It holds no container logic. The wire types — request bodies,
+// the envelope, every response's data — are in rest/api, which clients
+// import instead of this package.
 //
 // # Responses
 //
-// Every JSON response is an Envelope, {"status":"success"|"fail",
+// Every JSON response is an api.Envelope, {"status":"success"|"fail",
 // "message":…,"data":…}, written by one wrapper: handlers return a reply or
 // an error. Successes are 200 (creation included: the Raind CLI accepts 200
 // and 202). Errors map to status codes in one place (statusOf), by their
@@ -42,6 +44,8 @@
 // request's context, which every Backend call receives, is then cancelled.
 //
 // # Routes
+//
+// The types named are rest/api's.
 //
 //	GET    /v1/_ping                          "OK" (also HEAD)
 //	GET    /v1/version                        VersionInfo
@@ -86,24 +90,26 @@
 //     (repeatable) filters by label; ?label=K matches any value.
 //   - Booleans in queries take 1/0, true/false, yes/no, on/off; a bare key
 //     (?force) is true.
-//   - Create checks what the contract fixes — image present, no port entries
-//     (port publishing does not exist yet: 400 saying so), network one of "",
-//     raind0, host, none, restartPolicy one of no, on-failure[:N], always,
-//     unless-stopped, resources not negative — and leaves the rest (mounts,
-//     env, names, images) to the backend. entrypoint absent keeps the image's,
-//     [] clears it.
+//   - Create checks only what the HTTP contract fixes — the body's shape, an
+//     image, no port entries (port publishing does not exist yet: 400 saying
+//     so), tty not true (terminals do not exist yet: 400 saying so), not the
+//     name "stats" — and leaves the container's configuration (restart
+//     policy, network, resources, labels, mounts, env, name syntax, the image
+//     reference) to the backend, whose invalid-argument errors are 400s too.
+//     entrypoint absent keeps the image's, [] clears it.
 //   - A container's exit status: GET /v1/containers/{id} has exitCode (the
 //     last run's status, 128+n for signal n) once the container has exited.
 //     When a container stopped without its status being known — its shim
 //     was killed or crashed, taking the status with it (the daemon notices
 //     at once, or at its next start, kills what is left of the container
-//     and cleans up) — it is "stopped" with exitCode -1 (rest.ExitUnknown)
+//     and cleans up) — it is "stopped" with exitCode -1 (api.ExitUnknown)
 //     and an "error" saying why, like Docker's State.Error; Docker shows 255
 //     there, which a process can also exit with. POST …/actions/wait
 //     answers -1 too, and the "die" event has exitCode -1. Such a container
 //     can be started again or deleted like any stopped one.
-//   - start's {"tty"} is accepted for the Raind CLI and ignored: whether a
-//     container has a terminal is fixed when it is created.
+//   - start's {"tty":false}, which the Raind CLI always sends, is accepted;
+//     {"tty":true} (raind run -t) is a 400 saying that terminals are not
+//     supported yet, as tty:true at create is.
 //   - kill's signal is a name with or without SIG, any case, or a number.
 //   - logs: since is RFC 3339, Unix seconds[.fraction] or a duration back
 //     from now (10m); stdout/stderr default to both when neither is given;

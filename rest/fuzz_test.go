@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/raind/condenser/rest/api"
 )
 
 // The fuzzers drive the real handler (router, body and query decoding,
@@ -42,10 +44,10 @@ func checkAnswer(t *testing.T, rec *httptest.ResponseRecorder, f *fake) {
 		if calls := f.called(); len(calls) > 0 {
 			t.Fatalf("status %d after the backend was called (%q): %s", rec.Code, calls, body)
 		}
-		var env Envelope
+		var env api.Envelope
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&env); err != nil || env.Status != StatusFail || env.Message == "" {
+		if err := dec.Decode(&env); err != nil || env.Status != api.StatusFail || env.Message == "" {
 			t.Fatalf("status %d without a fail envelope (%v): %q", rec.Code, err, body)
 		}
 	}
@@ -99,7 +101,7 @@ func FuzzDecodeCreate(f *testing.F) {
 			return
 		}
 		// Accepted: the backend got what the body says, and it is valid.
-		var want CreateContainerRequest
+		var want api.CreateContainerRequest
 		dec := json.NewDecoder(strings.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&want); err != nil {
@@ -135,7 +137,7 @@ func FuzzDecodePull(f *testing.F) {
 		rec, fk := fuzzServe(req)
 		checkAnswer(t, rec, fk)
 		if rec.Code == http.StatusOK {
-			var want PullImageRequest
+			var want api.PullImageRequest
 			if err := json.Unmarshal([]byte(body), &want); err != nil || strings.TrimSpace(want.Image) == "" {
 				t.Fatalf("accepted %q (%v)", body, err)
 			}

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/julienschmidt/httprouter"
+
+	"github.com/raind/condenser/rest/api"
 )
 
 // pullImage is POST /v1/images. With Accept: application/x-ndjson the
@@ -14,7 +16,7 @@ import (
 // last line; if the pull fails before any progress, or without that header,
 // it is an ordinary enveloped response with the error's status code.
 func (s *server) pullImage(w http.ResponseWriter, r *http.Request, _ httprouter.Params) (*reply, error) {
-	var req PullImageRequest
+	var req api.PullImageRequest
 	if err := decodeBody(w, r, &req, false); err != nil {
 		return nil, err
 	}
@@ -28,7 +30,7 @@ func (s *server) pullImage(w http.ResponseWriter, r *http.Request, _ httprouter.
 		return nil, err
 	}
 	if res == nil {
-		res = &PullResult{Image: req.Image, OS: req.OS, Arch: req.Arch}
+		res = &api.PullResult{Image: req.Image, OS: req.OS, Arch: req.Arch}
 	}
 	return &reply{"pulled " + res.Image, res}, nil
 }
@@ -47,7 +49,7 @@ func (s *server) importImage(w http.ResponseWriter, r *http.Request, _ httproute
 		return nil, err
 	}
 	if images == nil {
-		images = []ImageSummary{}
+		images = []api.ImageSummary{}
 	}
 	return &reply{fmt.Sprintf("imported %d images", len(images)), images}, nil
 }
@@ -55,12 +57,12 @@ func (s *server) importImage(w http.ResponseWriter, r *http.Request, _ httproute
 // progress returns the progress callback of a pull or an import — an NDJSON
 // stream when the client asked for one, else a no-op — and the function
 // that ends it, to be called when the backend returns.
-func (s *server) progress(w http.ResponseWriter, r *http.Request) (func(PullProgress), func()) {
+func (s *server) progress(w http.ResponseWriter, r *http.Request) (func(api.PullProgress), func()) {
 	if !wantsNDJSON(r) {
-		return func(PullProgress) {}, func() {}
+		return func(api.PullProgress) {}, func() {}
 	}
 	st := newStream(w, "application/x-ndjson").envelopeLast()
-	return func(p PullProgress) { _ = st.writeJSON(p) }, func() { st.close() }
+	return func(p api.PullProgress) { _ = st.writeJSON(p) }, func() { st.close() }
 }
 
 func (s *server) listImages(_ http.ResponseWriter, r *http.Request, _ httprouter.Params) (*reply, error) {
@@ -69,7 +71,7 @@ func (s *server) listImages(_ http.ResponseWriter, r *http.Request, _ httprouter
 		return nil, err
 	}
 	if images == nil {
-		images = []ImageSummary{}
+		images = []api.ImageSummary{}
 	}
 	return &reply{fmt.Sprintf("%d images", len(images)), images}, nil
 }
@@ -77,7 +79,7 @@ func (s *server) listImages(_ http.ResponseWriter, r *http.Request, _ httprouter
 // removeImage is DELETE /v1/images with {"image": …} (or, as an extension,
 // ?image=) and ?force=1.
 func (s *server) removeImage(w http.ResponseWriter, r *http.Request, _ httprouter.Params) (*reply, error) {
-	var req RemoveImageRequest
+	var req api.RemoveImageRequest
 	if err := decodeBody(w, r, &req, true); err != nil {
 		return nil, err
 	}
@@ -95,7 +97,7 @@ func (s *server) removeImage(w http.ResponseWriter, r *http.Request, _ httproute
 	if err := s.b.RemoveImage(r.Context(), req.Image, force); err != nil {
 		return nil, err
 	}
-	return &reply{"image removed", ImageResponse{Image: req.Image}}, nil
+	return &reply{"image removed", api.ImageResponse{Image: req.Image}}, nil
 }
 
 func (s *server) imageStatus(_ http.ResponseWriter, r *http.Request, _ httprouter.Params) (*reply, error) {
@@ -124,5 +126,5 @@ func (s *server) imagesFS(_ http.ResponseWriter, r *http.Request, _ httprouter.P
 	if err != nil {
 		return nil, err
 	}
-	return &reply{"image store usage", ImagesFSResponse{UsedBytes: used}}, nil
+	return &reply{"image store usage", api.ImagesFSResponse{UsedBytes: used}}, nil
 }

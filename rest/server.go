@@ -13,10 +13,8 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/rest/api"
 )
-
-// APIVersion is the version of the contract served, under /v1.
-const APIVersion = "v1"
 
 // maxBodyBytes bounds a JSON request body; larger ones get 413.
 const maxBodyBytes = 1 << 20
@@ -118,10 +116,10 @@ func (s *server) wrap(h handle) httprouter.Handle {
 			return
 		}
 
-		env, status := Envelope{Status: StatusSuccess}, http.StatusOK
+		env, status := api.Envelope{Status: api.StatusSuccess}, http.StatusOK
 		if err != nil {
 			status = statusOf(err)
-			env.Status, env.Message = StatusFail, s.message(r, status, err)
+			env.Status, env.Message = api.StatusFail, s.message(r, status, err)
 		} else {
 			env.Message, env.Data = rep.message, rep.data
 		}
@@ -196,15 +194,15 @@ func (s *server) streamEnded(r *http.Request, err error) {
 }
 
 func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusNotFound, Envelope{
-		Status:  StatusFail,
-		Message: fmt.Sprintf("no such route: %s %s (the API is under /%s)", r.Method, r.URL.Path, APIVersion),
+	writeJSON(w, http.StatusNotFound, api.Envelope{
+		Status:  api.StatusFail,
+		Message: fmt.Sprintf("no such route: %s %s (the API is under /%s)", r.Method, r.URL.Path, api.Version),
 	})
 }
 
 func (s *server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusMethodNotAllowed, Envelope{
-		Status:  StatusFail,
+	writeJSON(w, http.StatusMethodNotAllowed, api.Envelope{
+		Status:  api.StatusFail,
 		Message: fmt.Sprintf("method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, w.Header().Get("Allow")),
 	})
 }
@@ -222,7 +220,7 @@ func (s *server) panicked(w http.ResponseWriter, r *http.Request, v any) {
 	if rw := tracked(w); rw != nil && rw.status != 0 {
 		panic(http.ErrAbortHandler) // net/http closes the connection without logging
 	}
-	writeJSON(w, http.StatusInternalServerError, Envelope{Status: StatusFail, Message: internalMessage(id)})
+	writeJSON(w, http.StatusInternalServerError, api.Envelope{Status: api.StatusFail, Message: internalMessage(id)})
 }
 
 // writeJSON writes v as the whole response.
@@ -230,7 +228,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		status = http.StatusInternalServerError
-		b, _ = json.Marshal(Envelope{Status: StatusFail, Message: "internal error: cannot encode the response"})
+		b, _ = json.Marshal(api.Envelope{Status: api.StatusFail, Message: "internal error: cannot encode the response"})
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
@@ -243,7 +241,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeLine(w http.ResponseWriter, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		b, _ = json.Marshal(Envelope{Status: StatusFail, Message: "internal error: cannot encode the response"})
+		b, _ = json.Marshal(api.Envelope{Status: api.StatusFail, Message: "internal error: cannot encode the response"})
 	}
 	_, _ = w.Write(append(b, '\n'))
 	_ = http.NewResponseController(w).Flush()

@@ -5,6 +5,8 @@ import (
 	"runtime"
 
 	"github.com/julienschmidt/httprouter"
+
+	"github.com/raind/condenser/rest/api"
 )
 
 // ping is GET (and HEAD) /v1/_ping: a plain "OK", not enveloped.
@@ -12,7 +14,7 @@ func (s *server) ping(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
-	h.Set("Api-Version", APIVersion)
+	h.Set("Api-Version", api.Version)
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write([]byte("OK"))
@@ -21,7 +23,7 @@ func (s *server) ping(w http.ResponseWriter, r *http.Request, _ httprouter.Param
 
 func (s *server) version(_ http.ResponseWriter, r *http.Request, _ httprouter.Params) (*reply, error) {
 	v := s.b.Version(r.Context())
-	v.APIVersion = APIVersion
+	v.APIVersion = api.Version
 	if v.GoVersion == "" {
 		v.GoVersion = runtime.Version()
 	}
@@ -50,7 +52,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 		st.close()
 		return nil, err
 	}
-	err := s.b.Events(r.Context(), func(e Event) error { return st.writeJSON(e) })
+	err := s.b.Events(r.Context(), func(e api.Event) error { return st.writeJSON(e) })
 	st.close()
 	return nil, err
 }

@@ -10,7 +10,8 @@ import (
 	"testing"
 
 	"github.com/raind/condenser/internal/testutil"
-	"github.com/raind/condenser/shim/api"
+	"github.com/raind/condenser/rootfs"
+	"github.com/raind/condenser/shim/client"
 )
 
 // benchRuntime is runc: the figures are compared with bare `runc run`.
@@ -27,17 +28,17 @@ func BenchmarkShimStart(b *testing.B) {
 	os.MkdirAll(bundle, 0o700)
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
-		o := Options{ID: "bench-" + randomHex(4), Bundle: bundle, Runtime: rt.Binary, RuntimeRoot: filepath.Join(base, "rt"), Socket: filepath.Join(base, "s.sock")}
-		addr, err := Launch(ctx, shimBinary, o)
+		o := client.Options{Binary: shimBinary, ID: "bench-" + randomHex(4), Bundle: bundle, Runtime: rt.Binary, RuntimeRoot: filepath.Join(base, "rt")}
+		addr, err := client.Launch(ctx, o)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		c, err := Dial(ctx, addr)
+		c, err := client.Dial(ctx, addr)
 		if err != nil {
 			b.Fatal(err)
 		}
-		pid := c.mustPid(b)
+		pid := mustPid(b, c)
 		c.Shutdown(ctx, true)
 		c.Close()
 		waitGone(b, pid)
@@ -45,12 +46,12 @@ func BenchmarkShimStart(b *testing.B) {
 	}
 }
 
-func (c *Client) mustPid(b *testing.B) int {
+func mustPid(b *testing.B, c *client.Client) int {
 	r, err := c.Connect(context.Background())
 	if err != nil {
 		b.Fatal(err)
 	}
-	return int(r.ShimPid)
+	return r.ShimPid
 }
 
 // BenchmarkRunTrue is create+start+wait of `true` through a shim that is
@@ -81,12 +82,12 @@ func BenchmarkRunTrue(b *testing.B) {
 	b.Run("bare-runc-run", func(b *testing.B) {
 		base := b.TempDir()
 		bundle := filepath.Join(base, "bundle")
-		rootfs := filepath.Join(bundle, "rootfs")
-		os.MkdirAll(rootfs, 0o755)
-		if out, err := exec.Command("mount", "--bind", lower, rootfs).CombinedOutput(); err != nil {
+		rootfsDir := filepath.Join(bundle, "rootfs")
+		os.MkdirAll(rootfsDir, 0o755)
+		if out, err := exec.Command("mount", "--bind", lower, rootfsDir).CombinedOutput(); err != nil {
 			b.Fatalf("%v %s", err, out)
 		}
-		defer exec.Command("umount", rootfs).Run()
+		defer exec.Command("umount", rootfsDir).Run()
 		for i := 0; i < b.N; i++ {
 			id := "bare-" + randomHex(4)
 			spec, _ := json.Marshal(testSpec(id, []string{"true"}))
@@ -137,10 +138,10 @@ func BenchmarkIdleShimMemory(b *testing.B) {
 }
 
 type benchContainer struct {
-	client *Client
-	req    *api.CreateRequest
+	client *client.Client
+	req    client.CreateOptions
 	pid    int
-	opts   Options
+	opts   client.Options
 }
 
 func newBenchContainer(b *testing.B, rt runtimeCase, lower string) *benchContainer {
@@ -157,18 +158,18 @@ func newBenchContainer(b *testing.B, rt runtimeCase, lower string) *benchContain
 	upper, work := filepath.Join(base, "upper"), filepath.Join(base, "work")
 	os.Mkdir(upper, 0o755)
 	os.Mkdir(work, 0o755)
-	o := Options{ID: id, Bundle: bundle, Runtime: rt.Binary, RuntimeRoot: filepath.Join(base, "rt"), Socket: filepath.Join(base, "s.sock")}
+	o := client.Options{Binary: shimBinary, ID: id, Bundle: bundle, Runtime: rt.Binary, RuntimeRoot: filepath.Join(base, "rt")}
 	ctx := context.Background()
-	addr, err := Launch(ctx, shimBinary, o)
+	addr, err := client.Launch(ctx, o)
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := Dial(ctx, addr)
+	c, err := client.Dial(ctx, addr)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &benchContainer{client: c, opts: o, pid: c.mustPid(b), req: &api.CreateRequest{
-		Rootfs: []*api.Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=" + lower, "upperdir=" + upper, "workdir=" + work}}},
+	return &benchContainer{client: c, opts: o, pid: mustPid(b, c), req: client.CreateOptions{
+		Rootfs: []rootfs.Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=" + lower, "upperdir=" + upper, "workdir=" + work}}},
 	}}
 }
 

@@ -1,14 +1,27 @@
-// Package shim is condenser-shim: one small ttrpc server per container that
-// drives the OCI runtime, reaps the container's processes, keeps its exit
-// status on disk, writes its logs and reads its cgroup statistics. It also
-// provides the client the supervisor uses.
+// Package shim is the server side of condenser-shim: one small ttrpc server
+// per container that drives the OCI runtime (runc, crun or Droplet, see
+// shim/runtime), reaps the container's processes (shim/reaper), keeps its
+// exit status in the bundle, writes its logs (shim/logging) and reads its
+// cgroup statistics (shim/stats).
+//
+// The process boundary is the package boundary: the daemon links only
+// shim/client (Launch, Dial, Cleanup) and shim/api (the wire and on-disk
+// contract), never this package. The commands of condenser-shim are
+// StartDetached (`start`: the first phase of the two-phase start), Serve
+// (`serve`: the detached server) and Delete (`delete`: the out-of-band
+// clean-up of a container whose shim is gone or must go).
+//
+// Client, Dial, Launch, Exit, ReadExit, ExitFile and PidFile are the old
+// client API, kept until the supervisor uses shim/client.
 package shim
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -26,32 +39,6 @@ import (
 	"github.com/raind/condenser/shim/runtime"
 	"github.com/raind/condenser/shim/stats"
 )
-
-// ExitFile is the name, in the bundle, of the exit status the shim writes
-// atomically before any Wait returns.
-const ExitFile = "exit.json"
-
-// Exit is the content of exit.json.
-type Exit struct {
-	Pid       int       `json:"pid"`
-	ExitCode  int       `json:"exitCode"` // 128+n for signal n
-	ExitedAt  time.Time `json:"exitedAt"`
-	OOMKilled bool      `json:"oomKilled"`
-}
-
-// ReadExit reads a container's exit status from its bundle, also after its
-// shim is gone.
-func ReadExit(bundle string) (Exit, error) {
-	var e Exit
-	b, err := os.ReadFile(filepath.Join(bundle, ExitFile))
-	if os.IsNotExist(err) {
-		return e, fmt.Errorf("exit status in %s: %w", bundle, errdefs.ErrNotFound)
-	}
-	if err != nil {
-		return e, err
-	}
-	return e, json.Unmarshal(b, &e)
-}
 
 // ServiceConfig configures the shim's service.
 type ServiceConfig struct {
@@ -72,7 +59,7 @@ type service struct {
 	mu      sync.Mutex
 	status  api.Status
 	pid     int
-	exit    *Exit
+	exit    *api.Exit
 	exited  chan struct{} // closed once exit is set and on disk
 	deleted bool
 	logw    *logging.Writer
@@ -151,9 +138,9 @@ func (s *service) setExit(e reaper.Exit) {
 			oom = true
 		}
 	}
-	ex := Exit{Pid: e.Pid, ExitCode: e.Status, ExitedAt: e.Timestamp.UTC(), OOMKilled: oom}
+	ex := api.Exit{Pid: e.Pid, ExitCode: e.Status, ExitedAt: e.Timestamp.UTC(), OOMKilled: oom}
 	b, _ := json.Marshal(ex)
-	if err := atomicfile.WriteFile(filepath.Join(s.cfg.Bundle, ExitFile), b, 0o644, false); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(s.cfg.Bundle, api.ExitFile), b, 0o644, false); err != nil {
 		s.log.Error("write exit status", "error", err)
 	}
 	s.mu.Lock()
@@ -167,7 +154,13 @@ func (s *service) Create(ctx context.Context, req *api.CreateRequest) (*api.Crea
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.status != api.Status_UNKNOWN {
-		return nil, toStatus(fmt.Errorf("container %s: %w", s.cfg.ID, errdefs.ErrAlreadyExists))
+		return nil, api.ToStatus(fmt.Errorf("container %s: %w", s.cfg.ID, errdefs.ErrAlreadyExists))
+	}
+	// The exit status of a previous run of the container (a stopped
+	// container created again under a new shim) must not pass for this
+	// one's.
+	if err := os.Remove(filepath.Join(s.cfg.Bundle, api.ExitFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, api.ToStatus(fmt.Errorf("remove the exit status of a previous run: %w", err))
 	}
 	lo := req.GetLog()
 	path := lo.GetPath()
@@ -176,19 +169,19 @@ func (s *service) Create(ctx context.Context, req *api.CreateRequest) (*api.Crea
 	}
 	logw, err := logging.NewWriter(path, logging.Options{MaxSize: lo.GetMaxSize(), MaxFiles: int(lo.GetMaxFiles())})
 	if err != nil {
-		return nil, toStatus(fmt.Errorf("open log: %w", err))
+		return nil, api.ToStatus(fmt.Errorf("open log: %w", err))
 	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		logw.Close()
-		return nil, toStatus(err)
+		return nil, api.ToStatus(err)
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
 		logw.Close()
-		return nil, toStatus(err)
+		return nil, api.ToStatus(err)
 	}
 	mounts := make([]runtime.Mount, len(req.GetRootfs()))
 	for i, m := range req.GetRootfs() {
@@ -201,7 +194,7 @@ func (s *service) Create(ctx context.Context, req *api.CreateRequest) (*api.Crea
 		outR.Close()
 		errR.Close()
 		logw.Close()
-		return nil, toStatus(fmt.Errorf("create container %s: %w", s.cfg.ID, err))
+		return nil, api.ToStatus(fmt.Errorf("create container %s: %w", s.cfg.ID, err))
 	}
 	s.logw, s.pid, s.status = logw, pid, api.Status_CREATED
 	s.pidc <- pid
@@ -277,13 +270,13 @@ func (s *service) Start(ctx context.Context, _ *api.StartRequest) (*api.StartRes
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.status != api.Status_CREATED {
-		return nil, toStatus(fmt.Errorf("start container %s: it is %s, not created: %w", s.cfg.ID, s.status, errdefs.ErrConflict))
+		return nil, api.ToStatus(fmt.Errorf("start container %s: it is %s, not created: %w", s.cfg.ID, s.status, errdefs.ErrConflict))
 	}
 	// A start runs to its end even if its caller goes (a daemon killed
 	// meanwhile): cut short, the container could run while the shim says
 	// created.
 	if err := s.cfg.Driver.Start(context.WithoutCancel(ctx), s.cfg.ID); err != nil {
-		return nil, toStatus(fmt.Errorf("start container %s: %w", s.cfg.ID, err))
+		return nil, api.ToStatus(fmt.Errorf("start container %s: %w", s.cfg.ID, err))
 	}
 	if s.status == api.Status_CREATED {
 		s.status = api.Status_RUNNING
@@ -307,16 +300,16 @@ func (s *service) Kill(ctx context.Context, req *api.KillRequest) (*api.KillResp
 	s.mu.Unlock()
 	switch {
 	case status == api.Status_UNKNOWN:
-		return nil, toStatus(fmt.Errorf("container %s is not created: %w", s.cfg.ID, errdefs.ErrNotFound))
+		return nil, api.ToStatus(fmt.Errorf("container %s is not created: %w", s.cfg.ID, errdefs.ErrNotFound))
 	case status == api.Status_STOPPED && !req.GetAll():
-		return nil, toStatus(fmt.Errorf("container %s: process already finished: %w", s.cfg.ID, errdefs.ErrNotFound))
+		return nil, api.ToStatus(fmt.Errorf("container %s: process already finished: %w", s.cfg.ID, errdefs.ErrNotFound))
 	}
 	sig := syscall.Signal(req.GetSignal())
 	if sig == 0 {
 		sig = syscall.SIGKILL
 	}
 	if err := s.cfg.Driver.Kill(ctx, s.cfg.ID, sig, req.GetAll()); err != nil {
-		return nil, toStatus(fmt.Errorf("kill container %s: %w", s.cfg.ID, err))
+		return nil, api.ToStatus(fmt.Errorf("kill container %s: %w", s.cfg.ID, err))
 	}
 	return &api.KillResponse{}, nil
 }
@@ -326,12 +319,12 @@ func (s *service) Wait(ctx context.Context, _ *api.WaitRequest) (*api.WaitRespon
 	status := s.status
 	s.mu.Unlock()
 	if status == api.Status_UNKNOWN {
-		return nil, toStatus(fmt.Errorf("container %s is not created: %w", s.cfg.ID, errdefs.ErrNotFound))
+		return nil, api.ToStatus(fmt.Errorf("container %s is not created: %w", s.cfg.ID, errdefs.ErrNotFound))
 	}
 	select {
 	case <-s.exited:
 	case <-ctx.Done():
-		return nil, toStatus(ctx.Err())
+		return nil, api.ToStatus(ctx.Err())
 	}
 	s.mu.Lock()
 	e := *s.exit
@@ -350,19 +343,19 @@ func (s *service) Delete(ctx context.Context, _ *api.DeleteRequest) (*api.Delete
 	s.mu.Unlock()
 	switch status {
 	case api.Status_UNKNOWN:
-		return nil, toStatus(fmt.Errorf("container %s is not created: %w", s.cfg.ID, errdefs.ErrNotFound))
+		return nil, api.ToStatus(fmt.Errorf("container %s is not created: %w", s.cfg.ID, errdefs.ErrNotFound))
 	case api.Status_RUNNING:
-		return nil, toStatus(fmt.Errorf("delete container %s: it is running; kill it first: %w", s.cfg.ID, errdefs.ErrConflict))
+		return nil, api.ToStatus(fmt.Errorf("delete container %s: it is running; kill it first: %w", s.cfg.ID, errdefs.ErrConflict))
 	}
 	if err := s.cfg.Driver.Delete(ctx, s.cfg.ID, s.cfg.Bundle, true); err != nil {
-		return nil, toStatus(fmt.Errorf("delete container %s: %w", s.cfg.ID, err))
+		return nil, api.ToStatus(fmt.Errorf("delete container %s: %w", s.cfg.ID, err))
 	}
 	select {
 	case <-s.exited:
 	case <-time.After(exitWait):
-		return nil, toStatus(fmt.Errorf("delete container %s: init process %d not reaped: %w", s.cfg.ID, s.pid, errdefs.ErrUnavailable))
+		return nil, api.ToStatus(fmt.Errorf("delete container %s: init process %d not reaped: %w", s.cfg.ID, s.pid, errdefs.ErrUnavailable))
 	case <-ctx.Done():
-		return nil, toStatus(ctx.Err())
+		return nil, api.ToStatus(ctx.Err())
 	}
 	s.drainLogs()
 	s.mu.Lock()
@@ -407,11 +400,11 @@ func (s *service) cgroup() *stats.Cgroup {
 func (s *service) Stats(context.Context, *api.StatsRequest) (*api.StatsResponse, error) {
 	cg := s.cgroup()
 	if cg == nil {
-		return nil, toStatus(fmt.Errorf("container %s has no cgroup: %w", s.cfg.ID, errdefs.ErrNotFound))
+		return nil, api.ToStatus(fmt.Errorf("container %s has no cgroup: %w", s.cfg.ID, errdefs.ErrNotFound))
 	}
 	st, err := cg.Stats()
 	if err != nil {
-		return nil, toStatus(fmt.Errorf("stats of container %s: %w", s.cfg.ID, err))
+		return nil, api.ToStatus(fmt.Errorf("stats of container %s: %w", s.cfg.ID, err))
 	}
 	return &api.StatsResponse{
 		CpuUsageNanos: st.CPUUsageNanos, MemoryUsage: st.MemoryUsage, MemoryCache: st.MemoryCache,
@@ -423,11 +416,11 @@ func (s *service) Stats(context.Context, *api.StatsRequest) (*api.StatsResponse,
 func (s *service) Pids(context.Context, *api.PidsRequest) (*api.PidsResponse, error) {
 	cg := s.cgroup()
 	if cg == nil {
-		return nil, toStatus(fmt.Errorf("container %s has no cgroup: %w", s.cfg.ID, errdefs.ErrNotFound))
+		return nil, api.ToStatus(fmt.Errorf("container %s has no cgroup: %w", s.cfg.ID, errdefs.ErrNotFound))
 	}
 	pids, err := cg.Pids()
 	if err != nil {
-		return nil, toStatus(fmt.Errorf("processes of container %s: %w", s.cfg.ID, err))
+		return nil, api.ToStatus(fmt.Errorf("processes of container %s: %w", s.cfg.ID, err))
 	}
 	r := &api.PidsResponse{Pids: make([]uint32, len(pids))}
 	for i, p := range pids {
@@ -447,7 +440,7 @@ func (s *service) Shutdown(_ context.Context, req *api.ShutdownRequest) (*api.Sh
 	busy := s.status != api.Status_UNKNOWN && !s.deleted
 	s.mu.Unlock()
 	if busy && !req.GetNow() {
-		return nil, toStatus(fmt.Errorf("shut down the shim of %s: the container is not deleted: %w", s.cfg.ID, errdefs.ErrConflict))
+		return nil, api.ToStatus(fmt.Errorf("shut down the shim of %s: the container is not deleted: %w", s.cfg.ID, errdefs.ErrConflict))
 	}
 	s.shutOnce.Do(func() {
 		if s.cfg.Shutdown != nil {

@@ -23,7 +23,9 @@ import (
 
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/internal/testutil"
+	"github.com/raind/condenser/rootfs"
 	"github.com/raind/condenser/shim/api"
+	"github.com/raind/condenser/shim/client"
 	"github.com/raind/condenser/shim/logging"
 )
 
@@ -60,14 +62,18 @@ type runtimeCase = testutil.Runtime
 
 func runtimes(t *testing.T) []runtimeCase { return testutil.Runtimes(t) }
 
-// container is one container under a real shim, cleaned up after the test.
+// container is one container under a real shim, driven through
+// shim/client, cleaned up after the test.
 type container struct {
 	t      *testing.T
 	id     string
 	bundle string
-	opts   Options
-	client *Client
+	opts   client.Options
+	client *client.Client
 }
+
+// socket is the path of the container's shim socket.
+func (c *container) socket() string { return client.Socket(c.bundle) }
 
 type specOpt func(*specs.Spec)
 
@@ -120,11 +126,43 @@ func busyboxRootfs(t testing.TB) string {
 // container (not started).
 func newContainer(t *testing.T, rt runtimeCase, args []string, opts ...specOpt) *container {
 	t.Helper()
-	return newContainerWith(t, rt, args, func(o Options) (string, error) { return Launch(context.Background(), shimBinary, o) }, opts...)
+	return newContainerWith(t, rt, args, func(o client.Options) (string, error) { return client.Launch(context.Background(), o) }, opts...)
 }
 
 // newContainerWith is newContainer with the shim started by launch.
-func newContainerWith(t *testing.T, rt runtimeCase, args []string, launch func(Options) (string, error), opts ...specOpt) *container {
+func newContainerWith(t *testing.T, rt runtimeCase, args []string, launch func(client.Options) (string, error), opts ...specOpt) *container {
+	t.Helper()
+	c := newBundle(t, rt, args, opts...)
+	ctx := context.Background()
+	addr, err := launch(c.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.client, err = client.Dial(ctx, addr); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.client.Create(ctx, client.CreateOptions{
+		Rootfs:     c.rootfs(),
+		LogMaxSize: 1 << 20, LogMaxFiles: 3,
+	})
+	if err != nil {
+		t.Fatalf("create: %v\nshim log:\n%s", err, c.shimLog())
+	}
+	return c
+}
+
+// rootfs is the overlay of a busybox root filesystem for the container.
+func (c *container) rootfs() []rootfs.Mount {
+	base := filepath.Dir(c.bundle)
+	upper, work := filepath.Join(base, "upper"), filepath.Join(base, "work")
+	os.Mkdir(upper, 0o755)
+	os.Mkdir(work, 0o755)
+	return []rootfs.Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=" + busyboxRootfs(c.t), "upperdir=" + upper, "workdir=" + work}}}
+}
+
+// newBundle writes the bundle of a container running args (no shim yet),
+// and registers its clean-up.
+func newBundle(t *testing.T, rt runtimeCase, args []string, opts ...specOpt) *container {
 	t.Helper()
 	id := "shimtest-" + randomHex(6)
 	base := t.TempDir()
@@ -140,27 +178,9 @@ func newContainerWith(t *testing.T, rt runtimeCase, args []string, launch func(O
 	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	upper, work := filepath.Join(base, "upper"), filepath.Join(base, "work")
-	os.Mkdir(upper, 0o755)
-	os.Mkdir(work, 0o755)
-	o := Options{ID: id, Bundle: bundle, Runtime: rt.Binary, RuntimeRoot: filepath.Join(base, "rtroot"), Socket: filepath.Join(base, "s.sock")}
+	o := client.Options{Binary: shimBinary, ID: id, Bundle: bundle, Runtime: rt.Binary, RuntimeRoot: filepath.Join(base, "rtroot")}
 	c := &container{t: t, id: id, bundle: bundle, opts: o}
-	ctx := context.Background()
-	addr, err := launch(o)
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(c.cleanup)
-	if c.client, err = Dial(ctx, addr); err != nil {
-		t.Fatal(err)
-	}
-	_, err = c.client.Create(ctx, &api.CreateRequest{
-		Rootfs: []*api.Mount{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=" + busyboxRootfs(t), "upperdir=" + upper, "workdir=" + work}}},
-		Log:    &api.LogOptions{MaxSize: 1 << 20, MaxFiles: 3},
-	})
-	if err != nil {
-		t.Fatalf("create: %v\nshim log:\n%s", err, c.shimLog())
-	}
 	return c
 }
 
@@ -170,7 +190,7 @@ func (c *container) shimLog() string {
 }
 
 func (c *container) shimPid() int {
-	b, err := os.ReadFile(filepath.Join(c.bundle, PidFile))
+	b, err := os.ReadFile(filepath.Join(c.bundle, api.PidFile))
 	if err != nil {
 		return 0
 	}
@@ -178,27 +198,19 @@ func (c *container) shimPid() int {
 	return pid
 }
 
-// cleanup kills and deletes the container and stops the shim, whatever
-// state the test left them in, then checks nothing is left behind.
+// cleanup removes whatever the test left of the container with
+// client.Cleanup (`condenser-shim delete`), which must succeed.
 func (c *container) cleanup() {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	pid := c.shimPid()
-	if cl, err := Dial(ctx, "unix://"+c.opts.Socket); err == nil {
-		cl.Kill(ctx, syscall.SIGKILL, true)
-		cl.Wait(ctx)
-		cl.Delete(ctx)
-		cl.Shutdown(ctx, true)
-		cl.Close()
-	}
 	if c.client != nil {
 		c.client.Close()
 	}
-	if pid > 0 {
-		waitGone(c.t, pid)
+	if _, err := client.Cleanup(ctx, c.opts); err != nil {
+		c.t.Errorf("cleanup: %v", err)
+		exec.Command(c.opts.Runtime, "--root", c.opts.RuntimeRoot, "delete", "--force", c.id).Run()
+		syscall.Unmount(filepath.Join(c.bundle, "rootfs"), syscall.MNT_DETACH)
 	}
-	exec.Command(c.opts.Runtime, "--root", c.opts.RuntimeRoot, "delete", "--force", c.id).Run()
-	syscall.Unmount(filepath.Join(c.bundle, "rootfs"), syscall.MNT_DETACH)
 }
 
 // waitGone waits until pid has exited (a zombie waiting for its parent,
@@ -267,7 +279,7 @@ func (c *container) start() {
 	}
 }
 
-func (c *container) wait() Exit {
+func (c *container) wait() client.Exit {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -310,12 +322,12 @@ func TestExitCodes(t *testing.T) {
 					if e.ExitCode != tc.want || e.ExitedAt.IsZero() || e.OOMKilled {
 						t.Errorf("exit %+v, want code %d", e, tc.want)
 					}
-					onDisk, err := ReadExit(c.bundle)
+					onDisk, err := api.ReadExit(c.bundle)
 					if err != nil || onDisk.ExitCode != tc.want {
 						t.Errorf("exit.json: %+v %v", onDisk, err)
 					}
 					st, err := c.client.State(context.Background())
-					if err != nil || st.Status != api.Status_STOPPED || int(st.ExitCode) != tc.want {
+					if err != nil || st.Status != client.StatusStopped || st.Exit.ExitCode != tc.want || st.Exit.ExitedAt.IsZero() {
 						t.Errorf("state %v %v", st, err)
 					}
 					c.deleteAndShutdown()
@@ -344,7 +356,7 @@ func (c *container) deleteAndShutdown() {
 	if _, err := os.Stat(filepath.Join(c.opts.RuntimeRoot, c.id)); !errors.Is(err, os.ErrNotExist) {
 		c.t.Errorf("runtime state left: %v", err)
 	}
-	for _, f := range []string{c.opts.Socket, filepath.Join(c.bundle, PidFile)} {
+	for _, f := range []string{c.socket(), filepath.Join(c.bundle, api.PidFile)} {
 		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
 			c.t.Errorf("%s left: %v", f, err)
 		}
@@ -375,7 +387,7 @@ func TestConcurrentWaitsAndLogs(t *testing.T) {
 		t.Run(rt.Name, func(t *testing.T) {
 			c := newContainer(t, rt, []string{"sh", "-c", "echo hello out; echo hello err >&2; sleep 0.3; exit 3"})
 			var wg sync.WaitGroup
-			exits := make([]Exit, 2)
+			exits := make([]client.Exit, 2)
 			for i := range exits {
 				wg.Add(1)
 				go func() { defer wg.Done(); exits[i] = c.wait() }()
@@ -548,7 +560,8 @@ func TestShimOutlivesItsStarter(t *testing.T) {
 	// The shim is started by a shell in its own process group, which
 	// stays; killing that whole group with -9 must not reach the shim.
 	var starter *exec.Cmd
-	c := newContainerWith(t, rt, []string{"sleep", "100"}, func(o Options) (string, error) {
+	c := newContainerWith(t, rt, []string{"sleep", "100"}, func(co client.Options) (string, error) {
+		o := Options{ID: co.ID, Bundle: co.Bundle, Runtime: co.Runtime, RuntimeRoot: co.RuntimeRoot}
 		starter = exec.Command("sh", append([]string{"-c", `"$0" start "$@" && exec sleep 100`, shimBinary}, o.args()...)...)
 		starter.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 		out, err := starter.StdoutPipe()
@@ -571,13 +584,13 @@ func TestShimOutlivesItsStarter(t *testing.T) {
 	// A new client connects, and the shim still controls the container
 	// and reports its exit.
 	ctx := context.Background()
-	cl, err := Dial(ctx, "unix://"+c.opts.Socket)
+	cl, err := client.Dial(ctx, "unix://"+c.socket())
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.client = cl
 	info, err := cl.Connect(ctx)
-	if err != nil || int(info.ShimPid) != c.shimPid() || info.TaskPid == 0 {
+	if err != nil || info.ShimPid != c.shimPid() || info.TaskPid == 0 {
 		t.Fatalf("connect: %+v %v", info, err)
 	}
 	cl.Kill(ctx, syscall.SIGKILL, false)
@@ -586,7 +599,7 @@ func TestShimOutlivesItsStarter(t *testing.T) {
 	}
 	c.deleteAndShutdown()
 	// The shim is gone; the status is still on disk.
-	if e, err := ReadExit(c.bundle); err != nil || e.ExitCode != 137 {
+	if e, err := api.ReadExit(c.bundle); err != nil || e.ExitCode != 137 {
 		t.Errorf("exit.json after the shim: %+v %v", e, err)
 	}
 }
@@ -595,7 +608,7 @@ func TestBadRequests(t *testing.T) {
 	rt := runtimes(t)[0]
 	c := newContainer(t, rt, []string{"sleep", "100"})
 	ctx := context.Background()
-	if _, err := c.client.Create(ctx, &api.CreateRequest{}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+	if _, err := c.client.Create(ctx, client.CreateOptions{}); !errors.Is(err, errdefs.ErrAlreadyExists) {
 		t.Errorf("second create: %v", err)
 	}
 	c.start()
@@ -621,24 +634,17 @@ func TestBadRequests(t *testing.T) {
 func TestRuntimeErrorReachesCaller(t *testing.T) {
 	for _, rt := range runtimes(t) {
 		t.Run(rt.Name, func(t *testing.T) {
-			base := t.TempDir()
-			bundle := filepath.Join(base, "bundle")
-			os.MkdirAll(filepath.Join(bundle, "rootfs"), 0o755)
-			id := "shimtest-" + randomHex(6)
-			b, _ := json.Marshal(testSpec(id, []string{"/no/such/binary"}))
-			os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644)
-			o := Options{ID: id, Bundle: bundle, Runtime: rt.Binary, RuntimeRoot: filepath.Join(base, "rt"), Socket: filepath.Join(base, "s.sock")}
-			c := &container{t: t, id: id, bundle: bundle, opts: o}
+			c := newBundle(t, rt, []string{"/no/such/binary"})
+			os.MkdirAll(filepath.Join(c.bundle, "rootfs"), 0o755)
 			ctx := context.Background()
-			addr, err := Launch(ctx, shimBinary, o)
+			addr, err := client.Launch(ctx, c.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(c.cleanup)
-			if c.client, err = Dial(ctx, addr); err != nil {
+			if c.client, err = client.Dial(ctx, addr); err != nil {
 				t.Fatal(err)
 			}
-			_, err = c.client.Create(ctx, &api.CreateRequest{})
+			_, err = c.client.Create(ctx, client.CreateOptions{})
 			if err == nil {
 				_, err = c.client.Start(ctx)
 			}

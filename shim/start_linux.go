@@ -2,7 +2,6 @@ package shim
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -27,17 +26,26 @@ import (
 	"github.com/raind/condenser/shim/runtime"
 )
 
-// Options say which container a shim serves and how.
+// Options say which container a shim serves and how: the flags of
+// condenser-shim's commands.
 type Options struct {
 	ID          string
 	Bundle      string // the bundle directory: shim.pid, exit.json and the log go here
 	Runtime     string // runtime binary (runc, crun, droplet) or path
-	RuntimeRoot string // the runtime's --root state directory
-	Socket      string // unix socket path to serve on
+	RuntimeRoot string // the runtime's --root state directory (Droplet's RAIND_ROOT_DIR)
+	Socket      string // unix socket path to serve on; empty: bundle/shim.sock
+}
+
+// socket is the socket path: Socket, or the bundle's.
+func (o Options) socket() string {
+	if o.Socket == "" && o.Bundle != "" {
+		return filepath.Join(o.Bundle, api.SocketFile)
+	}
+	return o.Socket
 }
 
 func (o Options) args() []string {
-	return []string{"--id", o.ID, "--bundle", o.Bundle, "--runtime", o.Runtime, "--runtime-root", o.RuntimeRoot, "--socket", o.Socket}
+	return []string{"--id", o.ID, "--bundle", o.Bundle, "--runtime", o.Runtime, "--runtime-root", o.RuntimeRoot, "--socket", o.socket()}
 }
 
 func (o Options) validate() error {
@@ -48,40 +56,43 @@ func (o Options) validate() error {
 		return fmt.Errorf("shim: bundle %q is not an absolute path: %w", o.Bundle, errdefs.ErrInvalidArgument)
 	case o.Runtime == "" || o.RuntimeRoot == "":
 		return fmt.Errorf("shim: no runtime or runtime root: %w", errdefs.ErrInvalidArgument)
-	case len(o.Socket) >= len(unix.RawSockaddrUnix{}.Path):
-		return fmt.Errorf("shim: socket path %q is longer than %d bytes: %w", o.Socket, len(unix.RawSockaddrUnix{}.Path)-1, errdefs.ErrInvalidArgument)
+	case len(o.socket()) >= len(unix.RawSockaddrUnix{}.Path):
+		return fmt.Errorf("shim: socket path %q is longer than %d bytes: %w", o.socket(), len(unix.RawSockaddrUnix{}.Path)-1, errdefs.ErrInvalidArgument)
 	}
 	return nil
-}
-
-// PidFile is the name, in the bundle, of the file holding the shim's pid.
-const PidFile = "shim.pid"
-
-// Launch runs `binary start …` (the supervisor's side of the two-phase
-// start) and returns the socket address the shim serves on, once it does.
-func Launch(ctx context.Context, binary string, o Options) (string, error) {
-	if err := o.validate(); err != nil {
-		return "", err
-	}
-	cmd := exec.CommandContext(ctx, binary, append([]string{"start"}, o.args()...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.Env = runtime.CleanEnv()
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("start shim for %s: %v: %s", o.ID, err, strings.TrimSpace(errb.String()))
-	}
-	return strings.TrimSpace(out.String()), nil
 }
 
 // StartDetached is `condenser-shim start`: it binds the socket, starts the
 // shim's server as a detached process (own session and process group, stdio
 // away from the caller) handing it the listener, waits until it serves, and
 // returns the address for the caller to print.
+//
+// It holds the bundle's lock (api.LockFile) from before it binds the socket
+// until the server has written its pid file and serves, or has failed: a
+// `condenser-shim delete` of the bundle (which takes the same lock) runs
+// before the launch or after it, never in the middle, so it always sees the
+// shim a launch makes, even one whose caller is gone. The lock is not
+// inherited by the server.
 func StartDetached(ctx context.Context, o Options) (string, error) {
 	if err := o.validate(); err != nil {
 		return "", err
 	}
-	l, err := listen(o.Socket)
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	unlock, err := lockBundle(ctx, o.Bundle)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	return spawn(ctx, o, self)
+}
+
+// spawn binds the socket and starts `binary serve` detached, handing it
+// the listener; it returns the address once the server serves.
+func spawn(ctx context.Context, o Options, binary string) (string, error) {
+	l, err := listen(o.socket())
 	if err != nil {
 		return "", err
 	}
@@ -96,17 +107,13 @@ func StartDetached(ctx context.Context, o Options) (string, error) {
 		return "", err
 	}
 	defer ready.Close()
-	self, err := os.Executable()
-	if err != nil {
-		return "", err
-	}
-	logf, err := os.OpenFile(filepath.Join(o.Bundle, "shim.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	logf, err := os.OpenFile(filepath.Join(o.Bundle, api.LogFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 	if err != nil {
 		readyW.Close()
 		return "", err
 	}
 	defer logf.Close()
-	cmd := exec.Command(self, append([]string{"serve"}, o.args()...)...)
+	cmd := exec.Command(binary, append([]string{"serve"}, o.args()...)...)
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{lf, readyW}
@@ -132,13 +139,13 @@ func StartDetached(ctx context.Context, o Options) (string, error) {
 	select {
 	case s := <-line:
 		if strings.TrimSpace(s) != "ready" {
-			return "", fmt.Errorf("shim server %d exited before serving; see %s", pid, filepath.Join(o.Bundle, "shim.log"))
+			return "", fmt.Errorf("shim server %d exited before serving; see %s", pid, filepath.Join(o.Bundle, api.LogFile))
 		}
 	case <-ctx.Done():
 		syscall.Kill(pid, syscall.SIGKILL)
 		return "", ctx.Err()
 	}
-	return "unix://" + o.Socket, nil
+	return "unix://" + o.socket(), nil
 }
 
 // listen binds a unix socket reachable only by this user, replacing a stale
@@ -187,7 +194,7 @@ func Serve(o Options, version string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go r.Run(ctx)
-	if err := atomicfile.WriteFile(filepath.Join(o.Bundle, PidFile), []byte(strconv.Itoa(os.Getpid())), 0o644, false); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(o.Bundle, api.PidFile), []byte(strconv.Itoa(os.Getpid())), 0o644, false); err != nil {
 		return err
 	}
 	srv, err := ttrpc.NewServer(ttrpc.WithServerHandshaker(ttrpc.UnixSocketRequireSameUser()))
@@ -216,8 +223,8 @@ func Serve(o Options, version string) error {
 	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer scancel()
 	srv.Shutdown(sctx)
-	os.Remove(o.Socket)
-	os.Remove(filepath.Join(o.Bundle, PidFile))
+	os.Remove(o.socket())
+	os.Remove(filepath.Join(o.Bundle, api.PidFile))
 	return nil
 }
 

@@ -1,17 +1,20 @@
 package supervisor_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sys/unix"
 
 	"github.com/raind/condenser/imagestore"
 	"github.com/raind/condenser/internal/testutil"
@@ -19,7 +22,7 @@ import (
 	"github.com/raind/condenser/shim"
 	"github.com/raind/condenser/shim/api"
 	"github.com/raind/condenser/shim/logging"
-	"github.com/raind/condenser/supervisor"
+	"github.com/raind/condenser/supervisor/oci"
 )
 
 // world is an image store, a rootfs manager and a state dir, as the daemon
@@ -55,7 +58,7 @@ func newWorld(t *testing.T) *world {
 
 // run creates and runs one container of img under a real shim and runtime
 // as the supervisor will, waits for it and returns its exit code and output.
-func (w *world) run(t *testing.T, rt testutil.Runtime, img imagestore.Image, req supervisor.SpecRequest, ro bool) (int, string) {
+func (w *world) run(t *testing.T, rt testutil.Runtime, img imagestore.Image, req oci.Request, ro bool) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -64,14 +67,13 @@ func (w *world) run(t *testing.T, rt testutil.Runtime, img imagestore.Image, req
 		t.Fatal(err)
 	}
 	layers := w.store.LayerDirs(img)
-	req.ReadOnly = ro
+	req.Config.ReadOnly = ro
 	bundle := filepath.Join(w.root, "shims", req.ID[:12])
-	etc, err := supervisor.WriteEtcFiles(filepath.Join(w.root, "containers", req.ID+"-etc"), req.Hostname, req.Network == "host")
+	req.Etc, err = oci.WriteEtcFiles(filepath.Join(w.root, "containers", req.ID+"-etc"), req.Config.Hostname, req.Config.Network == "host")
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.HostsPath, req.HostnamePath, req.ResolvConfPath = etc.Hosts, etc.Hostname, etc.ResolvConf
-	spec, err := supervisor.GenerateSpec(&cfg.Config, req, func(p string) ([]byte, error) { return rootfs.ReadFile(layers, p) })
+	spec, err := oci.Generate(&cfg.Config, req, func(p string) ([]byte, error) { return rootfs.ReadFile(layers, p) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,16 +171,18 @@ func TestContainersSeeWhatTheySpecAsks(t *testing.T) {
 	for _, rt := range rts {
 		for _, ro := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/readonly=%v", rt.Name, ro), func(t *testing.T) {
-				req := supervisor.SpecRequest{
-					ID:         containerID(t, rt.Name),
-					Command:    []string{"sh", "-c", script},
-					Env:        []string{"FOO=bar"},
-					WorkingDir: "/work/dir",
-					User:       "nobody",
-					Hostname:   "e2e-host",
-					Mounts:     []string{hostDir + ":/host:ro"},
-					Memory:     64 << 20,
-					Seccomp:    true,
+				req := oci.Request{
+					ID:      containerID(t, rt.Name),
+					Seccomp: true,
+					Config: oci.Config{
+						Command:    []string{"sh", "-c", script},
+						Env:        []string{"FOO=bar"},
+						WorkingDir: "/work/dir",
+						User:       "nobody",
+						Hostname:   "e2e-host",
+						Mounts:     []string{hostDir + ":/host:ro"},
+						Memory:     64 << 20,
+					},
 				}
 				code, out := w.run(t, rt, img, req, ro)
 				if code != 0 {
@@ -195,8 +199,8 @@ func TestContainersSeeWhatTheySpecAsks(t *testing.T) {
 				}
 				// As root: Docker's capability set is effective, and the
 				// root is writable unless read-only.
-				req.ID, req.User = containerID(t, rt.Name+"root"), "root"
-				req.Command = []string{"sh", "-c", "grep CapEff /proc/self/status; touch /rootfile 2>/dev/null && echo root-writable || echo root-readonly"}
+				req.ID, req.Config.User = containerID(t, rt.Name+"root"), "root"
+				req.Config.Command = []string{"sh", "-c", "grep CapEff /proc/self/status; touch /rootfile 2>/dev/null && echo root-writable || echo root-readonly"}
 				want := "root-writable"
 				if ro {
 					want = "root-readonly"
@@ -233,7 +237,7 @@ func TestManyLayerImage(t *testing.T) {
 	}
 	for _, rt := range rts {
 		t.Run(rt.Name, func(t *testing.T) {
-			req := supervisor.SpecRequest{ID: containerID(t, rt.Name), Command: []string{"sh", "-c", "ls /layers | wc -l; cat /layers/l01 /layers/l59"}}
+			req := oci.Request{ID: containerID(t, rt.Name), Config: oci.Config{Command: []string{"sh", "-c", "ls /layers | wc -l; cat /layers/l01 /layers/l59"}}}
 			code, out := w.run(t, rt, img, req, false)
 			if code != 0 || out != "59\n1\n59\n" {
 				t.Errorf("exit %d, output %q", code, out)
@@ -251,4 +255,162 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	testutil.RemoveBinaries()
 	os.Exit(code)
+}
+
+const e2ePasswd = `root:x:0:0:root:/root:/bin/sh
+nobody:x:65534:65534:nobody:/:/sbin/nologin
+app:x:1000:1000:App User:/home/app:/bin/sh
+`
+
+const e2eGroup = `root:x:0:root
+staff:x:50:app, nginx
+app:x:1000:
+audio:x:18:app
+nobody:x:65534:
+`
+
+// TestGenerateSpecRuntimes runs specs of oci.Generate directly under runc and
+// crun (each where installed; crun through the hybrid-cgroup workaround of
+// shared/reference/peers-on-this-machine.md), without shim or image store,
+// and checks what the process sees: the user and groups, a working
+// directory the runtime had to create, HOME, the hostname and /etc files, a
+// read-only bind, and the limits.
+func TestGenerateSpecRuntimes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: not running containers")
+	}
+	testutil.RequireRoot(t)
+	busybox := testutil.RequireBinary(t, "/bin/busybox")
+	var st unix.Statfs_t
+	if err := unix.Statfs("/sys/fs/cgroup", &st); err != nil {
+		t.Fatal(err)
+	}
+	cgroupV2 := st.Type == unix.CGROUP2_SUPER_MAGIC
+
+	for _, rt := range testutil.Runtimes(t) {
+		name, bin := rt.Name, rt.Binary
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			bundle := filepath.Join(dir, "bundle")
+			rootfs := filepath.Join(bundle, "rootfs")
+			for _, d := range []string{"bin", "etc", "proc", "sys", "dev", "data", "home/app"} {
+				if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			bb, err := os.ReadFile(busybox)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), bb, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range []string{"sh", "id", "pwd", "cat", "hostname", "touch", "echo"} {
+				if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", a)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for p, s := range map[string]string{"/etc/passwd": e2ePasswd, "/etc/group": e2eGroup} {
+				if err := os.WriteFile(filepath.Join(rootfs, p), []byte(s), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hostData := filepath.Join(dir, "hostdata")
+			if err := os.MkdirAll(hostData, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			etc := map[string]string{"hosts": "127.0.0.1 localhost\n", "hostname": "probe\n", "resolv.conf": "nameserver 192.0.2.53\n", "hostdata/file": "from the host\n"}
+			for p, s := range etc {
+				if err := os.WriteFile(filepath.Join(dir, p), []byte(s), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			id := fmt.Sprintf("condenser-spec-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+			req := oci.Request{
+				ID:              id,
+				CgroupV2:        cgroupV2,
+				Seccomp:         true,
+				NoNewPrivileges: true,
+				Etc:             oci.EtcFiles{Hosts: filepath.Join(dir, "hosts"), Hostname: filepath.Join(dir, "hostname"), ResolvConf: filepath.Join(dir, "resolv.conf")},
+				Config: oci.Config{
+					Command:    []string{"sh", "-c", `id; pwd; echo "HOME=$HOME"; hostname; cat /etc/hostname /etc/resolv.conf /data/file; ulimit -n; touch /data/x 2>/dev/null || echo ro-bind`},
+					User:       "app",
+					WorkingDir: "/work/missing",
+					Hostname:   "probe",
+					Mounts:     []string{hostData + ":/data:ro"},
+					Memory:     64 << 20,
+					CPUs:       0.5,
+					PidsLimit:  50,
+				},
+			}
+			img := &v1.Config{Cmd: []string{"/bin/sh"}, Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}}
+			spec, err := oci.Generate(img, req, func(p string) ([]byte, error) { return os.ReadFile(filepath.Join(rootfs, p)) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := json.MarshalIndent(spec, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+
+			// Remove the parent cgroups this test creates (runtimes remove
+			// only the container's own), once the container is gone.
+			existed := map[string]bool{}
+			for _, p := range cgroupParents() {
+				existed[p] = true
+			}
+			t.Cleanup(func() {
+				for _, p := range cgroupParents() {
+					if !existed[p] {
+						os.Remove(p) // rmdir: fails harmlessly if in use
+					}
+				}
+			})
+			state := filepath.Join(dir, "state")
+			t.Cleanup(func() {
+				out, err := exec.Command(bin, "--root", state, "delete", "--force", id).CombinedOutput()
+				if err != nil && !strings.Contains(string(out), "does not exist") && !strings.Contains(string(out), "not found") {
+					t.Logf("%s delete %s: %v: %s", name, id, err, out)
+				}
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, bin, "--root", state, "run", "--bundle", bundle, id)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("%s run: %v\nstdout: %s\nstderr: %s", name, err, stdout.String(), stderr.String())
+			}
+			var rl unix.Rlimit
+			if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+				t.Fatal(err)
+			}
+			want := strings.Join([]string{
+				"uid=1000(app) gid=1000(app) groups=18(audio),50(staff),1000(app)",
+				"/work/missing",
+				"HOME=/home/app",
+				"probe",
+				"probe",
+				"nameserver 192.0.2.53",
+				"from the host",
+				fmt.Sprint(min(rl.Max, 1048576)),
+				"ro-bind",
+			}, "\n") + "\n"
+			if got := stdout.String(); got != want {
+				t.Errorf("container output:\n%s\nwant:\n%s\nstderr: %s", got, want, stderr.String())
+			}
+		})
+	}
+}
+
+// cgroupParents lists the cgroup directories of oci.CgroupParent (v2, or
+// one per v1 hierarchy).
+func cgroupParents() []string {
+	v2, _ := filepath.Glob("/sys/fs/cgroup" + oci.CgroupParent)
+	v1, _ := filepath.Glob("/sys/fs/cgroup/*" + oci.CgroupParent)
+	return append(v2, v1...)
 }

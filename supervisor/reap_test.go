@@ -17,6 +17,7 @@ import (
 
 	"github.com/raind/condenser/internal/testutil"
 	"github.com/raind/condenser/supervisor"
+	"github.com/raind/condenser/supervisor/oci"
 )
 
 // patchRecord sets fields of a record while the daemon is down.
@@ -117,7 +118,7 @@ func TestShimKilled(t *testing.T) {
 	d := newDaemon(t, rt, reg.Host)
 	ctx := context.Background()
 	for _, away := range []bool{false, true} {
-		c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Command: []string{"sleep", "100"}})
+		c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Config: oci.Config{Command: []string{"sleep", "100"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +170,7 @@ func TestRuntimeKilledDuringCreate(t *testing.T) {
 	reg := busyboxRegistry(t)
 	d := newDaemon(t, rt, reg.Host)
 	ctx := context.Background()
-	c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Command: []string{"sleep", "100"}})
+	c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Config: oci.Config{Command: []string{"sleep", "100"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +206,7 @@ func TestInterruptedRestartIsCreated(t *testing.T) {
 	reg := busyboxRegistry(t)
 	d := newDaemon(t, rt, reg.Host)
 	ctx := context.Background()
-	c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Command: []string{"sleep", "100"}})
+	c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Config: oci.Config{Command: []string{"sleep", "100"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

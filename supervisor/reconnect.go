@@ -1,125 +1,152 @@
 package supervisor
 
 import (
-	"bytes"
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
-	"github.com/raind/condenser/shim"
-	"github.com/raind/condenser/shim/api"
+	"github.com/raind/condenser/shim/client"
 )
 
 // dialTimeout bounds how long start-up waits for one shim.
 const dialTimeout = 2 * time.Second
 
-// reconnect reattaches every record to its shim, in parallel: running
-// containers get their monitor back, exits that happened while the daemon
-// was away are recorded (from the shim, or from exit.json when the shim is
-// gone), and what an interrupted create or delete left is cleaned up.
-func (s *Supervisor) reconnect(ctx context.Context) error {
-	all, err := s.recs.all()
-	if err != nil {
-		return err
+// probe is what start-up learns of a container's shim.
+type probe struct {
+	dialed bool          // a shim answered at the record's address
+	status client.Status // what it says of its container; "" when it would not say
+	exit   client.Exit   // its exit status, when status is stopped
+}
+
+// action is what start-up does with a container.
+type action int
+
+const (
+	keep     action = iota // the record is right: nothing to do
+	finish                 // a create or delete was cut short: remove everything, and the record
+	attach                 // the shim is alive: keep it (a running container gets its monitor back)
+	exited                 // the container exited while the daemon was away: record the shim's exit status
+	lost                   // the shim is gone: clean up after it, record the status it left (or unknown)
+	released               // a stopped container's leftover shim: let it go, the record stays as it is
+	created                // a start cut short after the shim created the container: it is created
+)
+
+var actionNames = [...]string{"keep", "finish", "attach", "exited", "lost", "released", "created"}
+
+func (a action) String() string { return actionNames[a] }
+
+// decide is the reconnect decision for a record in state st whose shim
+// answered (or not) as p; the table test lists every case.
+func decide(st State, hasShim bool, p probe) action {
+	switch st {
+	case StateCreating, StateRemoving:
+		return finish
+	case StateStopped, StateRestarting:
+		switch {
+		case !hasShim:
+			return keep
+		case p.status == client.StatusRunning: // a start cut short after the shim started it
+			return attach
+		case p.status == client.StatusCreated:
+			return created
+		}
+		return released // no container in it, stopped, or the shim is gone
 	}
-	ids := make([]string, len(all))
-	for i, c := range all {
-		ids[i] = c.ID
+	// created or running
+	switch {
+	case !hasShim || !p.dialed:
+		return lost
+	case p.status == "": // a shim that answers slowly is still the container's
+		return attach
+	case p.status == client.StatusStopped:
+		return exited
+	case p.status == client.StatusUnknown: // a shim without the container
+		return lost
+	case p.status == client.StatusCreated && st == StateRunning:
+		return created
 	}
-	s.awaitShimStarts(ctx, ids)
+	return attach
+}
+
+// reconnect reattaches every record to its shim, in parallel, and
+// reconciles what happened while the daemon was away (decide). Nothing is
+// served yet, but the locks are taken all the same.
+func (s *Supervisor) reconnect(ctx context.Context, all []*Container) {
 	var wg sync.WaitGroup
 	for _, c := range all {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer s.lock(c.ID)()
 			s.reconnectOne(ctx, c)
 		}()
 	}
 	wg.Wait()
-	return nil
 }
 
 func (s *Supervisor) reconnectOne(ctx context.Context, c *Container) {
-	switch c.State {
-	case StateCreating, StateRemoving:
-		// Killed midway: finish the job.
-		s.log.Info("cleaning up an interrupted operation", "id", c.ID, "state", c.State)
-		s.cleanup(ctx, c)
-		s.recs.delete(c.ID)
-		return
-	}
-	var cl *shim.Client
-	if c.ShimAddress != "" {
-		cl = dialShim(ctx, c)
-	}
-	if cl == nil {
-		if c.State == StateStopped && c.ShimAddress == "" {
-			return // its shim was gone before, and what it left reaped
-		}
-		// The shim is gone (killed, crashed, reboot): record what is on
-		// disk, and kill and clean up what is left of the container.
-		s.log.Warn("shim gone", "id", c.ID, "state", c.State)
-		if c.State != StateStopped {
-			if e, err := shim.ReadExit(c.Bundle); err == nil {
-				code := e.ExitCode
-				c.ExitCode, c.OOMKilled, c.StoppedAt = &code, e.OOMKilled, e.ExitedAt
+	var (
+		p  probe
+		cl Shim
+	)
+	hasShim := c.ShimAddress != ""
+	if hasShim && c.State != StateCreating && c.State != StateRemoving {
+		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		var err error
+		if cl, err = s.cfg.Shims.Dial(dctx, c.ShimAddress); err == nil {
+			p.dialed = true
+			if st, err := cl.State(dctx); err == nil {
+				p.status, p.exit = st.Status, st.Exit
 			} else {
-				c.ExitCode, c.StoppedAt = nil, time.Now().UTC()
+				s.log.Warn("shim does not tell the container's state", "id", c.ID, "error", err)
 			}
-			c.State = StateStopped
-		}
-		s.reap(ctx, c)
-		s.recs.put(c)
-		return
-	}
-	s.mu.Lock()
-	s.shims[c.ID] = cl
-	s.mu.Unlock()
-	sctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	st, err := cl.State(sctx)
-	cancel()
-	if err != nil {
-		// A shim that answers slowly is still the container's: keep it,
-		// and trust the record.
-		s.log.Warn("shim does not tell the container's state", "id", c.ID, "error", err)
-		st = &api.StateResponse{Status: api.Status_UNKNOWN}
-		if c.State == StateRunning {
-			st.Status = api.Status_RUNNING
-		}
-	}
-	switch {
-	case st.Status == api.Status_STOPPED && c.State != StateStopped:
-		code := int(st.ExitCode)
-		c.State, c.ExitCode, c.OOMKilled, c.StoppedAt = StateStopped, &code, st.OomKilled, st.ExitedAt.AsTime()
-		s.recs.put(c)
-		s.events.publish(Event{Type: "container", Action: "die", ID: c.ID, Name: c.Name, ExitCode: c.ExitCode})
-	case st.Status == api.Status_CREATED && (c.State == StateRestarting || c.State == StateStopped):
-		// A (re)start was cut short after its shim created the container:
-		// it is created, with a new shim and init, and a user may start it.
-		s.log.Info("a start was cut short: the container is created", "id", c.ID, "state", c.State)
-		c.State, c.Pid = StateCreated, int(st.Pid)
-		cctx, cancel := context.WithTimeout(ctx, dialTimeout)
-		if info, err := cl.Connect(cctx); err == nil {
-			c.ShimPid = int(info.ShimPid)
 		}
 		cancel()
-		s.recs.put(c)
-	case st.Status == api.Status_RUNNING:
-		done := make(chan struct{})
-		s.mu.Lock()
-		s.exited[c.ID] = done
-		s.mu.Unlock()
-		if c.State != StateRunning {
-			c.State = StateRunning
-			s.recs.put(c)
+		if cl != nil {
+			s.mu.Lock()
+			s.shims[c.ID] = cl
+			s.mu.Unlock()
 		}
-		s.monitor(c.ID, cl, done)
+	}
+	a := decide(c.State, hasShim, p)
+	if a != keep && a != attach {
+		s.log.Info("reconciling a container", "id", c.ID, "state", c.State, "action", a.String())
+	}
+	var err error
+	switch a {
+	case finish:
+		err = s.discard(ctx, c)
+	case attach:
+		if p.status == client.StatusRunning || (p.status == "" && c.State == StateRunning) {
+			if c.State != StateRunning {
+				err = s.transition(c, StateRunning, "start", nil)
+			}
+			s.beginRun(c.ID)
+			s.monitor(c.ID, c.ShimAddress, cl)
+		}
+	case exited, lost:
+		var exit *client.Exit // lost: the shim's clean-up tells what it left
+		if a == exited {
+			exit = &p.exit
+		}
+		err = s.exited(ctx, c, exit)
+	case released:
+		if _, err = s.release(ctx, c); err == nil {
+			if c.State == StateRestarting {
+				err = s.transition(c, StateStopped, "", nil)
+			} else {
+				err = s.save(c)
+			}
+		}
+	case created:
+		err = s.transition(c, StateCreated, "", func(c *Container) {
+			if info, err := cl.Connect(ctx); err == nil {
+				c.Pid, c.ShimPid = info.TaskPid, info.ShimPid
+			}
+		})
+	}
+	if err != nil {
+		s.log.Error("reconcile a container", "id", c.ID, "action", a.String(), "error", err)
 	}
 }
 
@@ -127,138 +154,33 @@ func (s *Supervisor) reconnectOne(ctx context.Context, c *Container) {
 // Docker does when it starts: a stopped container whose policy says so
 // starts again — it exited while the daemon was away, the host rebooted
 // under it, or a restart was waiting out its back-off — and a stopped
-// auto-remove container goes. An unknown exit status counts as a failure.
-func (s *Supervisor) resume(all []*Container) {
+// auto-remove container goes. An unknown exit status counts as a failure;
+// "always" brings back even a container its user stopped, "unless-stopped"
+// does not.
+func (s *Supervisor) resume() {
+	all, _ := s.recs.all()
 	for _, c := range all {
 		if c.State != StateStopped {
 			continue
 		}
-		policy, _ := parseRestartPolicy(c.Request.RestartPolicy)
+		p, _ := parseRestartPolicy(c.Request.RestartPolicy)
 		code := -1
 		if c.ExitCode != nil {
 			code = *c.ExitCode
 		}
-		id := c.ID
 		switch {
 		case c.Request.AutoRemove:
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				if _, err := s.Delete(s.ctx, id, true); err != nil {
-					s.log.Warn("auto-remove", "id", id, "error", err)
-				}
-			}()
-		// "always" brings back even a container a user stopped, when the
-		// daemon starts (Docker's rule); "unless-stopped" does not.
-		case policy.shouldRestart(code, c.RestartCount, c.StopRequested && policy.name != "always"):
-			s.log.Info("restart policy: starting again", "id", id, "policy", c.Request.RestartPolicy)
-			if c.StopRequested {
-				c.StopRequested = false
-				if err := s.recs.put(c); err != nil {
-					s.log.Warn("restart policy", "id", id, "error", err)
-					continue
-				}
+			s.autoRemove(c.ID)
+		case p.shouldRestart(code, c.RestartCount, c.StopRequested && p.name != "always"):
+			unlock := s.lock(c.ID)
+			err := s.transition(c, StateRestarting, "", func(c *Container) { c.StopRequested = false })
+			unlock()
+			if err != nil {
+				s.log.Warn("restart policy", "id", c.ID, "error", err)
+				continue
 			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				s.restartLater(id, 0)
-			}()
+			s.log.Info("restart policy: starting again", "id", c.ID, "policy", c.Request.RestartPolicy)
+			s.restartLater(c.ID, 0)
 		}
 	}
-}
-
-// shimStartWait bounds how long start-up waits for the shim launches a
-// killed daemon left running.
-const shimStartWait = 10 * time.Second
-
-// awaitShimStarts waits until no `condenser-shim start` runs for the
-// bundles of containers ids. A daemon killed while launching a shim leaves
-// the launch going on: it makes the shim's socket and starts the shim after
-// the daemon is gone. Until it is done, that shim could be missed by the
-// clean-up of an interrupted create, a restart or the sweep of orphaned
-// directories (its directory removed while it starts), and be left running
-// with nothing pointing at it; once it is done, the shim's pid file and
-// socket are in its bundle. Only bundles without a pid file can have a
-// launch going on, so a start-up with every shim in place reads no more
-// than that.
-func (s *Supervisor) awaitShimStarts(ctx context.Context, ids []string) {
-	var bundles []string
-	for _, id := range ids {
-		b := s.bundle(id)
-		if _, err := os.Stat(filepath.Join(b, shim.PidFile)); err != nil {
-			if _, err := os.Stat(b); err == nil {
-				bundles = append(bundles, b)
-			}
-		}
-	}
-	if len(bundles) == 0 {
-		return
-	}
-	deadline := time.Now().Add(shimStartWait)
-	for {
-		pids := shimStarts(bundles)
-		if len(pids) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.log.Warn("shim launches of a previous run are still going on", "pids", pids)
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-// shimStarts lists the `condenser-shim start` processes (or wrappers of
-// it) for the given bundles.
-func shimStarts(bundles []string) []int {
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	var pids []int
-	for _, p := range procs {
-		b, err := os.ReadFile(p)
-		if err != nil || !bytes.Contains(b, []byte("\x00start\x00")) {
-			continue
-		}
-		args := strings.Split(string(b), "\x00")
-		cmd, bundle := slices.Index(args, "start"), slices.Index(args, "--bundle")
-		if cmd > 0 && bundle > cmd && bundle+1 < len(args) && slices.Contains(bundles, args[bundle+1]) {
-			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	return pids
-}
-
-// dialShim connects to the container's shim, or returns nil when it is
-// gone. A shim process that is alive but does not accept yet is given
-// dialTimeout.
-func dialShim(ctx context.Context, c *Container) *shim.Client {
-	deadline := time.Now().Add(dialTimeout)
-	for {
-		dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-		cl, err := shim.Dial(dctx, c.ShimAddress)
-		cancel()
-		if err == nil {
-			return cl
-		}
-		if shimPid(c.Bundle) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// runtimeDelete removes the runtime's state of a container whose shim is
-// gone. Errors are ignored: there may be nothing to delete.
-func runtimeDelete(ctx context.Context, runtime, root, id string) {
-	if runtime == "" {
-		return
-	}
-	cmd := exec.CommandContext(ctx, runtime, "--root", root, "delete", "--force", id)
-	cmd.Run()
 }

@@ -13,7 +13,9 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/internal/names"
 	"github.com/raind/condenser/rootfs"
+	"github.com/raind/condenser/supervisor/oci"
 )
 
 // State is a container's lifecycle state.
@@ -28,25 +30,36 @@ const (
 	StateRemoving   State = "removing"   // being deleted; finished at start-up if the daemon died
 )
 
-// CreateRequest is what a container is created from.
+// CreateRequest is what a container is created from: the image, its
+// name and what the supervisor does with it, and the choices that shape its
+// OCI configuration (oci.Config, embedded: records keep their JSON keys).
 type CreateRequest struct {
-	Image         string            `json:"image"`
-	Name          string            `json:"name,omitempty"`
-	Entrypoint    []string          `json:"entrypoint,omitempty"`
-	Command       []string          `json:"command,omitempty"`
-	Env           []string          `json:"env,omitempty"`
-	Mounts        []string          `json:"mounts,omitempty"`
-	WorkingDir    string            `json:"workdir,omitempty"`
-	User          string            `json:"user,omitempty"`
-	Hostname      string            `json:"hostname,omitempty"`
-	Labels        map[string]string `json:"labels,omitempty"`
-	Network       string            `json:"network,omitempty"`
-	RestartPolicy string            `json:"restartPolicy,omitempty"`
-	Memory        int64             `json:"memory,omitempty"`
-	CPUs          float64           `json:"cpus,omitempty"`
-	PidsLimit     int64             `json:"pids,omitempty"`
-	ReadOnly      bool              `json:"readOnly,omitempty"`
-	AutoRemove    bool              `json:"autoRemove,omitempty"`
+	Image         string `json:"image"`
+	Name          string `json:"name,omitempty"`
+	RestartPolicy string `json:"restartPolicy,omitempty"`
+	AutoRemove    bool   `json:"autoRemove,omitempty"`
+	oci.Config
+}
+
+// Validate checks what can be checked without the image; every create
+// request goes through it, once.
+func (r *CreateRequest) Validate() error {
+	if strings.TrimSpace(r.Image) == "" {
+		return fmt.Errorf("image is required: %w", errdefs.ErrInvalidArgument)
+	}
+	if r.Name != "" {
+		if err := names.ValidName(r.Name); err != nil {
+			return err
+		}
+	}
+	p, err := parseRestartPolicy(r.RestartPolicy)
+	if err != nil {
+		return err
+	}
+	if r.AutoRemove && p.name != "no" {
+		return fmt.Errorf("autoRemove and restartPolicy %q conflict: %w", r.RestartPolicy, errdefs.ErrInvalidArgument)
+	}
+	return r.Config.Validate()
 }
 
 // Container is a container's record.
@@ -67,6 +80,7 @@ type Container struct {
 	ExitCode      *int           `json:"exitCode,omitempty"`     // nil: never exited, or unknown
 	OOMKilled     bool           `json:"oomKilled,omitempty"`
 	RestartCount  int            `json:"restartCount"`
+	Backoff       int            `json:"backoff,omitempty"`       // quick restarts in a row: the next back-off is 100 ms << Backoff
 	StopRequested bool           `json:"stopRequested,omitempty"` // stopped by a user: no restart
 	CreatingAt    time.Time      `json:"creatingAt"`
 	CreatedAt     time.Time      `json:"createdAt,omitzero"`
@@ -82,7 +96,7 @@ var bucketContainers = []byte("containers")
 // clone returns a copy of c that shares no memory with it.
 func (c *Container) clone() *Container {
 	d := *c
-	d.Request.Entrypoint = slices.Clone(c.Request.Entrypoint)
+	d.Request.Entrypoint = slices.Clone(c.Request.Entrypoint) // nil stays nil, [] stays []
 	d.Request.Command = slices.Clone(c.Request.Command)
 	d.Request.Env = slices.Clone(c.Request.Env)
 	d.Request.Mounts = slices.Clone(c.Request.Mounts)
@@ -141,6 +155,17 @@ func (r *records) put(c *Container) error {
 	}
 	r.cache[c.ID] = c.clone()
 	return nil
+}
+
+// get returns a copy of the record of id.
+func (r *records) get(id string) (*Container, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	c := r.cache[id]
+	if c == nil {
+		return nil, fmt.Errorf("no such container: %s: %w", id, errdefs.ErrNotFound)
+	}
+	return c.clone(), nil
 }
 
 func (r *records) delete(id string) error {

@@ -12,6 +12,7 @@ import (
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/internal/testutil"
 	"github.com/raind/condenser/supervisor"
+	"github.com/raind/condenser/supervisor/oci"
 )
 
 // setState rewrites a record's state while the daemon is down, as a daemon
@@ -31,7 +32,7 @@ func TestInterruptedOperationsLeaveNothing(t *testing.T) {
 		t.Run(string(st), func(t *testing.T) {
 			d := newDaemon(t, rt, reg.Host)
 			ctx := context.Background()
-			c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Command: []string{"sleep", "100"}})
+			c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Config: oci.Config{Command: []string{"sleep", "100"}}})
 			if err != nil {
 				t.Fatal(err)
 			}

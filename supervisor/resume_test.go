@@ -12,6 +12,7 @@ import (
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/internal/testutil"
 	"github.com/raind/condenser/supervisor"
+	"github.com/raind/condenser/supervisor/oci"
 )
 
 // awaitState waits until container id is in state want.
@@ -41,7 +42,7 @@ func TestRestartPoliciesAtDaemonStart(t *testing.T) {
 	ctx := context.Background()
 	run := func(policy string, autoRemove bool, args ...string) *supervisor.Container {
 		t.Helper()
-		c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Command: args, RestartPolicy: policy, AutoRemove: autoRemove})
+		c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", RestartPolicy: policy, AutoRemove: autoRemove, Config: oci.Config{Command: args}})
 		if err != nil {
 			t.Fatal(err)
 		}

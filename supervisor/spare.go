@@ -4,10 +4,9 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"regexp"
 	"time"
 
-	"github.com/raind/condenser/shim"
+	"github.com/raind/condenser/internal/names"
 )
 
 // A spare shim is launched ahead of time for the next container's id, so
@@ -19,10 +18,6 @@ import (
 type spare struct {
 	id, addr string
 }
-
-// validID is what newID makes; other names in the container directories
-// (the rootfs driver's probes) are not containers'.
-var validID = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // spareLaunchTimeout bounds the background launch of a spare shim, and
 // spareWait how long a create waits for a spare on its way.
@@ -55,7 +50,7 @@ func (s *Supervisor) takeSpare(ctx context.Context) (id, addr string) {
 	s.spare = nil
 	s.mu.Unlock()
 	if sp == nil {
-		return newID(), ""
+		return names.NewID(), ""
 	}
 	return sp.id, sp.addr
 }
@@ -77,7 +72,7 @@ func (s *Supervisor) fillSpare() {
 		// could leave a shim behind.
 		ctx, cancel := context.WithTimeout(context.Background(), spareLaunchTimeout)
 		defer cancel()
-		sp := &spare{id: newID()}
+		sp := &spare{id: names.NewID()}
 		var err error
 		sp.addr, err = s.launchShim(ctx, sp.id)
 		s.mu.Lock()
@@ -104,13 +99,15 @@ func (s *Supervisor) launchShim(ctx context.Context, id string) (string, error) 
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
 		return "", err
 	}
-	o := shim.Options{ID: id, Bundle: bundle, Runtime: s.cfg.Runtime, RuntimeRoot: filepath.Join(s.cfg.State, "runtime"), Socket: filepath.Join(bundle, "shim.sock")}
-	return shim.Launch(ctx, s.cfg.ShimBinary, o)
+	return s.cfg.Shims.Launch(ctx, id, bundle)
 }
 
 // dropShim stops an unused shim and removes its bundle directory.
 func (s *Supervisor) dropShim(ctx context.Context, id, addr string) {
-	s.cleanup(ctx, &Container{ID: id, Bundle: s.bundle(id), ShimAddress: addr})
+	defer s.lock(id)()
+	if err := s.discard(ctx, &Container{ID: id, Bundle: s.bundle(id), ShimAddress: addr}); err != nil {
+		s.log.Warn("remove a shim without a container", "id", id, "error", err)
+	}
 }
 
 // closeSpare stops the spare shim; called by Close once nothing can fill
@@ -141,7 +138,7 @@ func (s *Supervisor) orphans(all []*Container) []string {
 	for _, dir := range []string{filepath.Join(s.cfg.State, "shims"), filepath.Join(s.cfg.Root, "containers")} {
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
-			if id := e.Name(); e.IsDir() && validID.MatchString(id) && !known[id] && !seen[id] {
+			if id := e.Name(); e.IsDir() && names.ValidID(id) == nil && !known[id] && !seen[id] {
 				seen[id] = true
 				out = append(out, id)
 			}
@@ -155,10 +152,11 @@ func (s *Supervisor) sweep(ids []string) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.awaitShimStarts(s.ctx, ids) // a shim a killed daemon was launching
 		for _, id := range ids {
+			// The shim's clean-up waits for a launch a killed daemon
+			// left going on, and stops what it started.
 			s.log.Info("removing an orphaned container directory", "id", id)
-			s.dropShim(context.WithoutCancel(s.ctx), id, "unix://"+filepath.Join(s.bundle(id), "shim.sock"))
+			s.dropShim(context.WithoutCancel(s.ctx), id, "")
 		}
 		s.fillSpare()
 	}()

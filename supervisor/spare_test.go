@@ -12,6 +12,7 @@ import (
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/internal/testutil"
 	"github.com/raind/condenser/supervisor"
+	"github.com/raind/condenser/supervisor/oci"
 )
 
 // awaitSpare waits until the supervisor has a spare shim other than not.
@@ -72,7 +73,7 @@ func TestSpareShim(t *testing.T) {
 
 	// Create takes the spare: the container has its id, and runs.
 	spare := awaitSpare(t, d, "")
-	c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Command: []string{"sh", "-c", "exit 7"}})
+	c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Config: oci.Config{Command: []string{"sh", "-c", "exit 7"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,11 +87,18 @@ func TestSpareShim(t *testing.T) {
 		t.Fatalf("wait: %d %v", code, err)
 	}
 
-	// A create that fails takes a spare too, and stops it.
+	// A request refused before anything is made leaves the spare alone.
 	spare = awaitSpare(t, d, spare)
-	_, err = d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Mounts: []string{"relative:/x"}})
+	_, err = d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Config: oci.Config{Mounts: []string{"relative:/x"}}})
 	if !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Fatalf("create with a bad mount: %v", err)
+	}
+	if got := supervisor.SpareID(d.sup); got != spare || !shimServing(spare) {
+		t.Fatalf("the spare %s went with a refused request (now %q)", spare[:12], got)
+	}
+	// A create that fails in the runtime takes the spare, and stops it.
+	if _, err = d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Config: oci.Config{Command: []string{"/nonexistent"}}}); err == nil {
+		t.Fatal("create of a container whose command does not exist succeeded")
 	}
 	awaitGone(t, d, spare)
 

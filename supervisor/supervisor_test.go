@@ -17,6 +17,7 @@ import (
 	"github.com/raind/condenser/rootfs"
 	"github.com/raind/condenser/shim/logging"
 	"github.com/raind/condenser/supervisor"
+	"github.com/raind/condenser/supervisor/oci"
 )
 
 // daemon is a supervisor over a real image store, rootfs manager, shim and
@@ -44,7 +45,7 @@ func newDaemon(t *testing.T, rt testutil.Runtime, mirror string) *daemon {
 		t.Fatal(err)
 	}
 	d := &daemon{t: t, images: images, cfg: supervisor.Config{
-		Root: root, State: state, Runtime: rt.Binary, ShimBinary: shimBinary(t), Images: images, Rootfs: m, StopTimeout: 2 * time.Second,
+		Root: root, State: state, Runtime: rt.Binary, ShimBinary: shimBinary(t), Images: supervisor.StoreImages(images), Rootfs: m, StopTimeout: 2 * time.Second,
 		SpareShim: true, // as the daemon runs by default
 	}}
 	d.open()
@@ -131,7 +132,7 @@ func TestLifecycle(t *testing.T) {
 			reg := busyboxRegistry(t)
 			d := newDaemon(t, rt, reg.Host)
 			ctx := context.Background()
-			c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Name: "hello", Command: []string{"sh", "-c", "echo hello; exit 3"}})
+			c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Name: "hello", Config: oci.Config{Command: []string{"sh", "-c", "echo hello; exit 3"}}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -179,7 +180,7 @@ func TestStopKillAndRestartPolicy(t *testing.T) {
 	d := newDaemon(t, rt, reg.Host)
 	ctx := context.Background()
 	// sleep as pid 1 ignores SIGTERM: stop escalates to SIGKILL after the timeout.
-	c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Command: []string{"sleep", "100"}})
+	c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Config: oci.Config{Command: []string{"sleep", "100"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ func TestStopKillAndRestartPolicy(t *testing.T) {
 	}
 
 	// on-failure:2 restarts a failing container twice, then leaves it.
-	f, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Command: []string{"false"}, RestartPolicy: "on-failure:2"})
+	f, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", RestartPolicy: "on-failure:2", Config: oci.Config{Command: []string{"false"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func TestContainersSurviveDaemonRestart(t *testing.T) {
 	ctx := context.Background()
 	var ids []string
 	for range 3 {
-		c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Command: []string{"sleep", "100"}})
+		c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Config: oci.Config{Command: []string{"sleep", "100"}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -231,7 +232,7 @@ func TestContainersSurviveDaemonRestart(t *testing.T) {
 		}
 		ids = append(ids, c.ID)
 	}
-	short, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Command: []string{"sleep", "100"}})
+	short, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Config: oci.Config{Command: []string{"sleep", "100"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +267,7 @@ func TestLogsFollowAndAutoRemove(t *testing.T) {
 	reg := busyboxRegistry(t)
 	d := newDaemon(t, rt, reg.Host)
 	ctx := context.Background()
-	c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Command: []string{"sh", "-c", "echo a; sleep 0.3; echo b >&2; sleep 0.3"}})
+	c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Config: oci.Config{Command: []string{"sh", "-c", "echo a; sleep 0.3; echo b >&2; sleep 0.3"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +286,7 @@ func TestLogsFollowAndAutoRemove(t *testing.T) {
 	}
 
 	// autoRemove: gone once it exits.
-	r, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Command: []string{"true"}, AutoRemove: true})
+	r, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", AutoRemove: true, Config: oci.Config{Command: []string{"true"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +317,7 @@ func TestEtcFilesWrittenAgainAtStart(t *testing.T) {
 	reg := busyboxRegistry(t)
 	d := newDaemon(t, rt, reg.Host)
 	ctx := context.Background()
-	c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Hostname: "box", Command: []string{"cat", "/etc/hostname", "/etc/hosts"}})
+	c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Config: oci.Config{Hostname: "box", Command: []string{"cat", "/etc/hostname", "/etc/hosts"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

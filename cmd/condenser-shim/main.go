@@ -1,5 +1,15 @@
-// Command condenser-shim monitors one container: `condenser-shim start`
-// starts a detached shim server for it and prints the socket it serves on.
+// Command condenser-shim monitors one container:
+//
+//	condenser-shim start  --id ID --bundle B --runtime R --runtime-root DIR [--socket PATH]
+//	condenser-shim delete --id ID --bundle B --runtime R --runtime-root DIR [--socket PATH]
+//
+// `start` starts a detached shim server (`serve`) for the container and
+// prints the address it serves on. `delete` cleans up after a container
+// whose shim is gone or must go (the shim, the runtime's container, the
+// mounts, the cgroup; see shim.Delete) and prints its exit status as one
+// JSON line: exit.json's content, or {"unknown":true}. Both take the
+// bundle's lock (bundle/shim.lock), so a delete never runs in the middle of
+// a launch. The socket is bundle/shim.sock unless --socket says otherwise.
 // It links only what it needs (no image store, no HTTP stack).
 package main
 
@@ -12,6 +22,7 @@ import (
 	"time"
 
 	"github.com/raind/condenser/shim"
+	"github.com/raind/condenser/shim/api"
 )
 
 // version is set at build time.
@@ -31,7 +42,7 @@ func main() {
 	fs.StringVar(&o.Bundle, "bundle", "", "bundle directory")
 	fs.StringVar(&o.Runtime, "runtime", "runc", "OCI runtime binary")
 	fs.StringVar(&o.RuntimeRoot, "runtime-root", "/run/condenser/runtime", "the runtime's state directory (--root)")
-	fs.StringVar(&o.Socket, "socket", "", "unix socket to serve on")
+	fs.StringVar(&o.Socket, "socket", "", "unix socket to serve on (default bundle/shim.sock)")
 	switch cmd {
 	case "start":
 		fs.Parse(os.Args[2:])
@@ -39,16 +50,25 @@ func main() {
 		defer cancel()
 		addr, err := shim.StartDetached(ctx, o)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "condenser-shim:", err)
-			os.Exit(1)
+			fail(err)
 		}
 		fmt.Println(addr)
 	case "serve":
 		fs.Parse(os.Args[2:])
 		if err := shim.Serve(o, version); err != nil {
-			fmt.Fprintln(os.Stderr, "condenser-shim:", err)
-			os.Exit(1)
+			fail(err)
 		}
+	case "delete":
+		fs.Parse(os.Args[2:])
+		// The lock wait (10 s), the shim's and the cgroup's deaths (10 s
+		// each) and the runtime's delete, at most.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		e, err := shim.Delete(ctx, o)
+		if err != nil {
+			fail(fmt.Errorf("delete %s: %w", o.ID, err))
+		}
+		os.Stdout.Write(api.FormatDeleteOutput(e))
 	case "--version", "version":
 		fmt.Println("condenser-shim", version)
 	default:
@@ -56,7 +76,12 @@ func main() {
 	}
 }
 
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "condenser-shim:", err)
+	os.Exit(1)
+}
+
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: condenser-shim start|serve --id ID --bundle DIR --runtime RUNTIME --runtime-root DIR --socket PATH")
+	fmt.Fprintln(os.Stderr, "usage: condenser-shim start|serve|delete --id ID --bundle DIR --runtime RUNTIME --runtime-root DIR [--socket PATH]")
 	os.Exit(2)
 }

@@ -18,8 +18,10 @@ import (
 	"github.com/containerd/cgroups/v3"
 
 	"github.com/raind/condenser/imagestore"
+	"github.com/raind/condenser/internal/backend"
 	"github.com/raind/condenser/internal/listen"
 	"github.com/raind/condenser/rest"
+	"github.com/raind/condenser/rest/api"
 	"github.com/raind/condenser/rootfs"
 	"github.com/raind/condenser/supervisor"
 )
@@ -54,7 +56,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	}
 	start := time.Now()
 	sup, err := supervisor.Open(ctx, supervisor.Config{
-		Root: cfg.root, State: cfg.state, Runtime: rt, ShimBinary: shimBin, Images: cfg.images, Rootfs: rfs,
+		Root: cfg.root, State: cfg.state, Runtime: rt, ShimBinary: shimBin, Images: supervisor.StoreImages(cfg.images), Rootfs: rfs,
 		CgroupV2: cgroups.Mode() == cgroups.Unified, Logger: log, SpareShim: cfg.spareShim,
 	})
 	if err != nil {
@@ -65,10 +67,10 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	if err != nil {
 		return err
 	}
-	b := &backend{sup: sup, images: cfg.images, version: version, info: rest.SystemInfo{
+	b := backend.New(sup, cfg.images, version, api.SystemInfo{
 		Runtime: rt, CgroupMode: cgroupMode(), StorageDriver: rfs.Driver(), Root: cfg.root, State: cfg.state,
 		OS: "linux", Arch: goruntime.GOARCH,
-	}}
+	})
 	srv := &http.Server{Handler: rest.NewHandler(b, log), ReadHeaderTimeout: 10 * time.Second}
 	var wg sync.WaitGroup
 	errc := make(chan error, len(ls))

@@ -275,7 +275,6 @@ func TestDaemonEndToEnd(t *testing.T) {
 func TestDaemonKilledContainersSurvive(t *testing.T) {
 	reg := registryWithBusybox(t)
 	d := startDaemon(t, reg.Host)
-	var ids []string
 	for i := range 10 {
 		var env envelope
 		if code := d.do("POST", "/v1/containers", map[string]any{"image": "busybox", "name": fmt.Sprint("c", i), "command": []string{"sleep", "100"}}, &env); code != 200 {
@@ -284,7 +283,6 @@ func TestDaemonKilledContainersSurvive(t *testing.T) {
 		var c struct{ ID string }
 		json.Unmarshal(env.Data, &c)
 		d.do("POST", "/v1/containers/"+c.ID+"/actions/start", nil, nil)
-		ids = append(ids, c.ID)
 	}
 	var detail struct{ Data struct{ Pid int } }
 	d.do("GET", "/v1/containers/c9", nil, &detail)

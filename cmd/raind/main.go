@@ -30,7 +30,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/raind/condenser/rest"
+	"github.com/raind/condenser/rest/api"
 )
 
 const (
@@ -257,7 +257,7 @@ func (c *cli) do(method, path string, body io.Reader, header map[string]string) 
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var env rest.Envelope
+		var env api.Envelope
 		if json.Unmarshal(b, &env) == nil && env.Message != "" {
 			return nil, errors.New(env.Message)
 		}
@@ -282,13 +282,13 @@ func (c *cli) call(method, path string, in, out any) error {
 	}
 	defer resp.Body.Close()
 	var env struct {
-		rest.Envelope
+		api.Envelope
 		Data json.RawMessage `json:"data"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil {
 		return fmt.Errorf("%s %s: reading the response: %v", method, path, err)
 	}
-	if env.Status != rest.StatusSuccess {
+	if env.Status != api.StatusSuccess {
 		return errors.New(env.Message)
 	}
 	if out != nil && len(env.Data) > 0 {
@@ -338,7 +338,7 @@ func idAction(method, action, query string) func(*cli, []string) error {
 			return err
 		}
 		return c.each(fs.Args(), func(id string) error {
-			var r rest.IDResponse
+			var r api.IDResponse
 			if err := c.call(method, "/v1/containers/"+esc(id)+action+query, nil, &r); err != nil {
 				return err
 			}
@@ -404,7 +404,7 @@ func cmdWait(c *cli, args []string) error {
 		return err
 	}
 	return c.each(fs.Args(), func(id string) error {
-		var w rest.WaitResponse
+		var w api.WaitResponse
 		if err := c.call("POST", "/v1/containers/"+esc(id)+"/actions/wait", nil, &w); err != nil {
 			return err
 		}
@@ -484,13 +484,13 @@ func cmdLs(c *cli, args []string) error {
 	if err := checkFormat(*format); err != nil {
 		return err
 	}
-	var list []rest.ContainerSummary
+	var list []api.ContainerSummary
 	if err := c.call("GET", "/v1/containers?all="+strconv.FormatBool(*all), nil, &list); err != nil {
 		return err
 	}
 	if *format == "json" {
 		if list == nil {
-			list = []rest.ContainerSummary{}
+			list = []api.ContainerSummary{}
 		}
 		return c.printJSON(list)
 	}
@@ -511,14 +511,14 @@ func cmdStats(c *cli, args []string) error {
 	if err := checkFormat(*format); err != nil {
 		return err
 	}
-	var list []rest.ContainerStats
+	var list []api.ContainerStats
 	if fs.NArg() == 0 {
 		if err := c.call("GET", "/v1/containers/stats", nil, &list); err != nil {
 			return err
 		}
 	}
 	for _, id := range fs.Args() {
-		var s rest.ContainerStats
+		var s api.ContainerStats
 		if err := c.call("GET", "/v1/containers/"+esc(id)+"/stats", nil, &s); err != nil {
 			return err
 		}
@@ -526,7 +526,7 @@ func cmdStats(c *cli, args []string) error {
 	}
 	if *format == "json" {
 		if list == nil {
-			list = []rest.ContainerStats{}
+			list = []api.ContainerStats{}
 		}
 		return c.printJSON(list)
 	}
@@ -553,13 +553,13 @@ func cmdImages(c *cli, args []string) error {
 	if err := checkFormat(*format); err != nil {
 		return err
 	}
-	var list []rest.ImageSummary
+	var list []api.ImageSummary
 	if err := c.call("GET", "/v1/images", nil, &list); err != nil {
 		return err
 	}
 	if *format == "json" {
 		if list == nil {
-			list = []rest.ImageSummary{}
+			list = []api.ImageSummary{}
 		}
 		return c.printJSON(list)
 	}
@@ -579,7 +579,7 @@ func cmdImageRm(c *cli, args []string) error {
 		return err
 	}
 	return c.each(fs.Args(), func(ref string) error {
-		if err := c.call("DELETE", "/v1/images?force="+strconv.FormatBool(*force), rest.RemoveImageRequest{Image: ref}, nil); err != nil {
+		if err := c.call("DELETE", "/v1/images?force="+strconv.FormatBool(*force), api.RemoveImageRequest{Image: ref}, nil); err != nil {
 			return err
 		}
 		fmt.Fprintln(c.out, "Deleted", ref)
@@ -606,7 +606,7 @@ func cmdVersion(c *cli, args []string) error {
 		return err
 	}
 	fmt.Fprintf(c.out, "Client: raind %s\n", version)
-	var v rest.VersionInfo
+	var v api.VersionInfo
 	if err := c.call("GET", "/v1/version", nil, &v); err != nil {
 		return err
 	}
@@ -618,7 +618,7 @@ func cmdInfo(c *cli, args []string) error {
 	if err := parse(newFlags("info"), args, 0, ""); err != nil {
 		return err
 	}
-	var i rest.SystemInfo
+	var i api.SystemInfo
 	if err := c.call("GET", "/v1/info", nil, &i); err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/raind/condenser/rest"
+	"github.com/raind/condenser/rest/api"
 )
 
 func cmdPull(c *cli, args []string) error {
@@ -20,12 +20,12 @@ func cmdPull(c *cli, args []string) error {
 	if fs.NArg() != 1 {
 		return usagef("image pull: one IMAGE")
 	}
-	req := rest.PullImageRequest{Image: fs.Arg(0)}
+	req := api.PullImageRequest{Image: fs.Arg(0)}
 	if *platform != "" {
 		req.OS, req.Arch, _ = strings.Cut(*platform, "/")
 	}
 	b, _ := json.Marshal(req)
-	var res rest.PullResult
+	var res api.PullResult
 	if err := c.progress("/v1/images", strings.NewReader(string(b)), &res); err != nil {
 		return err
 	}
@@ -51,7 +51,7 @@ func cmdImport(c *cli, args []string) error {
 		defer f.Close()
 		body = f
 	}
-	var images []rest.ImageSummary
+	var images []api.ImageSummary
 	if err := c.progress("/v1/images/import", body, &images); err != nil {
 		return err
 	}
@@ -76,7 +76,7 @@ func (c *cli) progress(path string, body io.Reader, out any) error {
 	dec := json.NewDecoder(resp.Body)
 	for {
 		var line struct {
-			rest.PullProgress
+			api.PullProgress
 			Message string          `json:"message"`
 			Data    json.RawMessage `json:"data"`
 		}
@@ -90,7 +90,7 @@ func (c *cli) progress(path string, body io.Reader, out any) error {
 			show(line.PullProgress)
 			continue
 		}
-		if line.Status != rest.StatusSuccess {
+		if line.Status != api.StatusSuccess {
 			return errors.New(line.Message)
 		}
 		if len(line.Data) > 0 && out != nil {
@@ -101,9 +101,9 @@ func (c *cli) progress(path string, body io.Reader, out any) error {
 }
 
 // plainProgress prints one line per layer state change.
-func (c *cli) plainProgress() func(rest.PullProgress) {
+func (c *cli) plainProgress() func(api.PullProgress) {
 	last := map[string]string{}
-	return func(p rest.PullProgress) {
+	return func(p api.PullProgress) {
 		if last[p.Layer] != p.Status {
 			last[p.Layer] = p.Status
 			fmt.Fprintf(c.out, "%s: %s\n", short(p.Layer), p.Status)
@@ -112,10 +112,10 @@ func (c *cli) plainProgress() func(rest.PullProgress) {
 }
 
 // barProgress redraws one bar per layer, in order of appearance.
-func (c *cli) barProgress() func(rest.PullProgress) {
+func (c *cli) barProgress() func(api.PullProgress) {
 	var order []string
-	state := map[string]rest.PullProgress{}
-	return func(p rest.PullProgress) {
+	state := map[string]api.PullProgress{}
+	return func(p api.PullProgress) {
 		if len(order) > 0 {
 			fmt.Fprintf(c.out, "\x1b[%dA", len(order)) // back to the first bar
 		}
@@ -129,7 +129,7 @@ func (c *cli) barProgress() func(rest.PullProgress) {
 	}
 }
 
-func bar(p rest.PullProgress) string {
+func bar(p api.PullProgress) string {
 	const width = 30
 	line := fmt.Sprintf("%s: %-11s", short(p.Layer), p.Status)
 	switch {

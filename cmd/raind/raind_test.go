@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/raind/condenser/internal/testutil"
-	"github.com/raind/condenser/rest"
+	"github.com/raind/condenser/rest/api"
 )
 
 // env is a daemon started from its binary, and the raind binary pointed at it.
@@ -77,7 +77,7 @@ func startEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() {
 		if r := e.run("container", "ls", "--format", "json"); r.code == 0 {
-			var list []rest.ContainerSummary
+			var list []api.ContainerSummary
 			json.Unmarshal([]byte(r.stdout), &list)
 			for _, c := range list {
 				e.run("container", "rm", "-f", c.ContainerID)
@@ -144,12 +144,12 @@ func TestRaind(t *testing.T) {
 			!strings.Contains(rows[1], "web") || !strings.Contains(rows[1], "busybox:latest") || !strings.Contains(rows[1], "running") {
 			t.Errorf("ls:\n%s", table)
 		}
-		var list []rest.ContainerSummary
+		var list []api.ContainerSummary
 		if err := json.Unmarshal([]byte(e.must("container", "ls", "--format", "json")), &list); err != nil || len(list) != 1 ||
 			list[0].ContainerID != id || list[0].State != "running" {
 			t.Errorf("ls json: %v %+v", err, list)
 		}
-		var d rest.ContainerDetail
+		var d api.ContainerDetail
 		if err := json.Unmarshal([]byte(e.must("container", "inspect", "web")), &d); err != nil || d.ContainerID != id || d.Name != "web" ||
 			d.Config.Resources == nil || d.Config.Resources.Memory != 64<<20 || !strings.Contains(strings.Join(d.Config.Env, " "), "A=1") {
 			t.Errorf("inspect: %v %+v", err, d)
@@ -230,7 +230,7 @@ func TestProgressDisplay(t *testing.T) {
 	var out bytes.Buffer
 	c := &cli{out: &out}
 	plain := c.plainProgress()
-	for _, p := range []rest.PullProgress{
+	for _, p := range []api.PullProgress{
 		{Layer: "sha256:aaaaaaaaaaaaaaaa", Status: "downloading", Current: 1, Total: 4},
 		{Layer: "sha256:aaaaaaaaaaaaaaaa", Status: "downloading", Current: 2, Total: 4},
 		{Layer: "sha256:bbbbbbbbbbbbbbbb", Status: "exists"},
@@ -243,8 +243,8 @@ func TestProgressDisplay(t *testing.T) {
 	}
 	out.Reset()
 	bars := c.barProgress()
-	bars(rest.PullProgress{Layer: "sha256:aaaaaaaaaaaaaaaa", Status: "downloading", Current: 2, Total: 4})
-	bars(rest.PullProgress{Layer: "sha256:bbbbbbbbbbbbbbbb", Status: "exists"})
+	bars(api.PullProgress{Layer: "sha256:aaaaaaaaaaaaaaaa", Status: "downloading", Current: 2, Total: 4})
+	bars(api.PullProgress{Layer: "sha256:bbbbbbbbbbbbbbbb", Status: "exists"})
 	s := out.String()
 	if !strings.Contains(s, "[===============>               ] 2B/4B") || !strings.Contains(s, "\x1b[1A") || strings.Count(s, "\n") != 3 {
 		t.Errorf("bars: %q", s)

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/raind/condenser/rest"
+	"github.com/raind/condenser/rest/api"
 )
 
 // list is a repeatable string flag.
@@ -64,8 +64,8 @@ func (f *createFlags) flags(fs *flag.FlagSet, run bool) {
 }
 
 // request turns the flags and IMAGE [COMMAND…] into a create request.
-func (f *createFlags) request(args []string) (*rest.CreateContainerRequest, error) {
-	req := &rest.CreateContainerRequest{
+func (f *createFlags) request(args []string) (*api.CreateContainerRequest, error) {
+	req := &api.CreateContainerRequest{
 		Image: args[0], Command: args[1:], Env: f.env, Mount: f.volume, Port: f.publish,
 		Network: "raind0", Tty: f.tty, Name: f.name, Workdir: f.workdir, User: f.user,
 		RestartPolicy: f.restart, ReadOnly: f.readOnly, AutoRemove: f.rm && f.detach,
@@ -78,7 +78,7 @@ func (f *createFlags) request(args []string) (*rest.CreateContainerRequest, erro
 		return nil, usagef("--memory %q: want bytes with an optional unit: 64m, 1g", f.memory)
 	}
 	if mem != 0 || f.cpus != 0 || f.pids != 0 {
-		req.Resources = &rest.Resources{Memory: mem, CPUs: f.cpus, Pids: f.pids}
+		req.Resources = &api.Resources{Memory: mem, CPUs: f.cpus, Pids: f.pids}
 	}
 	return req, nil
 }
@@ -115,7 +115,7 @@ func (c *cli) create(name string, args []string, run bool) (string, *createFlags
 	if err != nil {
 		return "", nil, err
 	}
-	var r rest.IDResponse
+	var r api.IDResponse
 	if err := c.call("POST", "/v1/containers", req, &r); err != nil {
 		return "", nil, err
 	}
@@ -145,7 +145,7 @@ func cmdRun(c *cli, args []string) (err error) {
 			}
 		}()
 	}
-	if err := c.call("POST", "/v1/containers/"+id+"/actions/start", rest.StartContainerRequest{Tty: f.tty}, nil); err != nil {
+	if err := c.call("POST", "/v1/containers/"+id+"/actions/start", api.StartContainerRequest{Tty: f.tty}, nil); err != nil {
 		return err
 	}
 	if f.detach {
@@ -174,7 +174,7 @@ func cmdRun(c *cli, args []string) (err error) {
 			return e
 		}
 	}
-	var w rest.WaitResponse
+	var w api.WaitResponse
 	if err := c.call("POST", "/v1/containers/"+id+"/actions/wait", nil, &w); err != nil {
 		return err
 	}

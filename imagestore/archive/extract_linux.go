@@ -156,7 +156,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) (int64, error) {
 		if err == nil {
 			x.dirs = append(x.dirs, dirMeta{rel: rel, hdr: hdr})
 		}
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // tar.Reader turns the legacy TypeRegA into TypeReg (or TypeDir)
 		n, err = x.file(hdr, pfd, base, r)
 	case tar.TypeSymlink:
 		err = x.replace(pfd, base, func() error { return unix.Symlinkat(hdr.Linkname, pfd, base) })

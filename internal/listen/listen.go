@@ -99,11 +99,8 @@ func Listen(ctx context.Context, o Options) ([]net.Listener, error) {
 	}
 
 	// Validate everything before creating anything.
-	type plan struct {
-		network, addr string
-	}
 	var (
-		plans  []plan
+		plans  []address
 		seen   = map[string]bool{}
 		tlsCfg *tls.Config
 		gid    = -1
@@ -132,7 +129,7 @@ func Listen(ctx context.Context, o Options) ([]net.Listener, error) {
 				}
 			}
 		}
-		plans = append(plans, plan{p.network, p.addr})
+		plans = append(plans, p)
 	}
 
 	var ls []net.Listener

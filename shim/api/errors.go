@@ -1,4 +1,4 @@
-package shim
+package api
 
 import (
 	"context"
@@ -11,6 +11,11 @@ import (
 	"github.com/raind/condenser/internal/errdefs"
 )
 
+// The error codec: every error crossing the ttrpc connection is a status
+// whose code names the error's kind, so that it keeps its kind from one
+// process to the other.
+
+// kindCodes maps the errdefs kinds to status codes, one to one.
 var kindCodes = []struct {
 	kind error
 	code codes.Code
@@ -25,8 +30,11 @@ var kindCodes = []struct {
 	{errdefs.ErrNotImplemented, codes.Unimplemented},
 }
 
-// toStatus turns an error of the shim into a ttrpc status carrying its kind.
-func toStatus(err error) error {
+// ToStatus turns an error of the shim into a ttrpc status carrying its
+// kind (an internal/errdefs kind, context.Canceled or
+// context.DeadlineExceeded); other errors become codes.Internal. A status
+// is returned as it is.
+func ToStatus(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -47,8 +55,11 @@ func toStatus(err error) error {
 	return status.Error(codes.Internal, err.Error())
 }
 
-// fromStatus turns a ttrpc status back into an error wrapping its kind.
-func fromStatus(err error) error {
+// FromStatus turns a ttrpc status back into an error wrapping its kind, so
+// that errors.Is(err, errdefs.ErrNotFound) holds on the daemon's side for
+// what was ErrNotFound in the shim. An error that is no status (the
+// connection failed) wraps errdefs.ErrUnavailable.
+func FromStatus(err error) error {
 	if err == nil {
 		return nil
 	}

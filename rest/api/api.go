@@ -1,12 +1,20 @@
-package rest
+// Package api holds the wire types of the Raind v1 contract
+// (../shared/api/raind-v1.md): the request bodies, the envelope, and the data
+// of every response and stream line. The server (rest/) and every client
+// (cmd/raind, tests, scripts in Go) import this package and nothing else of
+// the server's.
+//
+// JSON keys are the contract's, spelled as the Raind CLI reads them (statedAt
+// included); they must not change. Times are RFC 3339; a zero time.Time means
+// "not yet" and is sent as the zero time, which is what the Raind CLI decodes
+// into its time.Time fields.
+package api
 
 import "time"
 
-// The wire types of the Raind v1 contract (../shared/api/raind-v1.md). JSON
-// keys are the contract's, spelled as the Raind CLI reads them (statedAt
-// included). Times are RFC 3339; a zero time.Time means "not yet" and is
-// sent as the zero time, which is what the Raind CLI decodes into its
-// time.Time fields.
+// Version is the version of the contract, the prefix of every route
+// (/v1/…) and the apiVersion of GET /v1/version.
+const Version = "v1"
 
 // Envelope wraps every JSON response (not the streams, not the plain-text
 // logs, not _ping).
@@ -33,8 +41,10 @@ type CreateContainerRequest struct {
 	// instead of "unknown field".
 	Port    []string `json:"port,omitempty"`
 	Network string   `json:"network,omitempty"` // "", "raind0", "host" or "none"
-	Tty     bool     `json:"tty,omitempty"`
-	Name    string   `json:"name,omitempty"` // empty: the backend picks one
+	// Tty true is refused (400, "terminals are not supported yet") until
+	// containers can have a terminal.
+	Tty  bool   `json:"tty,omitempty"`
+	Name string `json:"name,omitempty"` // empty: the backend picks one
 
 	// Extensions.
 
@@ -58,9 +68,9 @@ type Resources struct {
 	Pids   int64   `json:"pids,omitempty"`   // maximum number of tasks
 }
 
-// StartContainerRequest is the optional body of POST …/actions/start. Tty is
-// accepted for the Raind CLI, which always sends it; whether a container has a
-// terminal is decided when it is created, so it is not passed on.
+// StartContainerRequest is the optional body of POST …/actions/start. The
+// Raind CLI always sends Tty (true with -t); false is accepted and true is
+// refused, as at create, until containers can have a terminal.
 type StartContainerRequest struct {
 	Tty bool `json:"tty"`
 }
@@ -212,15 +222,6 @@ type PidsStats struct {
 type IOStats struct {
 	ReadBytes  uint64 `json:"readBytes"`
 	WriteBytes uint64 `json:"writeBytes"`
-}
-
-// LogOptions select the entries of ContainerLogs.
-type LogOptions struct {
-	Follow bool      // keep going until ctx is done or the container has stopped and its log is drained
-	Since  time.Time // zero: from the beginning
-	Tail   int       // the last Tail entries (of those selected); negative: all
-	Stdout bool      // include stdout entries
-	Stderr bool      // include stderr entries
 }
 
 // LogEntry is one entry of a container's log (a docker json-file line).

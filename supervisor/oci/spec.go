@@ -1,4 +1,4 @@
-package supervisor
+package oci
 
 import (
 	"errors"
@@ -15,77 +15,40 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
-
-	"github.com/raind/condenser/internal/errdefs"
 )
 
-// SpecRequest is what a create request asks for (the create fields of the
-// Raind v1 contract, after the REST layer has decoded them). Zero values mean
-// "not set": the image's value or Docker's default applies.
-type SpecRequest struct {
+// Request is what Generate builds a spec from: the user's Config and what
+// the daemon decides about the container.
+type Request struct {
 	// ID is the container id (64 hex); it names the cgroup and, by default,
 	// the hostname. Name is the container's name; it is not part of the spec.
 	ID, Name string
-
-	// Entrypoint: nil keeps the image's. [""] (Docker's --entrypoint "")
-	// clears it and, because the entrypoint was overridden, drops the image's
-	// Cmd too. [] (non-nil, empty) clears it but keeps the image's Cmd when
-	// Command is empty, as the Docker Engine API does.
-	Entrypoint []string
-	// Command: nil or empty means the image's Cmd, unless Entrypoint is
-	// overridden (non-empty, or [""]): then there is no Cmd.
-	Command []string
-	// Env entries are KEY=VALUE; the request wins over the image. An entry
-	// without "=" is rejected.
-	Env []string
-	// WorkingDir must be absolute; default the image's, else "/". A missing
-	// directory is created by the OCI runtime (runc and crun both do).
-	WorkingDir string
-	// User is "", name, uid, uid:gid, name:group, uid:group or name:gid,
-	// resolved against the image's /etc/passwd and /etc/group like runc.
-	User string
-	// Hostname defaults to the first 12 characters of ID (the host's
-	// hostname with Network "host", as Docker does).
-	Hostname string
-	// Labels become annotations, over the image's labels.
-	Labels map[string]string
-	// Mounts are "/host:/ctr[:ro|rw]" bind mounts.
-	Mounts []string
-	// Network is "" or "raind0" (default: own network namespace with
-	// loopback), "none" (the same until bridge networking exists) or "host".
-	Network string
-
-	ReadOnly        bool // read-only root filesystem
-	NoNewPrivileges bool
-	Seccomp         bool // apply DefaultSeccomp()
-
-	// Memory limits in bytes; 0 means unset. MemorySwap is Docker's
-	// --memory-swap: memory+swap in total, -1 unlimited, 0 twice Memory.
-	Memory, MemoryReservation, MemorySwap int64
-	// CPUs is a fraction of CPUs (1.5 → 150ms every 100ms); 0 means unset.
-	CPUs float64
-	// CPUShares is the relative weight; 0 means unset.
-	CPUShares uint64
-	// PidsLimit: 0 unset, < 0 unlimited.
-	PidsLimit int64
+	// Config is the user's choices.
+	Config Config
 	// CgroupV2 reports whether the host runs the unified hierarchy; the
 	// container gets a cgroup namespace only there (as Docker does).
 	CgroupV2 bool
-
-	// Files Condenser writes per container and bind-mounts onto /etc/hosts,
-	// /etc/hostname and /etc/resolv.conf; "" mounts nothing.
-	HostsPath, HostnamePath, ResolvConfPath string
+	// Seccomp applies DefaultSeccomp().
+	Seccomp bool
+	// NoNewPrivileges sets the process's no_new_privs bit.
+	NoNewPrivileges bool
+	// Etc are the files WriteEtcFiles wrote, bind-mounted onto /etc/hosts,
+	// /etc/hostname and /etc/resolv.conf; a "" path mounts nothing.
+	Etc EtcFiles
 }
 
-// FileReader reads a file of the image's root filesystem, e.g. "/etc/passwd";
+// fileReader reads a file of the image's root filesystem, e.g. "/etc/passwd";
 // the caller reads it from the layers. A file that is absent yields an error
 // wrapping fs.ErrNotExist.
-type FileReader func(path string) ([]byte, error)
+type fileReader = func(path string) ([]byte, error)
+
+// CgroupParent is the cgroup (a cgroupfs path) under which every container
+// gets its own: the spec's cgroupsPath is CgroupParent + "/" + id.
+const CgroupParent = "/condenser"
 
 const (
 	specOCIVersion = "1.0.2" // crun 1.8 refuses newer versions
 	defaultPathEnv = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-	cgroupParent   = "/condenser"
 
 	cpuPeriod     = 100000  // µs, as Docker's --cpus
 	minMemory     = 6 << 20 // Docker's minimum memory limit and reservation
@@ -97,7 +60,8 @@ const (
 	shortIDLength = 12
 )
 
-// Host facts GenerateSpec depends on; variables so that tests can pin them.
+// Host facts Generate and Validate depend on; variables so that tests can
+// pin them.
 var (
 	// nofileHardLimit returns this process's hard RLIMIT_NOFILE: a container
 	// cannot be given more without CAP_SYS_RESOURCE.
@@ -154,68 +118,66 @@ var dockerReadonlyPaths = []string{
 	"/proc/sysrq-trigger",
 }
 
-// GenerateSpec builds a container's OCI runtime configuration (config.json)
-// from the image's config and the create request, with Docker's semantics.
-// img may be nil (no image defaults); read may be nil (the image has no
-// /etc/passwd or /etc/group). Invalid requests yield errors wrapping
-// errdefs.ErrInvalidArgument that name the bad field and value; failing to
-// read the image's files yields other errors.
-func GenerateSpec(img *v1.Config, req SpecRequest, read FileReader) (*specs.Spec, error) {
+// Generate builds a container's OCI runtime configuration (config.json)
+// from the image's config and the request, with Docker's semantics. img may
+// be nil (no image defaults); readFile reads a file of the image's root
+// filesystem (e.g. "/etc/passwd"; absent files wrap fs.ErrNotExist) and may
+// be nil (the image has no /etc/passwd or /etc/group). Invalid requests
+// (req.Config.Validate, the id, the merged command line, the user against
+// the image, a bind's host path that does not exist, …) yield errors
+// wrapping errdefs.ErrInvalidArgument that name the bad field and value;
+// failing to read the image's files yields other errors.
+func Generate(img *v1.Config, req Request, readFile func(path string) ([]byte, error)) (*specs.Spec, error) {
 	if img == nil {
 		img = &v1.Config{}
 	}
-	if read == nil {
-		read = func(p string) ([]byte, error) {
+	if readFile == nil {
+		readFile = func(p string) ([]byte, error) {
 			return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
 		}
 	}
 	if err := validateID(req.ID); err != nil {
 		return nil, err
 	}
+	cfg := &req.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 
-	args, err := processArgs(img, req)
+	args, err := processArgs(img, cfg)
 	if err != nil {
 		return nil, err
 	}
 
-	hostNetwork, err := parseNetwork(req.Network)
-	if err != nil {
-		return nil, err
-	}
+	hostNetwork, _ := parseNetwork(cfg.Network) // validated
 
 	hostname, err := containerHostname(req, hostNetwork)
 	if err != nil {
 		return nil, err
 	}
 
-	cwd, err := workingDir(img, req)
+	cwd, err := workingDir(img, cfg)
 	if err != nil {
 		return nil, err
 	}
 
-	userSpec := req.User
+	userSpec := cfg.User
 	if userSpec == "" {
 		userSpec = img.User
 	}
-	user, err := resolveUser(userSpec, read)
+	user, err := resolveUser(userSpec, readFile)
 	if err != nil {
 		return nil, err
 	}
 
-	env, err := processEnv(img.Env, req.Env, hostname, user.Home)
-	if err != nil {
-		return nil, err
-	}
+	env := processEnv(img.Env, cfg.Env, hostname, user.Home)
 
 	mounts, err := containerMounts(req)
 	if err != nil {
 		return nil, err
 	}
 
-	resources, err := containerResources(req)
-	if err != nil {
-		return nil, err
-	}
+	resources := containerResources(cfg, req.CgroupV2)
 
 	nofile, err := nofileHardLimit()
 	if err != nil {
@@ -258,13 +220,13 @@ func GenerateSpec(img *v1.Config, req SpecRequest, read FileReader) (*specs.Spec
 			},
 			NoNewPrivileges: req.NoNewPrivileges,
 		},
-		Root:        &specs.Root{Path: "rootfs", Readonly: req.ReadOnly},
+		Root:        &specs.Root{Path: "rootfs", Readonly: cfg.ReadOnly},
 		Hostname:    hostname,
 		Mounts:      mounts,
-		Annotations: annotations(img.Labels, req.Labels),
+		Annotations: annotations(img.Labels, cfg.Labels),
 		Linux: &specs.Linux{
 			Resources:     resources,
-			CgroupsPath:   cgroupParent + "/" + req.ID,
+			CgroupsPath:   CgroupParent + "/" + req.ID,
 			Namespaces:    namespaces,
 			MaskedPaths:   append([]string(nil), dockerMaskedPaths...),
 			ReadonlyPaths: append([]string(nil), dockerReadonlyPaths...),
@@ -276,11 +238,9 @@ func GenerateSpec(img *v1.Config, req SpecRequest, read FileReader) (*specs.Spec
 	return spec, nil
 }
 
-// invalid returns an error wrapping errdefs.ErrInvalidArgument.
-func invalid(format string, a ...any) error {
-	return fmt.Errorf(format+": %w", append(a, errdefs.ErrInvalidArgument)...)
-}
-
+// validateID checks that id can name the container's cgroup directory: not
+// empty, not "." or "..", and without '/' or NUL. (The supervisor makes
+// 64-hex ids; this is the spec's own guard, not the id syntax.)
 func validateID(id string) error {
 	if id == "" {
 		return invalid("container id: empty")
@@ -293,8 +253,8 @@ func validateID(id string) error {
 
 // processArgs merges entrypoint and command as the Docker Engine does
 // (daemon/commit.go merge, then "reset the Entrypoint if it is [\"\"]").
-func processArgs(img *v1.Config, req SpecRequest) ([]string, error) {
-	entrypoint, cmd := req.Entrypoint, req.Command
+func processArgs(img *v1.Config, cfg *Config) ([]string, error) {
+	entrypoint, cmd := cfg.Entrypoint, cfg.Command
 	if len(entrypoint) == 0 {
 		if len(cmd) == 0 {
 			cmd = img.Cmd
@@ -323,48 +283,31 @@ func processArgs(img *v1.Config, req SpecRequest) ([]string, error) {
 	return args, nil
 }
 
-func parseNetwork(n string) (host bool, err error) {
-	switch n {
-	case "", "raind0", "none":
-		return false, nil
-	case "host":
-		return true, nil
+func containerHostname(req Request, hostNetwork bool) (string, error) {
+	h := req.Config.Hostname
+	if h != "" {
+		return h, nil // validated
 	}
-	return false, invalid("network %q: unknown network (want raind0, none or host)", n)
-}
-
-func containerHostname(req SpecRequest, hostNetwork bool) (string, error) {
-	h := req.Hostname
-	if h == "" {
-		if hostNetwork {
-			hn, err := hostHostname()
-			if err != nil {
-				return "", fmt.Errorf("read the host's hostname: %w", err)
-			}
-			return hn, nil
+	if hostNetwork {
+		hn, err := hostHostname()
+		if err != nil {
+			return "", fmt.Errorf("read the host's hostname: %w", err)
 		}
-		h = req.ID
-		if len(h) > shortIDLength {
-			h = h[:shortIDLength]
-		}
+		return hn, nil
 	}
-	if len(h) > maxHostname {
-		return "", invalid("hostname %q: longer than %d bytes", h, maxHostname)
+	h = req.ID
+	if len(h) > shortIDLength {
+		h = h[:shortIDLength]
 	}
-	for _, c := range h {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
-			return "", invalid("hostname %q: only letters, digits, '-', '.' and '_' are allowed", h)
-		}
+	if err := checkHostname(h); err != nil {
+		return "", fmt.Errorf("the default hostname, from container id %q: %w", req.ID, err)
 	}
 	return h, nil
 }
 
-func workingDir(img *v1.Config, req SpecRequest) (string, error) {
-	if d := req.WorkingDir; d != "" {
-		if !filepath.IsAbs(d) {
-			return "", invalid("workdir %q: not an absolute path", d)
-		}
-		return filepath.Clean(d), nil
+func workingDir(img *v1.Config, cfg *Config) (string, error) {
+	if d := cfg.WorkingDir; d != "" {
+		return filepath.Clean(d), nil // validated: absolute
 	}
 	if d := img.WorkingDir; d != "" {
 		if !filepath.IsAbs(d) {
@@ -376,9 +319,10 @@ func workingDir(img *v1.Config, req SpecRequest) (string, error) {
 }
 
 // processEnv builds the environment as Docker does: PATH and HOSTNAME first,
-// then the image's entries, then the request's, each replacing an earlier
-// entry with the same key in place; HOME from /etc/passwd when still unset.
-func processEnv(imageEnv, reqEnv []string, hostname, home string) ([]string, error) {
+// then the image's entries, then the request's (validated), each replacing
+// an earlier entry with the same key in place; HOME from /etc/passwd when
+// still unset.
+func processEnv(imageEnv, reqEnv []string, hostname, home string) []string {
 	env := []string{defaultPathEnv, "HOSTNAME=" + hostname}
 	index := map[string]int{"PATH": 0, "HOSTNAME": 1}
 	set := func(kv string) {
@@ -396,15 +340,6 @@ func processEnv(imageEnv, reqEnv []string, hostname, home string) ([]string, err
 		}
 	}
 	for _, kv := range reqEnv {
-		key, _, ok := strings.Cut(kv, "=")
-		switch {
-		case !ok:
-			return nil, invalid("env %q: want KEY=VALUE", kv)
-		case key == "":
-			return nil, invalid("env %q: empty variable name", kv)
-		case strings.ContainsRune(kv, 0):
-			return nil, invalid("env %q: contains a NUL byte", kv)
-		}
 		set(kv)
 	}
 	if _, ok := index["HOME"]; !ok {
@@ -413,7 +348,7 @@ func processEnv(imageEnv, reqEnv []string, hostname, home string) ([]string, err
 		}
 		env = append(env, "HOME="+home)
 	}
-	return env, nil
+	return env
 }
 
 func annotations(imageLabels, reqLabels map[string]string) map[string]string {
@@ -465,20 +400,14 @@ type groupEntry struct {
 //     no group was given.
 //   - A name that cannot be found (or with no /etc/passwd or /etc/group in
 //     the image) is an invalid argument; ids must be within 0..2^31-1.
-func resolveUser(userSpec string, read FileReader) (execUser, error) {
+func resolveUser(spec string, read fileReader) (execUser, error) {
 	u := execUser{Home: "/"}
-	userArg, groupArg, _ := strings.Cut(userSpec, ":")
-	if strings.Contains(groupArg, ":") {
-		return u, invalid("user %q: want user[:group]", userSpec)
+	us, err := parseUserSpec(spec)
+	if err != nil {
+		return u, err
 	}
-	uidArg, uidErr := strconv.Atoi(userArg)
-	gidArg, gidErr := strconv.Atoi(groupArg)
-	if uidErr == nil && (uidArg < 0 || uidArg > maxUserID) {
-		return u, invalid("user %q: uid %d out of range 0..%d", userSpec, uidArg, maxUserID)
-	}
-	if gidErr == nil && (gidArg < 0 || gidArg > maxUserID) {
-		return u, invalid("user %q: gid %d out of range 0..%d", userSpec, gidArg, maxUserID)
-	}
+	userArg, groupArg := us.user, us.group
+	uidArg, gidArg := us.uid, us.gid
 
 	passwdData, havePasswd, err := readImageFile(read, "/etc/passwd")
 	if err != nil {
@@ -486,7 +415,7 @@ func resolveUser(userSpec string, read FileReader) (execUser, error) {
 	}
 	var matched *passwdEntry
 	for _, p := range parsePasswd(passwdData) {
-		if userArg == "" && p.uid == 0 || uidErr == nil && p.uid == uidArg || userArg != "" && uidErr != nil && p.name == userArg {
+		if userArg == "" && p.uid == 0 || us.uidNum && p.uid == uidArg || userArg != "" && !us.uidNum && p.name == userArg {
 			matched = &p
 			break
 		}
@@ -500,12 +429,12 @@ func resolveUser(userSpec string, read FileReader) (execUser, error) {
 		}
 	case userArg == "":
 		// root, whether or not the image has an entry for it
-	case uidErr == nil:
+	case us.uidNum:
 		uid = uidArg
 	case !havePasswd:
-		return u, invalid("user %q: the image has no /etc/passwd to look up %q in (use a numeric uid)", userSpec, userArg)
+		return u, invalid("user %q: the image has no /etc/passwd to look up %q in (use a numeric uid)", spec, userArg)
 	default:
-		return u, invalid("user %q: no user %q in the image's /etc/passwd", userSpec, userArg)
+		return u, invalid("user %q: no user %q in the image's /etc/passwd", spec, userArg)
 	}
 
 	var sgids []uint32
@@ -518,19 +447,19 @@ func resolveUser(userSpec string, read FileReader) (execUser, error) {
 		if groupArg != "" {
 			found := false
 			for _, g := range groups {
-				if gidErr == nil && g.gid == gidArg || gidErr != nil && g.name == groupArg {
+				if us.gidNum && g.gid == gidArg || !us.gidNum && g.name == groupArg {
 					gid, found = g.gid, true
 					break
 				}
 			}
 			switch {
 			case found:
-			case gidErr == nil:
+			case us.gidNum:
 				gid = gidArg
 			case !haveGroup:
-				return u, invalid("user %q: the image has no /etc/group to look up %q in (use a numeric gid)", userSpec, groupArg)
+				return u, invalid("user %q: the image has no /etc/group to look up %q in (use a numeric gid)", spec, groupArg)
 			default:
-				return u, invalid("user %q: no group %q in the image's /etc/group", userSpec, groupArg)
+				return u, invalid("user %q: no group %q in the image's /etc/group", spec, groupArg)
 			}
 		} else {
 			for _, g := range groups {
@@ -549,7 +478,7 @@ func resolveUser(userSpec string, read FileReader) (execUser, error) {
 }
 
 // readImageFile reads one of the image's files; absent is not an error.
-func readImageFile(read FileReader, path string) ([]byte, bool, error) {
+func readImageFile(read fileReader, path string) ([]byte, bool, error) {
 	data, err := read(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, false, nil
@@ -635,33 +564,33 @@ func defaultMounts() []specs.Mount {
 // containerMounts returns Docker's default mounts (minus those a bind
 // replaces), then the per-container /etc files and the request's binds,
 // ordered parents first so that a bind on /a never hides one on /a/b.
-func containerMounts(req SpecRequest) ([]specs.Mount, error) {
-	var binds []specs.Mount
+func containerMounts(req Request) ([]specs.Mount, error) {
+	binds, err := parseBinds(req.Config.Mounts) // validated
+	if err != nil {
+		return nil, err
+	}
 	targets := map[string]bool{}
-	for _, m := range req.Mounts {
-		b, err := parseBind(m)
-		if err != nil {
-			return nil, err
-		}
-		if targets[b.Destination] {
-			return nil, invalid("mount %q: duplicate mount point %s", m, b.Destination)
+	for i, b := range binds { // binds[i] is parsed from Mounts[i]
+		if _, err := statHostPath(b.Source); errors.Is(err, fs.ErrNotExist) {
+			return nil, invalid("mount %q: host path %q does not exist", req.Config.Mounts[i], b.Source)
+		} else if err != nil {
+			return nil, invalid("mount %q: host path %q: %v", req.Config.Mounts[i], b.Source, err)
 		}
 		targets[b.Destination] = true
-		binds = append(binds, b)
 	}
 
 	// /etc/hosts, /etc/hostname, /etc/resolv.conf: writable like Docker's
 	// unless the root filesystem is read-only; a user bind on the same
 	// target wins.
 	mode := "rw"
-	if req.ReadOnly {
+	if req.Config.ReadOnly {
 		mode = "ro"
 	}
 	var extra []specs.Mount
 	for _, f := range []struct{ field, src, dst string }{
-		{"hostsPath", req.HostsPath, "/etc/hosts"},
-		{"hostnamePath", req.HostnamePath, "/etc/hostname"},
-		{"resolvConfPath", req.ResolvConfPath, "/etc/resolv.conf"},
+		{"Etc.Hosts", req.Etc.Hosts, "/etc/hosts"},
+		{"Etc.Hostname", req.Etc.Hostname, "/etc/hostname"},
+		{"Etc.ResolvConf", req.Etc.ResolvConf, "/etc/resolv.conf"},
 	} {
 		if f.src == "" || targets[f.dst] {
 			continue
@@ -689,55 +618,6 @@ func containerMounts(req SpecRequest) ([]specs.Mount, error) {
 		mounts = append(mounts, m)
 	}
 	return append(mounts, extra...), nil
-}
-
-// parseBind parses "/host:/ctr[:ro|rw]".
-func parseBind(s string) (specs.Mount, error) {
-	parts := strings.Split(s, ":")
-	if len(parts) < 2 || len(parts) > 3 {
-		return specs.Mount{}, invalid("mount %q: want /host/path:/container/path[:ro|rw]", s)
-	}
-	src, dst, mode := parts[0], parts[1], "rw"
-	if len(parts) == 3 {
-		mode = parts[2]
-		if mode != "ro" && mode != "rw" {
-			return specs.Mount{}, invalid("mount %q: unknown mode %q (want ro or rw)", s, mode)
-		}
-	}
-	if !filepath.IsAbs(src) {
-		return specs.Mount{}, invalid("mount %q: host path %q is not absolute", s, src)
-	}
-	if hasDotDot(src) {
-		return specs.Mount{}, invalid("mount %q: host path %q contains \"..\"", s, src)
-	}
-	if !filepath.IsAbs(dst) {
-		return specs.Mount{}, invalid("mount %q: container path %q is not absolute", s, dst)
-	}
-	if hasDotDot(dst) {
-		return specs.Mount{}, invalid("mount %q: container path %q contains \"..\"", s, dst)
-	}
-	src, dst = filepath.Clean(src), filepath.Clean(dst)
-	if dst == "/" {
-		return specs.Mount{}, invalid("mount %q: cannot mount over the container's root directory", s)
-	}
-	if _, err := statHostPath(src); errors.Is(err, fs.ErrNotExist) {
-		return specs.Mount{}, invalid("mount %q: host path %q does not exist", s, src)
-	} else if err != nil {
-		return specs.Mount{}, invalid("mount %q: host path %q: %v", s, src, err)
-	}
-	return specs.Mount{
-		Destination: dst, Type: "bind", Source: src,
-		Options: []string{"rbind", mode, "rprivate"},
-	}, nil
-}
-
-func hasDotDot(p string) bool {
-	for _, c := range strings.Split(p, "/") {
-		if c == ".." {
-			return true
-		}
-	}
-	return false
 }
 
 func pathDepth(p string) int {
@@ -777,74 +657,46 @@ func defaultDevices() []specs.LinuxDeviceCgroup {
 	}
 }
 
-func containerResources(req SpecRequest) (*specs.LinuxResources, error) {
-	r := &specs.LinuxResources{Devices: defaultDevices()}
+// containerResources builds the cgroup settings of a validated cfg.
+func containerResources(cfg *Config, cgroupV2 bool) *specs.LinuxResources {
+	r := &specs.LinuxResources{Devices: defaultDevices(), Memory: memoryResources(cfg, cgroupV2)}
 
-	mem, err := memoryResources(req)
-	if err != nil {
-		return nil, err
-	}
-	r.Memory = mem
-
-	if req.CPUs != 0 || req.CPUShares != 0 {
+	if cfg.CPUs != 0 || cfg.CPUShares != 0 {
 		cpu := &specs.LinuxCPU{}
-		if req.CPUs != 0 {
-			n := numCPU()
-			if math.IsNaN(req.CPUs) || req.CPUs < 0.01 || req.CPUs > float64(n) {
-				return nil, invalid("cpus %v: range of CPUs is from 0.01 to %d.00, as there are only %d CPUs available", req.CPUs, n, n)
-			}
-			nano := int64(math.Round(req.CPUs * 1e9))
+		if cfg.CPUs != 0 {
+			nano := int64(math.Round(cfg.CPUs * 1e9))
 			quota := nano * cpuPeriod / 1e9
 			period := uint64(cpuPeriod)
 			cpu.Quota, cpu.Period = &quota, &period
 		}
-		if req.CPUShares != 0 {
+		if cfg.CPUShares != 0 {
 			// Docker clamps to the kernel's range rather than failing.
-			shares := min(max(req.CPUShares, minCPUShares), maxCPUShares)
+			shares := min(max(cfg.CPUShares, minCPUShares), maxCPUShares)
 			cpu.Shares = &shares
 		}
 		r.CPU = cpu
 	}
 
-	if req.PidsLimit != 0 {
-		limit := req.PidsLimit
-		if limit < 0 {
-			limit = -1
-		}
+	if cfg.PidsLimit > 0 {
+		limit := cfg.PidsLimit
 		r.Pids = &specs.LinuxPids{Limit: &limit}
 	}
-	return r, nil
+	return r
 }
 
-func memoryResources(req SpecRequest) (*specs.LinuxMemory, error) {
-	m, res, swap := req.Memory, req.MemoryReservation, req.MemorySwap
-	switch {
-	case m < 0:
-		return nil, invalid("memory %d: must not be negative", m)
-	case m > 0 && m < minMemory:
-		return nil, invalid("memory %d: the minimum memory limit is 6MB (%d bytes)", m, minMemory)
-	case res < 0:
-		return nil, invalid("memoryReservation %d: must not be negative", res)
-	case res > 0 && res < minMemory:
-		return nil, invalid("memoryReservation %d: the minimum memory reservation is 6MB (%d bytes)", res, minMemory)
-	case m > 0 && res > m:
-		return nil, invalid("memoryReservation %d: larger than the memory limit %d", res, m)
-	case swap < -1:
-		return nil, invalid("memorySwap %d: want -1 (unlimited), 0 (default) or memory+swap in bytes", swap)
-	case swap > 0 && m == 0:
-		return nil, invalid("memorySwap %d: set memory too (memorySwap is the memory+swap total)", swap)
-	case swap > 0 && swap < m:
-		return nil, invalid("memorySwap %d: smaller than the memory limit %d (memorySwap is the memory+swap total)", swap, m)
-	}
+// memoryResources builds the memory settings of a validated cfg: Docker's
+// --memory-swap semantics, as far as the host accounts swap.
+func memoryResources(cfg *Config, cgroupV2 bool) *specs.LinuxMemory {
+	m, res, swap := cfg.Memory, cfg.MemoryReservation, cfg.MemorySwap
 	if m == 0 && res == 0 {
-		return nil, nil
+		return nil
 	}
 	mem := &specs.LinuxMemory{}
 	if m > 0 {
 		mem.Limit = &m
 		// Without swap accounting the runtime cannot write a swap limit;
 		// Docker then ignores --memory-swap ("Memory limited without swap").
-		if swapLimitSupported(req.CgroupV2) {
+		if swapLimitSupported(cgroupV2) {
 			if swap == 0 {
 				swap = -1
 				if m <= math.MaxInt64/2 {
@@ -857,7 +709,7 @@ func memoryResources(req SpecRequest) (*specs.LinuxMemory, error) {
 	if res > 0 {
 		mem.Reservation = &res
 	}
-	return mem, nil
+	return mem
 }
 
 // hostSwapLimitSupported reports whether the memory controller accounts swap,

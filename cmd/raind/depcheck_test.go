@@ -1,0 +1,57 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// TestClientImportsOnlyTheWireTypes fails when raind links the daemon's
+// code: of this module it may import the wire types (rest/api) and pure
+// helpers, never the server (rest), the supervisor, the image store, the
+// shim or the root filesystems — a client of the contract is built on the
+// contract alone.
+func TestClientImportsOnlyTheWireTypes(t *testing.T) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out, err := exec.Command(goBin, "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	const module = "github.com/raind/condenser"
+	allowed := map[string]bool{
+		module + "/rest/api":         true,
+		module + "/internal/errdefs": true,
+		module + "/internal/names":   true,
+	}
+	forbidden := []string{
+		"github.com/julienschmidt/httprouter",
+		"github.com/google/go-containerregistry",
+		"go.etcd.io/bbolt",
+		"github.com/containerd/ttrpc",
+	}
+	var sawAPI bool
+	for _, dep := range strings.Fields(string(out)) {
+		if dep == module+"/cmd/raind" {
+			continue
+		}
+		if dep == module+"/rest/api" {
+			sawAPI = true
+		}
+		if (dep == module || strings.HasPrefix(dep, module+"/")) && !allowed[dep] {
+			t.Errorf("raind imports %s: a client may use only %s/rest/api of the daemon's packages", dep, module)
+		}
+		for _, f := range forbidden {
+			if dep == f || strings.HasPrefix(dep, f+"/") {
+				t.Errorf("raind links %s", dep)
+			}
+		}
+	}
+	if !sawAPI {
+		t.Errorf("go list -deps does not show %s/rest/api: is the check looking at the right package?", module)
+	}
+}

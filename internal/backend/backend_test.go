@@ -1,0 +1,696 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/raind/condenser/imagestore"
+	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/rest"
+	"github.com/raind/condenser/rest/api"
+	"github.com/raind/condenser/shim/client"
+	"github.com/raind/condenser/shim/logging"
+	"github.com/raind/condenser/supervisor"
+)
+
+// ---- fakes ----
+
+// fakeSup is a Supervisor over a list of records; err, when set, is every
+// call's answer.
+type fakeSup struct {
+	mu         sync.Mutex
+	containers []*supervisor.Container
+	err        error
+	statsErr   map[string]error // per container id
+	stats      client.Stats
+	created    supervisor.CreateRequest
+	calls      []string
+	logs       []logging.Entry
+	logOpts    supervisor.LogOptions
+	events     chan supervisor.Event
+	stopped    bool // the event subscription was ended
+}
+
+var _ Supervisor = (*fakeSup)(nil)
+
+func (f *fakeSup) call(format string, a ...any) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf(format, a...))
+	return f.err
+}
+
+func (f *fakeSup) find(ref string) (*supervisor.Container, error) {
+	for _, c := range f.containers {
+		if c.ID == ref || c.Name == ref {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("no such container: %s: %w", ref, errdefs.ErrNotFound)
+}
+
+func (f *fakeSup) Create(_ context.Context, req supervisor.CreateRequest) (*supervisor.Container, error) {
+	if err := f.call("Create"); err != nil {
+		return nil, err
+	}
+	f.created = req
+	return &supervisor.Container{ID: testID, Name: req.Name}, nil
+}
+
+func (f *fakeSup) List(context.Context) ([]*supervisor.Container, error) {
+	if err := f.call("List"); err != nil {
+		return nil, err
+	}
+	return f.containers, nil
+}
+
+func (f *fakeSup) Get(_ context.Context, ref string) (*supervisor.Container, error) {
+	if err := f.call("Get %s", ref); err != nil {
+		return nil, err
+	}
+	return f.find(ref)
+}
+
+func (f *fakeSup) action(name, ref string) (*supervisor.Container, error) {
+	if err := f.call("%s %s", name, ref); err != nil {
+		return nil, err
+	}
+	return f.find(ref)
+}
+
+func (f *fakeSup) Start(_ context.Context, ref string) (*supervisor.Container, error) {
+	return f.action("Start", ref)
+}
+
+func (f *fakeSup) Stop(_ context.Context, ref string, timeout time.Duration) (*supervisor.Container, error) {
+	return f.action("Stop "+timeout.String(), ref)
+}
+
+func (f *fakeSup) Kill(_ context.Context, ref string, sig syscall.Signal) (*supervisor.Container, error) {
+	return f.action(fmt.Sprintf("Kill %d", sig), ref)
+}
+
+func (f *fakeSup) Restart(_ context.Context, ref string, timeout time.Duration) (*supervisor.Container, error) {
+	return f.action("Restart "+timeout.String(), ref)
+}
+
+func (f *fakeSup) Wait(_ context.Context, ref string) (int, error) {
+	if err := f.call("Wait %s", ref); err != nil {
+		return 0, err
+	}
+	return 3, nil
+}
+
+func (f *fakeSup) Delete(_ context.Context, ref string, force bool) (*supervisor.Container, error) {
+	return f.action(fmt.Sprintf("Delete %v", force), ref)
+}
+
+func (f *fakeSup) Logs(_ context.Context, ref string, o supervisor.LogOptions, fn func(logging.Entry) error) error {
+	if err := f.call("Logs %s", ref); err != nil {
+		return err
+	}
+	f.logOpts = o
+	for _, e := range f.logs {
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *fakeSup) Stats(_ context.Context, ref string) (client.Stats, *supervisor.Container, error) {
+	if err := f.call("Stats %s", ref); err != nil {
+		return client.Stats{}, nil, err
+	}
+	c, err := f.find(ref)
+	if err != nil {
+		return client.Stats{}, nil, err
+	}
+	if err := f.statsErr[c.ID]; err != nil {
+		return client.Stats{}, c, err
+	}
+	return f.stats, c, nil
+}
+
+func (f *fakeSup) Subscribe() (<-chan supervisor.Event, func()) {
+	return f.events, func() {
+		f.mu.Lock()
+		f.stopped = true
+		f.mu.Unlock()
+	}
+}
+
+func (f *fakeSup) ImageUsers(context.Context, string) ([]string, error) { return nil, nil }
+
+// fakeImages is an Images with one image; err, when set, is every call's
+// answer.
+type fakeImages struct {
+	img      imagestore.Image
+	cfg      *v1.ConfigFile
+	err      error
+	pullOpts imagestore.PullOptions
+	removed  imagestore.RemoveOptions
+	imported string
+}
+
+var _ Images = (*fakeImages)(nil)
+
+func (f *fakeImages) Pull(_ context.Context, _ string, o imagestore.PullOptions) (imagestore.Image, error) {
+	f.pullOpts = o
+	if o.Progress != nil {
+		o.Progress(imagestore.Progress{Layer: "sha256:cc", Status: "downloading", Current: 1, Total: 2})
+	}
+	return f.img, f.err
+}
+
+func (f *fakeImages) List(context.Context) ([]imagestore.Image, error) {
+	return []imagestore.Image{f.img}, f.err
+}
+
+func (f *fakeImages) Inspect(context.Context, string) (imagestore.Image, error) { return f.img, f.err }
+
+func (f *fakeImages) Remove(_ context.Context, _ string, o imagestore.RemoveOptions) ([]string, error) {
+	f.removed = o
+	return nil, f.err
+}
+
+func (f *fakeImages) Config(context.Context, imagestore.Image) (*v1.ConfigFile, error) {
+	if f.cfg == nil {
+		return nil, errors.New("no config")
+	}
+	return f.cfg, nil
+}
+
+func (f *fakeImages) DiskUsage(context.Context) (imagestore.Usage, error) {
+	return imagestore.Usage{Total: 4096}, f.err
+}
+
+func (f *fakeImages) Import(_ context.Context, r io.Reader, _ imagestore.ImportOptions) ([]imagestore.Image, error) {
+	b, _ := io.ReadAll(r)
+	f.imported = string(b)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return []imagestore.Image{f.img}, nil
+}
+
+// ---- fixtures ----
+
+const testID = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+var t0 = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// request builds a stored create request by assignment, which reads the
+// same whether the spec fields are CreateRequest's or an embedded struct's.
+func request(set func(r *supervisor.CreateRequest)) supervisor.CreateRequest {
+	var r supervisor.CreateRequest
+	r.Image = "alpine:3"
+	if set != nil {
+		set(&r)
+	}
+	return r
+}
+
+func container(name string, state supervisor.State, set func(c *supervisor.Container)) *supervisor.Container {
+	c := &supervisor.Container{
+		ID: strings.Repeat(name[:1], 64), Name: name, Image: "docker.io/library/alpine:3", ImageID: "sha256:11", ImageDigest: "sha256:22",
+		Request: request(nil), Args: []string{"sh", "-c", "sleep 1d"}, State: state, Pid: 42, ShimPid: 41,
+		Bundle: "/run/condenser/shims/" + name, CreatingAt: t0, CreatedAt: t0.Add(time.Second),
+	}
+	if set != nil {
+		set(c)
+	}
+	return c
+}
+
+func newTest(sup *fakeSup, images *fakeImages) *Backend {
+	if images == nil {
+		images = &fakeImages{}
+	}
+	b := New(sup, images, "1.2.3", api.SystemInfo{Runtime: "runc", CgroupMode: "v1", StorageDriver: "overlayfs", OS: "linux"})
+	b.now = func() time.Time { return t0 }
+	return b
+}
+
+// ---- containers ----
+
+func TestCreateRequest(t *testing.T) {
+	sup := &fakeSup{}
+	b := newTest(sup, nil)
+	id, err := b.CreateContainer(context.Background(), api.CreateContainerRequest{
+		Image: "alpine", Command: []string{"echo", "hi"}, Env: []string{"A=1"}, Mount: []string{"/h:/c:ro"},
+		Network: "none", Name: "web", Entrypoint: []string{}, Workdir: "/srv", User: "1000:1000",
+		Hostname: "box", Labels: map[string]string{"app": "web"}, RestartPolicy: "on-failure:3",
+		Resources: &api.Resources{Memory: 64 << 20, CPUs: 1.5, Pids: 64}, ReadOnly: true, AutoRemove: true,
+	})
+	if err != nil || id != testID {
+		t.Fatalf("CreateContainer = %q, %v", id, err)
+	}
+	want := request(func(r *supervisor.CreateRequest) {
+		r.Image, r.Name, r.RestartPolicy, r.AutoRemove = "alpine", "web", "on-failure:3", true
+		r.Entrypoint, r.Command, r.Env, r.Mounts = []string{}, []string{"echo", "hi"}, []string{"A=1"}, []string{"/h:/c:ro"}
+		r.WorkingDir, r.User, r.Hostname, r.Labels, r.Network = "/srv", "1000:1000", "box", map[string]string{"app": "web"}, "none"
+		r.Memory, r.CPUs, r.PidsLimit, r.ReadOnly = 64<<20, 1.5, 64, true
+	})
+	if !reflect.DeepEqual(sup.created, want) {
+		t.Errorf("supervisor got\n%+v\nwant\n%+v", sup.created, want)
+	}
+
+	// No resources: no limits; an absent entrypoint stays nil (the image's).
+	if _, err := b.CreateContainer(context.Background(), api.CreateContainerRequest{Image: "alpine"}); err != nil {
+		t.Fatal(err)
+	}
+	if want := request(func(r *supervisor.CreateRequest) { r.Image = "alpine" }); !reflect.DeepEqual(sup.created, want) {
+		t.Errorf("supervisor got %+v, want %+v", sup.created, want)
+	}
+}
+
+func TestDetail(t *testing.T) {
+	code0, code137 := 0, 137
+	tests := []struct {
+		name string
+		c    *supervisor.Container
+		want func(d *api.ContainerDetail) // changes to the base detail
+	}{
+		{"running", container("web", supervisor.StateRunning, func(c *supervisor.Container) { c.StartedAt = t0.Add(2 * time.Second) }),
+			func(d *api.ContainerDetail) { d.State, d.Pid, d.StartedAt = "running", 42, t0.Add(2*time.Second) }},
+		{"created: no pid", container("web", supervisor.StateCreated, nil),
+			func(d *api.ContainerDetail) { d.State = "created" }},
+		{"exited 0", container("web", supervisor.StateStopped, func(c *supervisor.Container) { c.ExitCode = &code0 }),
+			func(d *api.ContainerDetail) { d.State, d.ExitCode = "stopped", &code0 }},
+		{"killed, OOM, restarted", container("web", supervisor.StateStopped, func(c *supervisor.Container) {
+			c.ExitCode, c.OOMKilled, c.RestartCount, c.StoppedAt = &code137, true, 2, t0.Add(time.Hour)
+		}), func(d *api.ContainerDetail) {
+			d.State, d.ExitCode, d.OOMKilled, d.RestartCount, d.StoppedAt = "stopped", &code137, true, 2, t0.Add(time.Hour)
+		}},
+		{"exit unknown", container("web", supervisor.StateStopped, nil), func(d *api.ContainerDetail) {
+			unknown := api.ExitUnknown
+			d.State, d.ExitCode, d.Error = "stopped", &unknown, ExitUnknownError
+		}},
+		{"mounts", container("web", supervisor.StateCreated, func(c *supervisor.Container) {
+			c.Request.Mounts = []string{"/h:/c:ro", "/a:/b", "/x:/y:rw", "bad"}
+		}), func(d *api.ContainerDetail) {
+			d.State = "created"
+			d.Config.Mounts = []api.Mount{{Source: "/h", Destination: "/c", ReadOnly: true}, {Source: "/a", Destination: "/b"}, {Source: "/x", Destination: "/y"}}
+		}},
+		{"resources", container("web", supervisor.StateCreated, func(c *supervisor.Container) {
+			c.Request.Memory, c.Request.PidsLimit = 64<<20, 10
+		}), func(d *api.ContainerDetail) {
+			d.State, d.Config.Resources = "created", &api.Resources{Memory: 64 << 20, Pids: 10}
+		}},
+		{"cpus only", container("web", supervisor.StateCreated, func(c *supervisor.Container) { c.Request.CPUs = 0.5 }),
+			func(d *api.ContainerDetail) { d.State, d.Config.Resources = "created", &api.Resources{CPUs: 0.5} }},
+		{"the rest of the request", container("web", supervisor.StateCreated, func(c *supervisor.Container) {
+			r := &c.Request
+			r.Env, r.WorkingDir, r.User, r.Hostname, r.Network = []string{"A=1"}, "/srv", "1000", "box", "host"
+			r.Labels, r.RestartPolicy, r.ReadOnly, r.AutoRemove = map[string]string{"a": "b"}, "always", true, true
+		}), func(d *api.ContainerDetail) {
+			d.State = "created"
+			cfg := &d.Config
+			cfg.Env, cfg.Workdir, cfg.User, cfg.Hostname, cfg.Network = []string{"A=1"}, "/srv", "1000", "box", "host"
+			cfg.Labels, cfg.RestartPolicy, cfg.ReadOnly, cfg.AutoRemove = map[string]string{"a": "b"}, "always", true, true
+		}},
+		{"image by digest elsewhere", container("web", supervisor.StateCreated, func(c *supervisor.Container) {
+			c.Image = "registry.lan:5000/team/app@sha256:" + strings.Repeat("a", 64)
+		}), func(d *api.ContainerDetail) {
+			d.State, d.ImageRepository, d.ImageReference = "created", "registry.lan:5000/team/app", "sha256:"+strings.Repeat("a", 64)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sup := &fakeSup{containers: []*supervisor.Container{tc.c}}
+			got, err := newTest(sup, nil).InspectContainer(context.Background(), "web")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := &api.ContainerDetail{
+				ContainerSummary: api.ContainerSummary{
+					ContainerID: strings.Repeat("w", 64), Name: "web", ImageRepository: "docker.io/library/alpine", ImageReference: "3",
+					Command: []string{"sh", "-c", "sleep 1d"}, Forwards: []api.Forward{}, CreatingAt: t0, CreatedAt: t0.Add(time.Second),
+				},
+				ShimPid: 41, Bundle: "/run/condenser/shims/web", Rootfs: "/run/condenser/shims/web/rootfs", ImageDigest: "sha256:22",
+				Config: api.ContainerConfig{Args: []string{"sh", "-c", "sleep 1d"}, Mounts: []api.Mount{}},
+			}
+			tc.want(want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("detail\n got %+v\nwant %+v", *got, *want)
+			}
+			// The summary is the detail's first part.
+			list, err := newTest(sup, nil).ListContainers(context.Background(), true, nil)
+			if err != nil || len(list) != 1 || !reflect.DeepEqual(list[0], want.ContainerSummary) {
+				t.Errorf("summary %+v, %v; want %+v", list, err, want.ContainerSummary)
+			}
+		})
+	}
+}
+
+func TestListContainers(t *testing.T) {
+	labeled := func(l map[string]string) func(c *supervisor.Container) {
+		return func(c *supervisor.Container) { c.Request.Labels = l }
+	}
+	sup := &fakeSup{containers: []*supervisor.Container{
+		container("api", supervisor.StateRunning, labeled(map[string]string{"app": "web", "tier": "front"})),
+		container("batch", supervisor.StateStopped, labeled(map[string]string{"app": "jobs"})),
+		container("cache", supervisor.StateCreated, labeled(map[string]string{"app": "web", "tier": ""})),
+		container("db", supervisor.StateRunning, nil),
+	}}
+	b := newTest(sup, nil)
+	for _, tc := range []struct {
+		all    bool
+		labels map[string]string
+		want   string
+	}{
+		{true, nil, "api batch cache db"},
+		{false, nil, "api db"},
+		{true, map[string]string{"app": "web"}, "api cache"},
+		{false, map[string]string{"app": "web"}, "api"},
+		{true, map[string]string{"tier": ""}, "api cache"}, // KEY alone: any value, the empty one too
+		{true, map[string]string{"tier": "front"}, "api"},
+		{true, map[string]string{"app": "web", "tier": "front"}, "api"},
+		{true, map[string]string{"app": "jobs", "tier": "front"}, ""},
+		{true, map[string]string{"nope": ""}, ""},
+	} {
+		list, err := b.ListContainers(context.Background(), tc.all, tc.labels)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if list == nil {
+			t.Errorf("all=%v labels=%v: nil, want a list", tc.all, tc.labels)
+		}
+		var names []string
+		for _, s := range list {
+			names = append(names, s.Name)
+		}
+		if got := strings.Join(names, " "); got != tc.want {
+			t.Errorf("all=%v labels=%v: %q, want %q", tc.all, tc.labels, got, tc.want)
+		}
+	}
+}
+
+func TestActions(t *testing.T) {
+	sup := &fakeSup{containers: []*supervisor.Container{container("web", supervisor.StateRunning, nil)}}
+	b := newTest(sup, nil)
+	ctx := context.Background()
+	id := strings.Repeat("w", 64)
+	for name, do := range map[string]func() (string, error){
+		"start":   func() (string, error) { return b.StartContainer(ctx, "web") },
+		"stop":    func() (string, error) { return b.StopContainer(ctx, "web", 3*time.Second) },
+		"kill":    func() (string, error) { return b.KillContainer(ctx, "web", syscall.SIGTERM) },
+		"restart": func() (string, error) { return b.RestartContainer(ctx, "web", time.Second) },
+		"delete":  func() (string, error) { return b.DeleteContainer(ctx, "web", true) },
+	} {
+		if got, err := do(); err != nil || got != id {
+			t.Errorf("%s: %q, %v", name, got, err)
+		}
+	}
+	if code, err := b.WaitContainer(ctx, "web"); code != 3 || err != nil {
+		t.Errorf("wait: %d, %v", code, err)
+	}
+	want := []string{"Start web", "Stop 3s web", "Kill 15 web", "Restart 1s web", "Delete true web", "Wait web"}
+	for _, w := range want {
+		if !strings.Contains(strings.Join(sup.calls, "|"), w) {
+			t.Errorf("calls %q lack %q", sup.calls, w)
+		}
+	}
+}
+
+func TestLogs(t *testing.T) {
+	sup := &fakeSup{logs: []logging.Entry{{Log: "a\n", Stream: "stdout", Time: t0}, {Log: "b\n", Stream: "stderr", Time: t0.Add(time.Second)}}}
+	b := newTest(sup, nil)
+	var got []api.LogEntry
+	opts := rest.LogOptions{Follow: true, Since: t0, Tail: 5, Stdout: true}
+	err := b.ContainerLogs(context.Background(), "web", opts, func(e api.LogEntry) error {
+		got = append(got, e)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []api.LogEntry{{Log: "a\n", Stream: "stdout", Time: t0}, {Log: "b\n", Stream: "stderr", Time: t0.Add(time.Second)}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("entries %+v", got)
+	}
+	if wantOpts := (supervisor.LogOptions{Follow: true, Since: t0, Tail: 5, Stdout: true}); sup.logOpts != wantOpts {
+		t.Errorf("options %+v", sup.logOpts)
+	}
+	// fn's error ends the call and comes back.
+	stop := errors.New("client gone")
+	if err := b.ContainerLogs(context.Background(), "web", opts, func(api.LogEntry) error { return stop }); err != stop {
+		t.Errorf("fn's error: %v", err)
+	}
+}
+
+// ---- stats ----
+
+func TestStats(t *testing.T) {
+	sup := &fakeSup{
+		containers: []*supervisor.Container{
+			container("api", supervisor.StateRunning, nil),
+			container("batch", supervisor.StateStopped, nil),
+			container("cache", supervisor.StateRunning, nil), // stops before it is sampled
+			container("db", supervisor.StateRunning, nil),
+		},
+		statsErr: map[string]error{strings.Repeat("c", 64): fmt.Errorf("container cache is not running: %w", errdefs.ErrConflict)},
+		stats: client.Stats{
+			CPUUsageNanos: 1, MemoryUsage: 2, MemoryCache: 3, MemoryLimit: 4, MemoryMaxUsage: 5,
+			PidsCurrent: 6, PidsLimit: 7, BlkioReadBytes: 8, BlkioWriteBytes: 9, OOMKills: 10,
+		},
+	}
+	b := newTest(sup, nil)
+	got, err := b.ContainerStats(context.Background(), "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &api.ContainerStats{
+		ContainerID: strings.Repeat("a", 64), Name: "api", Time: t0,
+		CPU:    api.CPUStats{UsageNanos: 1},
+		Memory: api.MemoryStats{Usage: 2, Cache: 3, Limit: 4, MaxUsage: 5, OOMKills: 10},
+		Pids:   api.PidsStats{Current: 6, Limit: 7},
+		IO:     api.IOStats{ReadBytes: 8, WriteBytes: 9},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("stats\n got %+v\nwant %+v", got, want)
+	}
+	if _, err := b.ContainerStats(context.Background(), "cache"); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("stats of a stopped container: %v", err)
+	}
+
+	all, err := b.AllContainerStats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, s := range all {
+		names = append(names, s.Name)
+	}
+	if strings.Join(names, " ") != "api db" {
+		t.Errorf("all stats of %q, want api and db", names)
+	}
+
+	if all, err := newTest(&fakeSup{}, nil).AllContainerStats(context.Background()); err != nil || all == nil || len(all) != 0 {
+		t.Errorf("no containers: %#v, %v; want an empty list", all, err)
+	}
+}
+
+// ---- events ----
+
+func TestEvents(t *testing.T) {
+	code0, code3 := 0, 3
+	in := []supervisor.Event{
+		{Time: t0, Type: "container", Action: "create", ID: testID, Name: "web"},
+		{Time: t0, Type: "container", Action: "start", ID: testID, Name: "web"},
+		{Time: t0, Type: "container", Action: "die", ID: testID, Name: "web", ExitCode: &code3},
+		{Time: t0, Type: "container", Action: "die", ID: testID, Name: "web", ExitCode: &code0},
+		{Time: t0, Type: "container", Action: "die", ID: testID, Name: "web"}, // the status was lost
+		{Time: t0, Type: "image", Action: "pull", ID: "sha256:11", Name: "docker.io/library/alpine:3"},
+	}
+	want := []api.Event{
+		{Time: t0, Type: "container", Action: "create", ID: testID, Name: "web"},
+		{Time: t0, Type: "container", Action: "start", ID: testID, Name: "web"},
+		{Time: t0, Type: "container", Action: "die", ID: testID, Name: "web", Attributes: map[string]string{"exitCode": "3"}},
+		{Time: t0, Type: "container", Action: "die", ID: testID, Name: "web", Attributes: map[string]string{"exitCode": "0"}},
+		{Time: t0, Type: "container", Action: "die", ID: testID, Name: "web", Attributes: map[string]string{"exitCode": "-1"}},
+		{Time: t0, Type: "image", Action: "pull", ID: "sha256:11", Name: "docker.io/library/alpine:3"},
+	}
+	sup := &fakeSup{events: make(chan supervisor.Event, len(in))}
+	for _, e := range in {
+		sup.events <- e
+	}
+	b := newTest(sup, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got []api.Event
+	err := b.Events(ctx, func(e api.Event) error {
+		got = append(got, e)
+		if len(got) == len(want) {
+			cancel()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Events ended by its context: %v", err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("events\n got %+v\nwant %+v", got, want)
+	}
+	if !sup.stopped {
+		t.Error("the subscription was not ended")
+	}
+
+	// fn's error ends it and comes back; so does a closed channel, quietly.
+	sup = &fakeSup{events: make(chan supervisor.Event, 1)}
+	sup.events <- in[0]
+	stop := errors.New("client gone")
+	if err := newTest(sup, nil).Events(context.Background(), func(api.Event) error { return stop }); err != stop {
+		t.Errorf("fn's error: %v", err)
+	}
+	close(sup.events)
+	if err := newTest(sup, nil).Events(context.Background(), func(api.Event) error { return nil }); err != nil {
+		t.Errorf("closed channel: %v", err)
+	}
+}
+
+// ---- images ----
+
+func TestImages(t *testing.T) {
+	img := imagestore.Image{
+		Name: "docker.io/library/alpine:3", ID: "sha256:11", Digest: "sha256:22", Size: 1234, Created: t0,
+		Platform: imagestore.Platform{OS: "linux", Architecture: "arm64"},
+	}
+	cfg := &v1.ConfigFile{Config: v1.Config{User: "nobody"}}
+	images := &fakeImages{img: img, cfg: cfg}
+	sup := &fakeSup{}
+	b := newTest(sup, images)
+	ctx := context.Background()
+
+	var progress []api.PullProgress
+	res, err := b.PullImage(ctx, "alpine:3", "", "arm64", func(p api.PullProgress) { progress = append(progress, p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (&api.PullResult{Image: img.Name, OS: "linux", Arch: "arm64", ID: "sha256:11", Digest: "sha256:22"}); !reflect.DeepEqual(res, want) {
+		t.Errorf("pull result %+v", res)
+	}
+	if p := images.pullOpts.Platform; p == nil || p.Architecture != "arm64" || p.OS != imagestore.HostPlatform().OS || p.Variant != "" {
+		t.Errorf("pull platform %+v", p)
+	}
+	if want := []api.PullProgress{{Layer: "sha256:cc", Status: "downloading", Current: 1, Total: 2}}; !reflect.DeepEqual(progress, want) {
+		t.Errorf("progress %+v", progress)
+	}
+	if _, err := b.PullImage(ctx, "alpine", "", "", nil); err != nil || images.pullOpts.Platform != nil || images.pullOpts.Progress != nil {
+		t.Errorf("pull for the host: %v, %+v", err, images.pullOpts)
+	}
+
+	summary := api.ImageSummary{Repository: "docker.io/library/alpine", Reference: "3", CreatedAt: t0, ID: "sha256:11", Digest: "sha256:22", Size: 1234}
+	if list, err := b.ListImages(ctx); err != nil || !reflect.DeepEqual(list, []api.ImageSummary{summary}) {
+		t.Errorf("images %+v, %v", list, err)
+	}
+	if list, err := b.ImportImage(ctx, strings.NewReader("tarball"), nil); err != nil || !reflect.DeepEqual(list, []api.ImageSummary{summary}) || images.imported != "tarball" {
+		t.Errorf("import %+v, %v (read %q)", list, err, images.imported)
+	}
+
+	st, err := b.ImageStatus(ctx, "alpine:3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSt := &api.ImageStatus{
+		Repository: "docker.io/library/alpine", Reference: "3", ID: "sha256:11", RepoTags: []string{img.Name},
+		RepoDigests: []string{"docker.io/library/alpine@sha256:22"}, SizeBytes: 1234, CreatedAt: t0, User: "nobody",
+	}
+	if !reflect.DeepEqual(st, wantSt) {
+		t.Errorf("status\n got %+v\nwant %+v", st, wantSt)
+	}
+	// A nameless image (removed while in use): no tags, empty lists.
+	images.img.Name, images.cfg = "", nil
+	st, err = b.ImageStatus(ctx, "sha256:11")
+	if err != nil || st.RepoTags == nil || len(st.RepoTags) != 0 || st.RepoDigests == nil || st.Repository != "" || st.User != "" {
+		t.Errorf("nameless status %+v, %v", st, err)
+	}
+
+	if err := b.RemoveImage(ctx, "alpine:3", true); err != nil || !images.removed.Force || images.removed.Users != Supervisor(sup) {
+		t.Errorf("remove: %v, %+v (the supervisor must be asked who uses the image)", err, images.removed)
+	}
+	if used, err := b.ImagesFS(ctx); used != 4096 || err != nil {
+		t.Errorf("fs: %d, %v", used, err)
+	}
+}
+
+// ---- system ----
+
+func TestVersionAndInfo(t *testing.T) {
+	sup := &fakeSup{containers: []*supervisor.Container{
+		container("api", supervisor.StateRunning, nil),
+		container("batch", supervisor.StateStopped, nil),
+		container("cache", supervisor.StateCreated, nil),
+	}}
+	b := newTest(sup, &fakeImages{})
+	if v := b.Version(context.Background()); v.Version != "1.2.3" || v.GoVersion == "" || v.OS == "" || v.Arch == "" {
+		t.Errorf("version %+v", v)
+	}
+	info, err := b.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Runtime != "runc" || info.CgroupMode != "v1" || info.StorageDriver != "overlayfs" || info.OS != "linux" ||
+		info.Containers != 3 || info.ContainersRunning != 1 || info.ContainersStopped != 1 || info.Images != 1 ||
+		info.NCPU < 1 || info.MemTotal <= 0 {
+		t.Errorf("info %+v", info)
+	}
+	// Info does not change what New was given.
+	if b.info.Containers != 0 {
+		t.Errorf("Info wrote into the backend: %+v", b.info)
+	}
+}
+
+// ---- errors ----
+
+// Errors of the supervisor and the image store come back unchanged, their
+// kinds included, for rest/ to map to status codes.
+func TestErrorsPassThrough(t *testing.T) {
+	for _, kind := range []error{errdefs.ErrNotFound, errdefs.ErrInvalidArgument, errdefs.ErrConflict, errdefs.ErrAlreadyExists, errdefs.ErrUnavailable, errors.New("disk on fire")} {
+		cause := fmt.Errorf("the cause: %w", kind)
+		b := newTest(&fakeSup{err: cause, events: make(chan supervisor.Event)}, &fakeImages{err: cause})
+		ctx := context.Background()
+		calls := map[string]func() error{
+			"create": func() error {
+				_, err := b.CreateContainer(ctx, api.CreateContainerRequest{Image: "alpine"})
+				return err
+			},
+			"list":    func() error { _, err := b.ListContainers(ctx, true, nil); return err },
+			"inspect": func() error { _, err := b.InspectContainer(ctx, "web"); return err },
+			"start":   func() error { _, err := b.StartContainer(ctx, "web"); return err },
+			"stop":    func() error { _, err := b.StopContainer(ctx, "web", time.Second); return err },
+			"kill":    func() error { _, err := b.KillContainer(ctx, "web", syscall.SIGKILL); return err },
+			"restart": func() error { _, err := b.RestartContainer(ctx, "web", time.Second); return err },
+			"wait":    func() error { _, err := b.WaitContainer(ctx, "web"); return err },
+			"delete":  func() error { _, err := b.DeleteContainer(ctx, "web", false); return err },
+			"logs": func() error {
+				return b.ContainerLogs(ctx, "web", rest.LogOptions{}, func(api.LogEntry) error { return nil })
+			},
+			"stats":     func() error { _, err := b.ContainerStats(ctx, "web"); return err },
+			"all stats": func() error { _, err := b.AllContainerStats(ctx); return err },
+			"info":      func() error { _, err := b.Info(ctx); return err },
+			"pull":      func() error { _, err := b.PullImage(ctx, "alpine", "", "", nil); return err },
+			"images":    func() error { _, err := b.ListImages(ctx); return err },
+			"rmi":       func() error { return b.RemoveImage(ctx, "alpine", false) },
+			"status":    func() error { _, err := b.ImageStatus(ctx, "alpine"); return err },
+			"fs":        func() error { _, err := b.ImagesFS(ctx); return err },
+			"import":    func() error { _, err := b.ImportImage(ctx, strings.NewReader(""), nil); return err },
+		}
+		for name, call := range calls {
+			if err := call(); err != cause {
+				t.Errorf("%s with %v: %v, want the cause itself", name, kind, err)
+			}
+		}
+	}
+}

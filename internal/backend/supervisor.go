@@ -1,0 +1,90 @@
+package backend
+
+import (
+	"context"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/raind/condenser/rest/api"
+	"github.com/raind/condenser/shim/client"
+	"github.com/raind/condenser/shim/logging"
+	"github.com/raind/condenser/supervisor"
+)
+
+// This file is everything the adapter knows of the supervisor's API: the
+// interface it uses, and the conversions of a create request, a stored
+// request and a stats sample. A change to supervisor.CreateRequest or to
+// Supervisor.Stats is adapted here, and only here.
+
+// Supervisor is what the adapter uses of the supervisor
+// (*supervisor.Supervisor).
+type Supervisor interface {
+	Create(ctx context.Context, req supervisor.CreateRequest) (*supervisor.Container, error)
+	List(ctx context.Context) ([]*supervisor.Container, error)
+	Get(ctx context.Context, ref string) (*supervisor.Container, error)
+	Start(ctx context.Context, ref string) (*supervisor.Container, error)
+	Stop(ctx context.Context, ref string, timeout time.Duration) (*supervisor.Container, error)
+	Kill(ctx context.Context, ref string, sig syscall.Signal) (*supervisor.Container, error)
+	Restart(ctx context.Context, ref string, timeout time.Duration) (*supervisor.Container, error)
+	Wait(ctx context.Context, ref string) (int, error)
+	Delete(ctx context.Context, ref string, force bool) (*supervisor.Container, error)
+	Logs(ctx context.Context, ref string, o supervisor.LogOptions, fn func(logging.Entry) error) error
+	// Stats: the supervisor-API spot 2/2, with statsOf below.
+	Stats(ctx context.Context, ref string) (client.Stats, *supervisor.Container, error)
+	Subscribe() (<-chan supervisor.Event, func())
+	// ImageUsers answers the image store, before an image's last name goes,
+	// which containers use it.
+	ImageUsers(ctx context.Context, imageID string) ([]string, error)
+}
+
+var _ Supervisor = (*supervisor.Supervisor)(nil)
+
+// createRequest is the supervisor's request for a REST create request: the
+// supervisor-API spot 1/2 (with config below). The spec fields are assigned
+// one by one rather than in the literal, so that this reads the same whether
+// they are CreateRequest's own or promoted from its embedded oci.Config.
+func createRequest(r api.CreateContainerRequest) supervisor.CreateRequest {
+	req := supervisor.CreateRequest{Image: r.Image, Name: r.Name, RestartPolicy: r.RestartPolicy, AutoRemove: r.AutoRemove}
+	req.Entrypoint, req.Command, req.Env, req.Mounts = r.Entrypoint, r.Command, r.Env, r.Mount
+	req.WorkingDir, req.User, req.Hostname, req.Labels, req.Network = r.Workdir, r.User, r.Hostname, r.Labels, r.Network
+	req.ReadOnly = r.ReadOnly
+	if res := r.Resources; res != nil {
+		req.Memory, req.CPUs, req.PidsLimit = res.Memory, res.CPUs, res.Pids
+	}
+	return req
+}
+
+// config is a container's configuration as the REST contract shows it: its
+// effective command line and its stored request (promoted fields of the
+// embedded oci.Config).
+func config(c *supervisor.Container) api.ContainerConfig {
+	r := c.Request
+	cfg := api.ContainerConfig{
+		Args: c.Args, Env: r.Env, Workdir: r.WorkingDir, User: r.User, Mounts: []api.Mount{},
+		Hostname: r.Hostname, Network: r.Network, Labels: r.Labels, RestartPolicy: r.RestartPolicy,
+		ReadOnly: r.ReadOnly, AutoRemove: r.AutoRemove,
+	}
+	for _, m := range r.Mounts {
+		parts := strings.Split(m, ":")
+		if len(parts) >= 2 {
+			cfg.Mounts = append(cfg.Mounts, api.Mount{Source: parts[0], Destination: parts[1], ReadOnly: len(parts) > 2 && parts[2] == "ro"})
+		}
+	}
+	if r.Memory != 0 || r.CPUs != 0 || r.PidsLimit != 0 {
+		cfg.Resources = &api.Resources{Memory: r.Memory, CPUs: r.CPUs, Pids: r.PidsLimit}
+	}
+	return cfg
+}
+
+// statsOf is one stats sample of c, taken at now: the supervisor-API spot
+// 2/2.
+func statsOf(st client.Stats, c *supervisor.Container, now time.Time) *api.ContainerStats {
+	return &api.ContainerStats{
+		ContainerID: c.ID, Name: c.Name, Time: now,
+		CPU:    api.CPUStats{UsageNanos: st.CPUUsageNanos},
+		Memory: api.MemoryStats{Usage: st.MemoryUsage, Limit: st.MemoryLimit, Cache: st.MemoryCache, MaxUsage: st.MemoryMaxUsage, OOMKills: st.OOMKills},
+		Pids:   api.PidsStats{Current: st.PidsCurrent, Limit: st.PidsLimit},
+		IO:     api.IOStats{ReadBytes: st.BlkioReadBytes, WriteBytes: st.BlkioWriteBytes},
+	}
+}

@@ -1,0 +1,126 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"syscall"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/raind/condenser/imagestore"
+	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/rootfs"
+	"github.com/raind/condenser/shim/client"
+)
+
+// The supervisor's view of the rest of the daemon: small interfaces it
+// owns, so that its state machine is tested with fakes (fake_test.go). The
+// daemon passes the real ones (StoreImages, *rootfs.Manager, ShimManager).
+
+// Images finds the image a container is created from.
+type Images interface {
+	// Image returns ref's image, pulling it when it is absent and pull
+	// is set; absent and not pulled wraps errdefs.ErrNotFound.
+	Image(ctx context.Context, ref string, pull bool) (Image, error)
+}
+
+// Image is what a container needs of its image.
+type Image struct {
+	Name   string    // canonical reference
+	ID     string    // config digest
+	Digest string    // what the name resolved to
+	Config v1.Config // Entrypoint, Cmd, Env, User, WorkingDir, …
+	Layers []string  // the unpacked layer directories, lowest first
+}
+
+// Rootfs prepares and removes containers' root filesystems
+// (*rootfs.Manager).
+type Rootfs interface {
+	Prepare(ctx context.Context, id string, layers []string, o rootfs.Options) ([]rootfs.Mount, error)
+	Remove(ctx context.Context, id string) error
+}
+
+// Shims starts and reaches the containers' shims, the only door to the
+// runtime: the supervisor never runs a runtime binary itself.
+type Shims interface {
+	// Launch starts the shim of container id for bundle and returns its
+	// address.
+	Launch(ctx context.Context, id, bundle string) (address string, err error)
+	// Dial connects to the shim at address; a shim that is gone wraps
+	// errdefs.ErrUnavailable.
+	Dial(ctx context.Context, address string) (Shim, error)
+	// Cleanup is the out-of-band clean-up of a container whose shim is
+	// gone or must go (`condenser-shim delete`): it kills a shim that
+	// lingers, deletes the runtime's container, unmounts and removes the
+	// cgroups. It returns the exit status the shim left, nil when none.
+	Cleanup(ctx context.Context, id, bundle string) (*client.Exit, error)
+}
+
+// Shim is one connected shim (*client.Client).
+type Shim interface {
+	Connect(ctx context.Context) (client.Info, error)
+	Create(ctx context.Context, o client.CreateOptions) (pid int, err error)
+	Start(ctx context.Context) (pid int, err error)
+	State(ctx context.Context) (client.State, error)
+	Kill(ctx context.Context, sig syscall.Signal, all bool) error
+	Wait(ctx context.Context) (client.Exit, error)
+	Delete(ctx context.Context) (client.Exit, error)
+	Stats(ctx context.Context) (client.Stats, error)
+	Shutdown(ctx context.Context, now bool) error
+	Close() error
+}
+
+var (
+	_ Rootfs = (*rootfs.Manager)(nil)
+	_ Shim   = (*client.Client)(nil)
+)
+
+// StoreImages adapts the image store to Images.
+func StoreImages(s *imagestore.Store) Images { return storeImages{s} }
+
+type storeImages struct{ s *imagestore.Store }
+
+func (i storeImages) Image(ctx context.Context, ref string, pull bool) (Image, error) {
+	img, err := i.s.Inspect(ctx, ref)
+	if errors.Is(err, errdefs.ErrNotFound) && pull {
+		img, err = i.s.Pull(ctx, ref, imagestore.PullOptions{})
+	}
+	if err != nil {
+		return Image{}, err
+	}
+	cfg, err := i.s.Config(ctx, img)
+	if err != nil {
+		return Image{}, fmt.Errorf("image %s: its configuration: %w", ref, err)
+	}
+	return Image{Name: img.Name, ID: img.ID, Digest: img.Digest, Config: cfg.Config, Layers: i.s.LayerDirs(img)}, nil
+}
+
+// ShimManager runs condenser-shim for the containers of one runtime.
+type ShimManager struct {
+	Binary      string // condenser-shim
+	Runtime     string // runc, crun, droplet or a path
+	RuntimeRoot string // the runtime's state directory
+}
+
+var _ Shims = (*ShimManager)(nil)
+
+func (m *ShimManager) opts(id, bundle string) client.Options {
+	return client.Options{Binary: m.Binary, ID: id, Bundle: bundle, Runtime: m.Runtime, RuntimeRoot: m.RuntimeRoot}
+}
+
+func (m *ShimManager) Launch(ctx context.Context, id, bundle string) (string, error) {
+	return client.Launch(ctx, m.opts(id, bundle))
+}
+
+func (m *ShimManager) Dial(ctx context.Context, address string) (Shim, error) {
+	c, err := client.Dial(ctx, address)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (m *ShimManager) Cleanup(ctx context.Context, id, bundle string) (*client.Exit, error) {
+	return client.Cleanup(ctx, m.opts(id, bundle))
+}
