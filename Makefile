@@ -15,11 +15,14 @@ FUZZ_REST    := $(or $(FUZZTIME),300000x)
 # Minimizing a new input may otherwise take a fuzzer's whole time (seen:
 # FuzzExtract stuck at 26 executions for 18 of its 20 s).
 FUZZMINIMIZE ?= 1s
-# Debian packages the tests use. Installed without Recommends, so
-# libprotobuf-dev (google/protobuf/*.proto for make proto) is named
-# explicitly. .ci/run installs the same list; .ci/fresh-root checks it on a
-# fresh Debian 12 root.
-DEPS     := runc crun docker-registry busybox-static skopeo protobuf-compiler libprotobuf-dev systemd
+# Debian packages the tests use, installed without Recommends, so what a
+# Recommends would bring is named: libprotobuf-dev (google/protobuf/*.proto
+# for make proto), gcc and libc6-dev (cgo, which -race needs); git
+# (gofmt's file list, check-proto, go build's VCS stamp), ca-certificates
+# (the Go module proxy). .ci/run installs the same list; .ci/fresh-root
+# checks it on a fresh Debian 12 root.
+DEPS     := runc crun docker-registry busybox-static skopeo protobuf-compiler libprotobuf-dev systemd \
+	make git ca-certificates gcc libc6-dev
 
 .PHONY: all build run test test-reliability unit fuzz bench bench-peers bench-micro deps vet lint clean proto check-proto tools install
 

@@ -187,7 +187,10 @@ func (s *service) Create(ctx context.Context, req *api.CreateRequest) (*api.Crea
 	for i, m := range req.GetRootfs() {
 		mounts[i] = runtime.Mount{Type: m.GetType(), Source: m.GetSource(), Options: m.GetOptions()}
 	}
-	pid, err := s.cfg.Driver.Create(ctx, runtime.CreateOptions{ID: s.cfg.ID, Bundle: s.cfg.Bundle, Mounts: mounts, Stdout: outW, Stderr: errW})
+	// A create runs to its end even if its caller goes (a daemon killed
+	// meanwhile): cut short, the runtime could leave a container and its
+	// waiting init that nothing knows of. The next daemon finds it created.
+	pid, err := s.cfg.Driver.Create(context.WithoutCancel(ctx), runtime.CreateOptions{ID: s.cfg.ID, Bundle: s.cfg.Bundle, Mounts: mounts, Stdout: outW, Stderr: errW})
 	outW.Close()
 	errW.Close()
 	if err != nil {

@@ -44,6 +44,10 @@ type Rootfs interface {
 // Shims starts and reaches the containers' shims, the only door to the
 // runtime: the supervisor never runs a runtime binary itself.
 type Shims interface {
+	// Address is where the shim of bundle serves, known before it is
+	// launched: the record says it first, so that a daemon killed during
+	// a launch leaves nothing it cannot find.
+	Address(id, bundle string) string
 	// Launch starts the shim of container id for bundle and returns its
 	// address.
 	Launch(ctx context.Context, id, bundle string) (address string, err error)
@@ -108,6 +112,8 @@ var _ Shims = (*ShimManager)(nil)
 func (m *ShimManager) opts(id, bundle string) client.Options {
 	return client.Options{Binary: m.Binary, ID: id, Bundle: bundle, Runtime: m.Runtime, RuntimeRoot: m.RuntimeRoot}
 }
+
+func (m *ShimManager) Address(id, bundle string) string { return "unix://" + client.Socket(bundle) }
 
 func (m *ShimManager) Launch(ctx context.Context, id, bundle string) (string, error) {
 	return client.Launch(ctx, m.opts(id, bundle))

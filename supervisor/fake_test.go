@@ -3,8 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"sync"
+		"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -79,11 +78,16 @@ type fakeShim struct {
 	gone   chan struct{} // closed when the shim dies or shuts down
 }
 
+func (f *fakeShims) Address(id, _ string) string { return "fake://" + id }
+
 func (f *fakeShims) Launch(_ context.Context, id, bundle string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	addr := f.Address(id, bundle)
+	if f.shims[addr] != nil {
+		return "", fmt.Errorf("shim socket %s: a shim already serves there: %w", addr, errdefs.ErrAlreadyExists)
+	}
 	f.n++
-	addr := "fake://" + id[:12] + "/" + strconv.Itoa(f.n)
 	f.shims[addr] = &fakeShim{f: f, id: id, addr: addr, status: client.StatusUnknown, exited: make(chan struct{}), gone: make(chan struct{})}
 	return addr, nil
 }

@@ -108,15 +108,22 @@ func (s *Supervisor) createRuntime(ctx context.Context, c *Container, spec *spec
 		return err
 	}
 	if c.ShimAddress == "" {
+		// The record says where the shim will be before it is launched:
+		// a daemon killed during the launch leaves a shim the next one
+		// finds.
+		c.ShimAddress = s.cfg.Shims.Address(c.ID, c.Bundle)
+		if err := s.save(c); err != nil {
+			return err
+		}
 		addr, err := s.cfg.Shims.Launch(ctx, c.ID, c.Bundle)
 		if err != nil {
 			return err
 		}
-		// The record says how to reach the shim before anything can go
-		// wrong with it.
-		c.ShimAddress = addr
-		if err := s.save(c); err != nil {
-			return err
+		if addr != c.ShimAddress {
+			c.ShimAddress = addr
+			if err := s.save(c); err != nil {
+				return err
+			}
 		}
 	}
 	cl, err := s.cfg.Shims.Dial(ctx, c.ShimAddress)

@@ -444,3 +444,41 @@ func TestCreateValidates(t *testing.T) {
 		t.Errorf("missing image: %v", err)
 	}
 }
+
+// TestKilledDuringRestartLaunch: a daemon killed while it launched the
+// shim of a stopped container's start leaves the address in the record
+// (written before the launch); the next daemon lets that shim go, and the
+// container starts again.
+func TestKilledDuringRestartLaunch(t *testing.T) {
+	for _, launched := range []bool{true, false} {
+		t.Run(map[bool]string{true: "shim launched", false: "before the launch"}[launched], func(t *testing.T) {
+			ctx := context.Background()
+			d := newFakeDaemon(t)
+			c := d.create("x", nil)
+			if _, err := d.sup.Start(ctx, c.ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.sup.Stop(ctx, c.ID, -1); err != nil {
+				t.Fatal(err)
+			}
+			c = d.get(c.ID)
+			c.ShimAddress = d.shims.Address(c.ID, c.Bundle)
+			if err := d.sup.recs.put(c); err != nil {
+				t.Fatal(err)
+			}
+			d.sup.Close()
+			if launched {
+				if _, err := d.shims.Launch(ctx, c.ID, c.Bundle); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d.open()
+			if got := d.get(c.ID); got.State != StateStopped || got.ShimAddress != "" || d.shims.count() != 0 {
+				t.Fatalf("after restart: %+v, %d shims", got, d.shims.count())
+			}
+			if got, err := d.sup.Start(ctx, c.ID); err != nil || got.State != StateRunning {
+				t.Fatalf("start: %+v, %v", got, err)
+			}
+		})
+	}
+}

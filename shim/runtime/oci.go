@@ -50,6 +50,15 @@ func (o *OCI) Create(ctx context.Context, opts CreateOptions) (int, error) {
 	pidFile := filepath.Join(opts.Bundle, "init.pid")
 	_, err := o.run(ctx, opts.Bundle, opts.Stdout, opts.Stderr, "create", "--bundle", opts.Bundle, "--pid-file", pidFile, opts.ID)
 	if err != nil {
+		// A create that failed half-way may leave the runtime's state, and
+		// an init waiting to be started: remove them (not when the
+		// container existed before: it is not this create's).
+		if !strings.Contains(err.Error(), "already exists") {
+			dctx := context.WithoutCancel(ctx)
+			if _, derr := o.run(dctx, "", nil, nil, "delete", "--force", opts.ID); derr != nil {
+				os.RemoveAll(filepath.Join(o.Root, opts.ID))
+			}
+		}
 		if len(opts.Mounts) > 0 {
 			rootfs.UnmountAll(rootfsDir)
 		}
@@ -120,6 +129,10 @@ func (o *OCI) Kill(ctx context.Context, id string, sig syscall.Signal, all bool)
 		args = append(args, "--all")
 	}
 	_, err := o.run(ctx, "", nil, nil, append(args, id, strconv.Itoa(int(sig)))...)
+	if err != nil && strings.Contains(err.Error(), "not running") {
+		// The init is gone: its exit is on its way to the reaper.
+		return fmt.Errorf("process already finished: %w: %w", errdefs.ErrNotFound, err)
+	}
 	return err
 }
 
