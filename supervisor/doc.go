@@ -1,32 +1,59 @@
 // Package supervisor owns the containers: their records (bbolt, in
-// containers.db under the root), the lifecycle state machine (creating →
-// created → running → stopped, plus restarting and removing), the shims
-// (start, connect, reconnect after a daemon restart), restart policies,
-// auto-removal and lifecycle events. It never speaks HTTP. OCI spec
-// generation, the default seccomp profile and the per-container /etc files
-// are package oci (supervisor/oci).
+// containers.db under the root, with a copy in memory), the lifecycle state
+// machine, the shims (launch, connect, reconnect after a daemon restart),
+// restart policies, auto-removal and lifecycle events. It never speaks HTTP
+// and never runs a runtime binary: everything about a container's processes
+// goes through its shim (Shims, Shim). OCI spec generation, the default
+// seccomp profile and the per-container /etc files are package oci
+// (supervisor/oci).
+//
+// # Dependencies
+//
+// The supervisor owns small interfaces for what it uses (deps.go): Images
+// (StoreImages adapts the image store), Rootfs (*rootfs.Manager) and
+// Shims/Shim (ShimManager runs condenser-shim through shim/client). The
+// state machine is unit-tested with fakes of all three, without root
+// (fake_test.go, state_test.go); the integration tests run real shims,
+// runc and a real registry.
+//
+// # The lifecycle
+//
+//	creating ─► created ─► running ─► stopped ─► restarting ─► running
+//	    │          │                     │  ▲          │
+//	    └──────────┴──────► removing ◄───┴──┴──────────┘
+//
+// Every change of state goes through transition (state.go), which checks
+// it against the table, writes the record and publishes the event; an
+// exit is recorded in one place (exited). A container's lock is held from
+// the moment its record exists: no request sees a container half-made.
+// A stopped container keeps no process and no mount: once its exit status
+// is recorded its shim deletes the runtime's container, unmounts and exits
+// (release); a start brings a new shim, a spec generated again and the
+// same writable layer.
 //
 // # Crashes
 //
-// A daemon killed at any moment leaves nothing behind: at the next start,
-// launches of shims it left running are waited for, creates and deletes cut
-// short are finished (shim, runtime state, cgroups, mounts, directories and
-// record removed), a (re)start cut short after the shim created the
-// container leaves it created, and directories without a record are swept.
-// A container whose shim dies (killed, crashed) — noticed at once, or at the
-// next start — is recorded as stopped with an unknown exit code (nil); its
-// processes, which outlive the shim, are killed and its runtime state,
-// cgroups and root filesystem mount removed, while its config, writable
-// layer and log stay, so that it can be started again or deleted.
+// A daemon killed at any moment leaves nothing behind. The record says
+// where a shim will serve before it is launched. At the next start every
+// record with a shim is dialled and decide (reconnect.go, table-tested)
+// says what to do: creates and deletes cut short are finished (shim,
+// runtime state, cgroups, mounts, directories and record removed), a
+// (re)start cut short after the shim created the container leaves it
+// created, exits that happened meanwhile are recorded from the shim, and a
+// shim that is gone is cleaned up out of band (`condenser-shim delete`,
+// which waits for a launch still going on, kills what is left in the
+// container's cgroups and tells the exit status the shim left, if any;
+// none is recorded as unknown). Directories without a record are swept.
 //
-// # Restart policies when the daemon starts
+// # Restart policies
 //
-// Once reconnected, the daemon applies the restart policies as Docker does
-// when it starts: a stopped container whose policy says so starts again —
-// it exited while the daemon was away, the host rebooted under it (its
-// configuration is generated again: the bundle was on the state tmpfs), or
-// a restart was waiting out its back-off. "always" brings back even a
-// container its user stopped, "unless-stopped" does not, "on-failure"
-// counts an unknown exit status as a failure. A stopped auto-remove
-// container is removed.
+// As Docker's: on-failure[:max], always, unless-stopped. The back-off
+// doubles from 100 ms up to a minute with each quick restart and starts
+// again after a run of 10 s or more; while it waits the container is
+// "restarting" (a stop ends the wait, a plain delete is refused). A manual
+// start gives the policy its tries back. When the daemon starts, a stopped
+// container whose policy says so starts again — it exited while the daemon
+// was away, or the host rebooted under it — "always" even when its user
+// had stopped it, "unless-stopped" not; an unknown exit status counts as
+// a failure. A stopped auto-remove container is removed.
 package supervisor

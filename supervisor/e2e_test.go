@@ -3,7 +3,6 @@ package supervisor_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -17,10 +16,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/raind/condenser/imagestore"
+	"github.com/raind/condenser/internal/names"
 	"github.com/raind/condenser/internal/testutil"
 	"github.com/raind/condenser/rootfs"
-	"github.com/raind/condenser/shim"
-	"github.com/raind/condenser/shim/api"
+	"github.com/raind/condenser/shim/client"
 	"github.com/raind/condenser/shim/logging"
 	"github.com/raind/condenser/supervisor/oci"
 )
@@ -96,12 +95,12 @@ func (w *world) run(t *testing.T, rt testutil.Runtime, img imagestore.Image, req
 	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	o := shim.Options{ID: req.ID, Bundle: bundle, Runtime: rt.Binary, RuntimeRoot: filepath.Join(w.root, "runtime"), Socket: filepath.Join(bundle, "s.sock")}
-	addr, err := shim.Launch(ctx, shimBinary(t), o)
+	o := client.Options{Binary: shimBinary(t), ID: req.ID, Bundle: bundle, Runtime: rt.Binary, RuntimeRoot: filepath.Join(w.root, "runtime")}
+	addr, err := client.Launch(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := shim.Dial(ctx, addr)
+	c, err := client.Dial(ctx, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,11 +110,8 @@ func (w *world) run(t *testing.T, rt testutil.Runtime, img imagestore.Image, req
 		c.Shutdown(context.Background(), true)
 		c.Close()
 	}()
-	creq := &api.CreateRequest{}
-	for _, m := range mounts {
-		creq.Rootfs = append(creq.Rootfs, &api.Mount{Type: m.Type, Source: m.Source, Options: m.Options})
-	}
-	if _, err := c.Create(ctx, creq); err != nil {
+	logPath := filepath.Join(bundle, req.ID+"-json.log")
+	if _, err := c.Create(ctx, client.CreateOptions{Rootfs: mounts, LogPath: logPath}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Start(ctx); err != nil {
@@ -128,7 +124,7 @@ func (w *world) run(t *testing.T, rt testutil.Runtime, img imagestore.Image, req
 	if _, err := c.Delete(ctx); err != nil {
 		t.Fatal(err)
 	}
-	entries, err := logging.ReadLast(filepath.Join(bundle, req.ID+"-json.log"), 3, 1000)
+	entries, err := logging.ReadLast(logPath, 3, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,10 +133,6 @@ func (w *world) run(t *testing.T, rt testutil.Runtime, img imagestore.Image, req
 		out.WriteString(en.Log)
 	}
 	return e.ExitCode, out.String()
-}
-
-func containerID(t *testing.T, name string) string {
-	return fmt.Sprintf("%x", sha256.Sum256([]byte(t.Name()+name)))
 }
 
 // TestContainersSeeWhatTheySpecAsks runs containers of a real pulled image
@@ -172,7 +164,7 @@ func TestContainersSeeWhatTheySpecAsks(t *testing.T) {
 		for _, ro := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/readonly=%v", rt.Name, ro), func(t *testing.T) {
 				req := oci.Request{
-					ID:      containerID(t, rt.Name),
+					ID:      names.NewID(),
 					Seccomp: true,
 					Config: oci.Config{
 						Command:    []string{"sh", "-c", script},
@@ -199,7 +191,7 @@ func TestContainersSeeWhatTheySpecAsks(t *testing.T) {
 				}
 				// As root: Docker's capability set is effective, and the
 				// root is writable unless read-only.
-				req.ID, req.Config.User = containerID(t, rt.Name+"root"), "root"
+				req.ID, req.Config.User = names.NewID(), "root"
 				req.Config.Command = []string{"sh", "-c", "grep CapEff /proc/self/status; touch /rootfile 2>/dev/null && echo root-writable || echo root-readonly"}
 				want := "root-writable"
 				if ro {
@@ -237,7 +229,7 @@ func TestManyLayerImage(t *testing.T) {
 	}
 	for _, rt := range rts {
 		t.Run(rt.Name, func(t *testing.T) {
-			req := oci.Request{ID: containerID(t, rt.Name), Config: oci.Config{Command: []string{"sh", "-c", "ls /layers | wc -l; cat /layers/l01 /layers/l59"}}}
+			req := oci.Request{ID: names.NewID(), Config: oci.Config{Command: []string{"sh", "-c", "ls /layers | wc -l; cat /layers/l01 /layers/l59"}}}
 			code, out := w.run(t, rt, img, req, false)
 			if code != 0 || out != "59\n1\n59\n" {
 				t.Errorf("exit %d, output %q", code, out)
@@ -326,7 +318,7 @@ func TestGenerateSpecRuntimes(t *testing.T) {
 				}
 			}
 
-			id := fmt.Sprintf("condenser-spec-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+			id := names.NewID()
 			req := oci.Request{
 				ID:              id,
 				CgroupV2:        cgroupV2,

@@ -3,7 +3,7 @@ package supervisor
 import (
 	"context"
 	"fmt"
-		"sync"
+	"sync"
 	"syscall"
 	"testing"
 	"time"

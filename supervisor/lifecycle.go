@@ -45,8 +45,11 @@ func (s *Supervisor) Create(ctx context.Context, req CreateRequest) (*Container,
 		c.Args = spec.Process.Args
 		err = s.recs.insert(c)
 	}
-	if err != nil { // no record: nothing but the spare and the /etc files
-		s.discard(context.WithoutCancel(ctx), c)
+	if err != nil { // refused before anything was made: the spare serves the next create
+		if rerr := os.RemoveAll(s.containerDir(id)); rerr != nil { // the /etc files
+			s.log.Warn("remove the files of a refused create", "id", id, "error", rerr)
+		}
+		s.returnSpare(id, spareAddr)
 		return nil, err
 	}
 	s.publish(c, "creating")
@@ -377,8 +380,10 @@ func (s *Supervisor) Delete(ctx context.Context, ref string, force bool) (*Conta
 		}
 	}
 	defer unlock()
-	if err := s.transition(c, StateRemoving, "", func(c *Container) { c.StopRequested = true }); err != nil {
-		return nil, err
+	if c.State != StateRemoving { // else a removal that failed half-way is tried again
+		if err := s.transition(c, StateRemoving, "", func(c *Container) { c.StopRequested = true }); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := s.release(ctx, c); err != nil {
 		return nil, err

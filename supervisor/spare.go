@@ -55,6 +55,27 @@ func (s *Supervisor) takeSpare(ctx context.Context) (id, addr string) {
 	return sp.id, sp.addr
 }
 
+// returnSpare gives back a spare that a refused create took, unused; it
+// is dropped when another is ready meanwhile.
+func (s *Supervisor) returnSpare(id, addr string) {
+	if addr == "" {
+		return
+	}
+	s.mu.Lock()
+	keep := s.spare == nil && s.ctx.Err() == nil
+	if keep {
+		s.spare = &spare{id: id, addr: addr}
+	}
+	s.mu.Unlock()
+	if !keep { // in the background: the caller holds the id's lock
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.dropShim(context.Background(), id, addr)
+		}()
+	}
+}
+
 // fillSpare launches a spare shim in the background unless one is ready or
 // on its way, or spares are off.
 func (s *Supervisor) fillSpare() {

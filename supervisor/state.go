@@ -67,16 +67,16 @@ func (s *Supervisor) publish(c *Container, action string) {
 	s.events.publish(e)
 }
 
-// exited is the one place an exit is recorded: the shim is let go first
-// (a stopped container keeps no process and no mount; the shim's Delete
-// also tells the exit status when e is nil), then c becomes stopped with
-// the exit status (nil: unknown — the shim died without leaving one) and
-// the run's waiters are released. The caller holds c's lock.
+// exited is the one place an exit is recorded: c becomes stopped with the
+// exit status e (nil: unknown — the shim died without leaving one; then
+// the shim's clean-up is asked for the status it left), the run's waiters
+// are released, and then the shim is let go: a stopped container keeps no
+// process and no mount. The caller holds c's lock.
 func (s *Supervisor) exited(ctx context.Context, c *Container, e *client.Exit) error {
 	defer s.endRun(c.ID)
-	re, rerr := s.release(ctx, c)
-	if e == nil {
-		e = re
+	var rerr error
+	if e == nil { // the shim is gone: what it left on disk may tell
+		e, rerr = s.release(ctx, c)
 	}
 	err := s.transition(c, StateStopped, "die", func(c *Container) {
 		c.Pid, c.ExitCode, c.OOMKilled, c.StoppedAt = 0, nil, false, time.Now().UTC()
@@ -92,7 +92,16 @@ func (s *Supervisor) exited(ctx context.Context, c *Container, e *client.Exit) e
 			c.Backoff = 0
 		}
 	})
-	return errors.Join(rerr, err)
+	if err != nil {
+		return errors.Join(rerr, err)
+	}
+	s.endRun(c.ID) // the exit is durable: waiters need not wait for the shim
+	if c.ShimAddress != "" {
+		if _, rerr = s.release(ctx, c); rerr == nil {
+			rerr = s.save(c)
+		}
+	}
+	return rerr
 }
 
 // endRun releases the waiters of c's current run.

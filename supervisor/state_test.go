@@ -104,8 +104,10 @@ func TestLifecycleWithFakes(t *testing.T) {
 	if got.State != StateStopped || got.ExitCode == nil || *got.ExitCode != 3 {
 		t.Fatalf("after the exit: %+v", got)
 	}
-	// No process for a stopped container.
-	if n := len(d.shims.live(c.ID)); n != 0 || got.ShimAddress != "" || got.ShimPid != 0 {
+	// No process for a stopped container: its shim goes once the exit is
+	// recorded.
+	got = d.await(c.ID, "without its shim", func(c *Container) bool { return c.ShimAddress == "" })
+	if n := len(d.shims.live(c.ID)); n != 0 || got.ShimPid != 0 {
 		t.Fatalf("a stopped container keeps %d shims (%q)", n, got.ShimAddress)
 	}
 	// It starts again, with a new shim.
@@ -461,7 +463,7 @@ func TestKilledDuringRestartLaunch(t *testing.T) {
 			if _, err := d.sup.Stop(ctx, c.ID, -1); err != nil {
 				t.Fatal(err)
 			}
-			c = d.get(c.ID)
+			c = d.await(c.ID, "without its shim", func(c *Container) bool { return c.ShimAddress == "" })
 			c.ShimAddress = d.shims.Address(c.ID, c.Bundle)
 			if err := d.sup.recs.put(c); err != nil {
 				t.Fatal(err)
@@ -480,5 +482,44 @@ func TestKilledDuringRestartLaunch(t *testing.T) {
 				t.Fatalf("start: %+v, %v", got, err)
 			}
 		})
+	}
+}
+
+// TestRefusedCreateKeepsTheSpare: a request refused before anything is
+// made (here a bind of a host path that does not exist) leaves the spare
+// shim for the next create; a create that fails later uses it up.
+func TestRefusedCreateKeepsTheSpare(t *testing.T) {
+	d := newFakeDaemon(t)
+	d.sup.Close()
+	d.cfg.SpareShim = true
+	d.open()
+	ctx := context.Background()
+	spare := func() string {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			d.sup.mu.Lock()
+			sp := d.sup.spare
+			d.sup.mu.Unlock()
+			if sp != nil {
+				return sp.id
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no spare")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	first := spare()
+	req := CreateRequest{Image: "busybox"}
+	req.Mounts = []string{"/nonexistent-host-path:/x"}
+	if _, err := d.sup.Create(ctx, req); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Fatalf("create: %v", err)
+	}
+	if got := spare(); got != first || len(d.shims.live(first)) != 1 {
+		t.Fatalf("spare %s replaced by %s after a refused create", first[:12], got[:12])
+	}
+	c := d.create("uses-the-spare", nil)
+	if c.ID != first {
+		t.Fatalf("created %s, not with the spare %s", c.ID[:12], first[:12])
 	}
 }

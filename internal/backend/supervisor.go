@@ -10,12 +10,12 @@ import (
 	"github.com/raind/condenser/shim/client"
 	"github.com/raind/condenser/shim/logging"
 	"github.com/raind/condenser/supervisor"
+	"github.com/raind/condenser/supervisor/oci"
 )
 
 // This file is everything the adapter knows of the supervisor's API: the
 // interface it uses, and the conversions of a create request, a stored
-// request and a stats sample. A change to supervisor.CreateRequest or to
-// Supervisor.Stats is adapted here, and only here.
+// request and a stats sample.
 
 // Supervisor is what the adapter uses of the supervisor
 // (*supervisor.Supervisor).
@@ -30,7 +30,6 @@ type Supervisor interface {
 	Wait(ctx context.Context, ref string) (int, error)
 	Delete(ctx context.Context, ref string, force bool) (*supervisor.Container, error)
 	Logs(ctx context.Context, ref string, o supervisor.LogOptions, fn func(logging.Entry) error) error
-	// Stats: the supervisor-API spot 2/2, with statsOf below.
 	Stats(ctx context.Context, ref string) (client.Stats, *supervisor.Container, error)
 	Subscribe() (<-chan supervisor.Event, func())
 	// ImageUsers answers the image store, before an image's last name goes,
@@ -40,15 +39,11 @@ type Supervisor interface {
 
 var _ Supervisor = (*supervisor.Supervisor)(nil)
 
-// createRequest is the supervisor's request for a REST create request: the
-// supervisor-API spot 1/2 (with config below). The spec fields are assigned
-// one by one rather than in the literal, so that this reads the same whether
-// they are CreateRequest's own or promoted from its embedded oci.Config.
+// createRequest is the supervisor's request for a REST create request.
 func createRequest(r api.CreateContainerRequest) supervisor.CreateRequest {
-	req := supervisor.CreateRequest{Image: r.Image, Name: r.Name, RestartPolicy: r.RestartPolicy, AutoRemove: r.AutoRemove}
-	req.Entrypoint, req.Command, req.Env, req.Mounts = r.Entrypoint, r.Command, r.Env, r.Mount
-	req.WorkingDir, req.User, req.Hostname, req.Labels, req.Network = r.Workdir, r.User, r.Hostname, r.Labels, r.Network
-	req.ReadOnly = r.ReadOnly
+	req := supervisor.CreateRequest{Image: r.Image, Name: r.Name, RestartPolicy: r.RestartPolicy, AutoRemove: r.AutoRemove,
+		Config: oci.Config{Entrypoint: r.Entrypoint, Command: r.Command, Env: r.Env, Mounts: r.Mount, WorkingDir: r.Workdir,
+			User: r.User, Hostname: r.Hostname, Labels: r.Labels, Network: r.Network, ReadOnly: r.ReadOnly}}
 	if res := r.Resources; res != nil {
 		req.Memory, req.CPUs, req.PidsLimit = res.Memory, res.CPUs, res.Pids
 	}
@@ -77,8 +72,7 @@ func config(c *supervisor.Container) api.ContainerConfig {
 	return cfg
 }
 
-// statsOf is one stats sample of c, taken at now: the supervisor-API spot
-// 2/2.
+// statsOf is one stats sample of c, taken at now.
 func statsOf(st client.Stats, c *supervisor.Container, now time.Time) *api.ContainerStats {
 	return &api.ContainerStats{
 		ContainerID: c.ID, Name: c.Name, Time: now,

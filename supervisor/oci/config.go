@@ -230,10 +230,37 @@ func parseBind(s string) (specs.Mount, error) {
 	if dst == "/" {
 		return specs.Mount{}, invalid("mount %q: cannot mount over the container's root directory", s)
 	}
+	if err := checkProcDestination(dst); err != nil {
+		return specs.Mount{}, invalid("mount %q: %v", s, err)
+	}
 	return specs.Mount{
 		Destination: dst, Type: "bind", Source: src,
 		Options: []string{"rbind", mode, "rprivate"},
 	}, nil
+}
+
+// procBindable are the files under /proc that runc lets a bind mount
+// cover (those lxcfs emulates); crun is no more lenient.
+var procBindable = map[string]bool{
+	"/proc/cpuinfo": true, "/proc/diskstats": true, "/proc/meminfo": true, "/proc/stat": true,
+	"/proc/swaps": true, "/proc/uptime": true, "/proc/loadavg": true, "/proc/slabinfo": true,
+	"/proc/net/dev": true, "/proc/sys/kernel/ns_last_pid": true,
+}
+
+// checkProcDestination refuses, before anything is made, the bind mount
+// destinations the runtime refuses at create: /proc itself (the
+// container's own procfs: runc "cannot be mounted because it is not of type
+// proc") and anything under it but the few files lxcfs emulates ("cannot be
+// mounted because it is inside /proc"). /sys and /dev can be bound over, as
+// with Docker. dst is clean and absolute.
+func checkProcDestination(dst string) error {
+	switch {
+	case dst == "/proc":
+		return errors.New("cannot mount over /proc: it is the container's own procfs")
+	case strings.HasPrefix(dst, "/proc/") && !procBindable[dst]:
+		return fmt.Errorf("cannot mount over %s: the runtime refuses mounts inside /proc, but for %s", dst, strings.Join(slices.Sorted(maps.Keys(procBindable)), ", "))
+	}
+	return nil
 }
 
 func hasDotDot(p string) bool {

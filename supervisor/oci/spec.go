@@ -15,6 +15,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/raind/condenser/internal/names"
 )
 
 // Request is what Generate builds a spec from: the user's Config and what
@@ -136,7 +138,7 @@ func Generate(img *v1.Config, req Request, readFile func(path string) ([]byte, e
 			return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
 		}
 	}
-	if err := validateID(req.ID); err != nil {
+	if err := names.ValidID(req.ID); err != nil {
 		return nil, err
 	}
 	cfg := &req.Config
@@ -236,19 +238,6 @@ func Generate(img *v1.Config, req Request, readFile func(path string) ([]byte, e
 		spec.Linux.Seccomp = DefaultSeccomp()
 	}
 	return spec, nil
-}
-
-// validateID checks that id can name the container's cgroup directory: not
-// empty, not "." or "..", and without '/' or NUL. (The supervisor makes
-// 64-hex ids; this is the spec's own guard, not the id syntax.)
-func validateID(id string) error {
-	if id == "" {
-		return invalid("container id: empty")
-	}
-	if id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
-		return invalid("container id %q: not a valid cgroup name", id)
-	}
-	return nil
 }
 
 // processArgs merges entrypoint and command as the Docker Engine does

@@ -328,10 +328,12 @@ func TestGenerateSpecInvalid(t *testing.T) {
 		mod  func(*Request)
 		want string // substring of the error
 	}{
-		{"no id", nil, func(r *Request) { r.ID = "" }, "container id: empty"},
+		{"no id", nil, func(r *Request) { r.ID = "" }, `container id ""`},
 		{"id with slash", nil, func(r *Request) { r.ID = "a/b" }, `container id "a/b"`},
 		{"id dotdot", nil, func(r *Request) { r.ID = ".." }, `container id ".."`},
-		{"id makes a bad default hostname", nil, func(r *Request) { r.ID = "a b" }, `hostname "a b"`},
+		{"id is a name", nil, func(r *Request) { r.ID = "web-1" }, `container id "web-1"`},
+		{"id of upper-case hex", nil, func(r *Request) { r.ID = strings.ToUpper(specTestID) }, "lowercase hex"},
+		{"short id", nil, func(r *Request) { r.ID = specTestID[:12] }, "lowercase hex"},
 		{"invalid config", nil, func(r *Request) { r.Config.Network = "bridge" }, `network "bridge"`},
 		{"empty command, no image", nil, func(r *Request) { r.Config.Command = nil }, "no command specified"},
 		{"empty command, image without cmd", &v1.Config{}, func(r *Request) { r.Config.Command = []string{} }, "no command specified"},
