@@ -31,12 +31,12 @@ all: build
 # condenser-shim is static (no libc mapped) and stripped: its resident size
 # per container is a headline figure.
 build:
-	$(GO) build -trimpath -o $(BIN)/ ./cmd/condenser ./cmd/raind
+	$(GO) build -trimpath -o $(BIN)/ ./cmd/condenser ./cmd/condenserctl
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/ ./cmd/condenser-shim
 
 # Installs the binaries, the systemd units (contrib/systemd) and, when
-# bin/raind exists and can print them, its shell completions. bin/raind is
-# optional. Staged installs: make install DESTDIR=/tmp/stage PREFIX=/usr
+# bin/condenserctl exists and can print them, its shell completions.
+# bin/condenserctl is optional. Staged installs: make install DESTDIR=/tmp/stage PREFIX=/usr
 # (the service's ExecStart names /usr/local/bin/condenser; a different
 # PREFIX needs a drop-in, see contrib/README.md).
 PREFIX      ?= /usr/local
@@ -48,13 +48,13 @@ ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/site-functions
 install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BIN)/condenser $(BIN)/condenser-shim $(DESTDIR)$(BINDIR)/
-	if [ -x $(BIN)/raind ]; then install -m 0755 $(BIN)/raind $(DESTDIR)$(BINDIR)/; fi
+	if [ -x $(BIN)/condenserctl ]; then install -m 0755 $(BIN)/condenserctl $(DESTDIR)$(BINDIR)/; fi
 	install -m 0644 contrib/systemd/condenser.socket contrib/systemd/condenser.service $(DESTDIR)$(UNITDIR)/
-	if [ -x $(BIN)/raind ] && $(BIN)/raind completion bash >$(BIN)/raind.bash 2>/dev/null; then \
-		install -d $(DESTDIR)$(BASHCOMPDIR) && install -m 0644 $(BIN)/raind.bash $(DESTDIR)$(BASHCOMPDIR)/raind; \
+	if [ -x $(BIN)/condenserctl ] && $(BIN)/condenserctl completion bash >$(BIN)/condenserctl.bash 2>/dev/null; then \
+		install -d $(DESTDIR)$(BASHCOMPDIR) && install -m 0644 $(BIN)/condenserctl.bash $(DESTDIR)$(BASHCOMPDIR)/condenserctl; \
 	fi
-	if [ -x $(BIN)/raind ] && $(BIN)/raind completion zsh >$(BIN)/raind.zsh 2>/dev/null; then \
-		install -d $(DESTDIR)$(ZSHCOMPDIR) && install -m 0644 $(BIN)/raind.zsh $(DESTDIR)$(ZSHCOMPDIR)/_raind; \
+	if [ -x $(BIN)/condenserctl ] && $(BIN)/condenserctl completion zsh >$(BIN)/condenserctl.zsh 2>/dev/null; then \
+		install -d $(DESTDIR)$(ZSHCOMPDIR) && install -m 0644 $(BIN)/condenserctl.zsh $(DESTDIR)$(ZSHCOMPDIR)/_condenserctl; \
 	fi
 
 # Runs the daemon (REST API on /run/condenser/condenser.sock). Flags and
@@ -62,6 +62,7 @@ install: build
 # make run ARGS="--registry-mirror docker.io=http://127.0.0.1:5000"
 # make run ARGS="pull busybox"
 run: build
+	@echo 'make run: $(BIN)/condenser $(ARGS) in the foreground. Ctrl-C stops it (the daemon leaves containers running); make run ARGS="$(ARGS)" starts it again.'
 	$(BIN)/condenser $(ARGS)
 
 # The whole suite: vet, staticcheck, unit and integration tests (with the

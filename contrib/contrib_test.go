@@ -1,6 +1,7 @@
 // Package contrib_test checks the files under contrib/: the systemd units
 // pass systemd-analyze verify, their ExecStart names only flags the daemon
-// has, and make install ships them.
+// has, and make install ships them with the CLI (condenserctl) and its
+// completions.
 package contrib_test
 
 import (
@@ -126,6 +127,11 @@ func TestMakeInstallDryRun(t *testing.T) {
 		t.Fatalf("make -n install: %v\n%s", err, out)
 	}
 	s := string(out)
+	// The CLI is condenserctl: raind is the real Raind CLI's name, which
+	// make install must not take.
+	if strings.Contains(s, "raind") {
+		t.Errorf("make -n install DESTDIR=%s installs something named raind:\n%s", dest, s)
+	}
 	for _, want := range []string{
 		"bin/condenser ",
 		"bin/condenser-shim ",
@@ -133,7 +139,9 @@ func TestMakeInstallDryRun(t *testing.T) {
 		"contrib/systemd/condenser.service",
 		dest + "/usr/local/bin",
 		dest + "/etc/systemd/system",
-		"bin/raind", // guarded: installed only when it exists
+		"bin/condenserctl ", // guarded: installed only when it exists
+		dest + "/usr/local/share/bash-completion/completions/condenserctl;",
+		dest + "/usr/local/share/zsh/site-functions/_condenserctl;",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("make -n install DESTDIR=%s does not mention %q:\n%s", dest, want, s)

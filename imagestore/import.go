@@ -53,6 +53,9 @@ func (s *Store) Import(ctx context.Context, r io.Reader, o ImportOptions) ([]Ima
 	}
 	defer os.RemoveAll(dir)
 	if _, err := archive.Extract(ctx, dir, bufio.NewReaderSize(r, 1<<20)); err != nil {
+		if localFault(err) {
+			return nil, s.storageError(fmt.Errorf("import: %w", err))
+		}
 		return nil, fmt.Errorf("import: not a docker save or OCI layout tarball: %w", invalid(err))
 	}
 	root, err := os.OpenRoot(dir)
@@ -75,14 +78,15 @@ func (s *Store) Import(ctx context.Context, r io.Reader, o ImportOptions) ([]Ima
 		err = fmt.Errorf("no manifest.json (docker save) or index.json (OCI layout) in the archive: %w", errdefs.ErrInvalidArgument)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("import: %w", err)
+		return nil, s.storageError(fmt.Errorf("import: %w", err))
 	}
 	return imgs, nil
 }
 
-// invalid marks a tar format error as invalid input.
+// invalid marks a tar format error as invalid input (not a failure of the
+// store's own disk: that is no fault of the archive).
 func invalid(err error) error {
-	if errdefs.Kind(err) != nil || errors.Is(err, context.Canceled) {
+	if errdefs.Kind(err) != nil || errors.Is(err, context.Canceled) || localFault(err) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", errdefs.ErrInvalidArgument, err)

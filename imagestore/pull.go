@@ -55,11 +55,31 @@ func (s *Store) Pull(ctx context.Context, ref string, o PullOptions) (Image, err
 	defer s.release(ctx)
 	rep := newReporter(o.Progress)
 	img, err := s.pullEndpoints(ctx, r, eps, platform, o.Platform != nil, rep)
-	if errors.Is(err, syscall.ENOSPC) {
-		// Not an internal fault: the user can free space and retry.
-		err = fmt.Errorf("%w: %w", errdefs.ErrUnavailable, err)
+	return img, s.storageError(err)
+}
+
+// localFault reports whether err is this host's storage failing (full,
+// over quota, read-only, I/O error) rather than the registry or the
+// network: another mirror cannot help with it.
+func localFault(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EDQUOT, syscall.EROFS, syscall.EIO} {
+		if errors.Is(err, errno) {
+			return true
+		}
 	}
-	return img, err
+	return false
+}
+
+// storageError gives a full disk (or a quota reached) under the store its
+// kind, errdefs.ErrResourceExhausted, and says so: it is neither the
+// request's fault nor the registry's, and the user can free space and
+// retry. Other errors are returned as they are.
+func (s *Store) storageError(err error) error {
+	if err == nil || errors.Is(err, errdefs.ErrResourceExhausted) ||
+		!errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) {
+		return err
+	}
+	return fmt.Errorf("the image store (%s) is out of disk space: free some and retry: %w: %w", s.root, errdefs.ErrResourceExhausted, err)
 }
 
 func (s *Store) pullEndpoints(ctx context.Context, r Reference, eps []endpoint, platform *v1.Platform, strict bool, rep *reporter) (Image, error) {
@@ -69,7 +89,10 @@ func (s *Store) pullEndpoints(ctx context.Context, r Reference, eps []endpoint, 
 		if err == nil {
 			return img, nil
 		}
-		if ctx.Err() != nil || errors.Is(err, archive.ErrUnsafe) || len(tried) == len(eps)-1 {
+		// A local fault (the store's disk full, read-only or failing) is
+		// the same whatever the endpoint: stop here and say it, rather
+		// than try the next one and report its unrelated failure.
+		if ctx.Err() != nil || errors.Is(err, archive.ErrUnsafe) || localFault(err) || len(tried) == len(eps)-1 {
 			if len(tried) > 0 {
 				return Image{}, fmt.Errorf("pull %s: %w (before: %s)", r, err, strings.Join(tried, "; "))
 			}

@@ -2,6 +2,7 @@ package imagestore
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -22,6 +23,16 @@ type Reference struct {
 	Digest string // "sha256:…", or empty
 }
 
+// Docker's reference grammar (distribution/reference): a registry is a
+// host name (dot-separated labels of letters, digits and inner hyphens) or a
+// bracketed IPv6 address, with an optional port; each component of a
+// repository path is lowercase letters and digits separated by '.', '_',
+// '__' or hyphens.
+var (
+	domainRE        = regexp.MustCompile(`^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$`)
+	pathComponentRE = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$`)
+)
+
 // ParseReference parses s as Docker does. An invalid reference is an
 // errdefs.ErrInvalidArgument.
 func ParseReference(s string) (Reference, error) {
@@ -33,6 +44,18 @@ func ParseReference(s string) (Reference, error) {
 		return Reference{}, fmt.Errorf("invalid reference %q: %v: %w", s, err, errdefs.ErrInvalidArgument)
 	}
 	ref := Reference{Domain: r.Context().RegistryStr(), Path: r.Context().RepositoryStr()}
+	// go-containerregistry takes any first component with a dot or a colon
+	// for a registry ("../../etc/passwd" is host ".." and path
+	// "../etc/passwd"): hold both to Docker's grammar, so that such a name
+	// is refused here rather than dialled.
+	if !domainRE.MatchString(ref.Domain) {
+		return Reference{}, fmt.Errorf("invalid reference %q: %q is not a registry host[:port]: %w", s, ref.Domain, errdefs.ErrInvalidArgument)
+	}
+	for _, c := range strings.Split(ref.Path, "/") {
+		if !pathComponentRE.MatchString(c) {
+			return Reference{}, fmt.Errorf("invalid reference %q: repository path component %q: want lowercase letters and digits, separated by '.', '_', '__' or '-': %w", s, c, errdefs.ErrInvalidArgument)
+		}
+	}
 	if ref.Domain == name.DefaultRegistry {
 		ref.Domain = dockerHub
 	}

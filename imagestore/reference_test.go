@@ -22,6 +22,9 @@ func TestParseReference(t *testing.T) {
 		{"ghcr.io/a/b/c:v1", "ghcr.io/a/b/c:v1", "ghcr.io/a/b/c:v1"},
 		{"alpine@" + dgst, "docker.io/library/alpine@" + dgst, "alpine@" + dgst},
 		{"localhost:5000/x@" + dgst, "localhost:5000/x@" + dgst, "localhost:5000/x@" + dgst},
+		{"Registry.LAN:5000/team/my-app__x.y_z:1", "Registry.LAN:5000/team/my-app__x.y_z:1", "Registry.LAN:5000/team/my-app__x.y_z:1"},
+		{"[::1]:5000/x", "[::1]:5000/x:latest", "[::1]:5000/x:latest"},
+		{"a--b/c---d", "docker.io/a--b/c---d:latest", "a--b/c---d:latest"},
 	}
 	for _, tc := range tests {
 		r, err := ParseReference(tc.in)
@@ -36,7 +39,13 @@ func TestParseReference(t *testing.T) {
 }
 
 func TestParseReferenceInvalid(t *testing.T) {
-	for _, in := range []string{"", " alpine", "Alpine", "alpine:", "alpine@sha256:abc", "a b", "alpine:tag with space", "/alpine", "alpine::1", "UPPER/case"} {
+	for _, in := range []string{"", " alpine", "Alpine", "alpine:", "alpine@sha256:abc", "a b", "alpine:tag with space", "/alpine", "alpine::1", "UPPER/case",
+		// Path traversal and names that parse as a registry of dots (they
+		// used to be dialled: https://../v2/).
+		"../../etc/passwd", "../x:1", "./x", ".../x", "..", "foo/..", "a/../b", "a/./b",
+		"localhost:5000/../x", "a..b/c", "..foo/bar", "foo../bar", "-x.io/y", "x.io-/y",
+		// Separators where Docker's grammar has none.
+		"-x/y", "x/.-y", "x/y-", "x/_y", "x/y.", "registry.lan:port/x"} {
 		if _, err := ParseReference(in); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Errorf("ParseReference(%q) = %v, want ErrInvalidArgument", in, err)
 		}

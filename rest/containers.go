@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -214,8 +215,13 @@ func (s *server) waitContainer(w http.ResponseWriter, r *http.Request, p httprou
 	if err := noBody(w, r); err != nil {
 		return nil, err
 	}
-	code, err := s.b.WaitContainer(r.Context(), p.ByName("id"))
+	ctx, cancel := s.streamContext(r)
+	defer cancel()
+	code, err := s.b.WaitContainer(ctx, p.ByName("id"))
 	if err != nil {
+		if s.endedByShutdown(r) {
+			return nil, errShuttingDown
+		}
 		return nil, err
 	}
 	return &reply{"container exited", api.WaitResponse{ExitCode: code}}, nil
@@ -294,6 +300,9 @@ func (s *server) writeLogs(w http.ResponseWriter, r *http.Request, ref string, o
 	ctx := r.Context()
 	st := newStream(w, "text/plain; charset=utf-8")
 	if opts.Follow {
+		var cancel context.CancelFunc
+		ctx, cancel = s.streamContext(r)
+		defer cancel()
 		c, err := s.b.InspectContainer(ctx, ref)
 		if err != nil {
 			return err
@@ -314,7 +323,7 @@ func (s *server) writeLogs(w http.ResponseWriter, r *http.Request, ref string, o
 		}
 		return st.write(append(line, e.Log...))
 	})
-	if err != nil {
+	if err != nil && !(opts.Follow && s.endedByShutdown(r)) {
 		st.close()
 		return err
 	}

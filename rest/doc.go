@@ -21,6 +21,7 @@
 //	body over 1 MiB                   413
 //	ErrNotImplemented                 501
 //	ErrUnavailable                    503
+//	ErrResourceExhausted (disk full)  507
 //	anything else (ErrDataLoss too)   500
 //
 // For a 500 the client reads a generic "internal error (request N)" and the
@@ -42,6 +43,10 @@
 // and envelope; after it, the error can only end the stream (see the routes).
 // Every stream is flushed per line, and ends when the client goes away: the
 // request's context, which every Backend call receives, is then cancelled.
+// Handler.Shutdown (registered with http.Server.RegisterOnShutdown) ends the
+// requests that last as long as their client wants — events and followed
+// logs end cleanly (the chunked response's end: the client reads EOF), a
+// wait answers 503 — while other requests in flight finish.
 //
 // # Routes
 //

@@ -44,6 +44,13 @@ func (s *server) importImage(w http.ResponseWriter, r *http.Request, _ httproute
 	_ = http.NewResponseController(w).EnableFullDuplex()
 	progress, done := s.progress(w, r)
 	images, err := s.b.ImportImage(r.Context(), r.Body, progress)
+	// The importer stops at the archive's end marker (or at its first
+	// error), before the body's end: close it here, while the handler runs.
+	// In full-duplex mode net/http would otherwise drain it only after the
+	// handler returns, which starts its background read of the connection
+	// while it is about to read the next request itself — "invalid
+	// concurrent Body.Read call", a panic (golang/go#68560).
+	_ = r.Body.Close()
 	done()
 	if err != nil {
 		return nil, err

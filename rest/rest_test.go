@@ -595,6 +595,7 @@ func TestErrorKinds(t *testing.T) {
 		{fmt.Errorf("rootless: %w", errdefs.ErrPermissionDenied), 403, "rootless: permission denied"},
 		{fmt.Errorf("wrapped twice: %w", fmt.Errorf("inner: %w", errdefs.ErrNotFound)), 404, "wrapped twice: inner: not found"},
 		{fmt.Errorf("blob corrupt: %w", errdefs.ErrDataLoss), 500, ""},
+		{fmt.Errorf("pull: the image store's disk is full: %w", errdefs.ErrResourceExhausted), 507, "pull: the image store's disk is full: resource exhausted"},
 		{errors.New("open /secret/path: disk on fire"), 500, ""},
 	}
 	for _, tc := range tests {

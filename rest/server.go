@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,16 +25,23 @@ type server struct {
 	b   Backend
 	log *slog.Logger
 	ids atomic.Uint64 // numbers the failures logged, so a client's message can be found in the log
+
+	// stopping is cancelled by Handler.Shutdown: it ends the requests that
+	// would otherwise last as long as their client stays (see
+	// streamContext).
+	stopping context.Context
+	stop     context.CancelFunc
 }
 
 // NewHandler returns the HTTP handler of the Raind v1 API, serving b. log
 // receives one debug line per request, the details of internal errors and
 // panics; nil discards.
-func NewHandler(b Backend, log *slog.Logger) http.Handler {
+func NewHandler(b Backend, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &server{b: b, log: log}
+	s.stopping, s.stop = context.WithCancel(context.Background())
 
 	r := httprouter.New()
 	r.RedirectTrailingSlash = true // /v1/containers/ → /v1/containers
@@ -47,8 +55,35 @@ func NewHandler(b Backend, log *slog.Logger) http.Handler {
 	r.MethodNotAllowed = http.HandlerFunc(s.methodNotAllowed)
 	r.PanicHandler = s.panicked
 	s.routes(r)
-	return &rootHandler{s: s, router: r}
+	return &Handler{s: s, router: r}
 }
+
+// Shutdown ends, cleanly and at once, the requests that last as long as
+// their client wants — the events stream, followed logs (each ends as if
+// its subject had, with the stream's proper end) and waits (503: the daemon
+// is going away) — so that http.Server.Shutdown, which waits for the
+// requests in flight but does not cancel them, can finish. Other requests
+// (a pull, a create) are left to finish. Register it with
+// http.Server.RegisterOnShutdown.
+func (h *Handler) Shutdown() { h.s.stop() }
+
+// streamContext is the context of a request that may last indefinitely:
+// the request's, cancelled also by Shutdown. Call the cancel function when
+// the request ends.
+func (s *server) streamContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(r.Context())
+	stop := context.AfterFunc(s.stopping, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// endedByShutdown reports whether a request's stream context ended because
+// of Shutdown (and not because its client went away).
+func (s *server) endedByShutdown(r *http.Request) bool {
+	return s.stopping.Err() != nil && r.Context().Err() == nil
+}
+
+// errShuttingDown answers a wait cut short by Shutdown.
+var errShuttingDown = &kindError{kind: errdefs.ErrUnavailable, msg: "the daemon is shutting down: ask again when it is back"}
 
 // routes registers every route. httprouter v1.3 panics when a static
 // segment and a :param share a position, so GET /v1/containers/stats (all
@@ -150,6 +185,10 @@ func statusOf(err error) int {
 		return http.StatusNotImplemented
 	case errdefs.ErrPermissionDenied:
 		return http.StatusForbidden
+	case errdefs.ErrResourceExhausted:
+		// The storage under the daemon is full: WebDAV's 507, which
+		// several storage APIs answer for the same condition.
+		return http.StatusInsufficientStorage
 	}
 	return http.StatusInternalServerError
 }
@@ -247,15 +286,15 @@ func writeLine(w http.ResponseWriter, v any) {
 	_ = http.NewResponseController(w).Flush()
 }
 
-// rootHandler wraps every response in a responseWriter, so that the wrapper
-// and the panic handler know whether a response has started, and logs each
-// request.
-type rootHandler struct {
+// Handler is the HTTP handler of the Raind v1 API. It wraps every response
+// in a responseWriter, so that the wrapper and the panic handler know
+// whether a response has started, and logs each request.
+type Handler struct {
 	s      *server
 	router *httprouter.Router
 }
 
-func (h *rootHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := &responseWriter{ResponseWriter: w}
 	defer func() {

@@ -52,7 +52,12 @@ func (s *server) events(w http.ResponseWriter, r *http.Request, _ httprouter.Par
 		st.close()
 		return nil, err
 	}
-	err := s.b.Events(r.Context(), func(e api.Event) error { return st.writeJSON(e) })
+	ctx, cancel := s.streamContext(r)
+	defer cancel()
+	err := s.b.Events(ctx, func(e api.Event) error { return st.writeJSON(e) })
 	st.close()
+	if err != nil && s.endedByShutdown(r) {
+		return nil, nil // the stream's proper end: the client reads EOF
+	}
 	return nil, err
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/internal/names"
 )
 
 // Mount is one mount of a root filesystem (the shape the shim takes).
@@ -90,27 +91,11 @@ func (m *Manager) Driver() string {
 	return DriverCopy
 }
 
-// validID accepts the 64-hex ids the supervisor makes and other plain names,
-// never anything that could leave the containers directory.
-func validID(id string) error {
-	if id == "" || len(id) > 128 || id[0] == '.' || id[0] == '-' {
-		return fmt.Errorf("rootfs: container id %q: %w", id, errdefs.ErrInvalidArgument)
-	}
-	for _, c := range id {
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-', c == '.':
-		default:
-			return fmt.Errorf("rootfs: container id %q: %w", id, errdefs.ErrInvalidArgument)
-		}
-	}
-	return nil
-}
-
 // Prepare creates containers/<id>'s rootfs directories and returns the
 // mounts for its root filesystem. layers are ordered bottom first.
 func (m *Manager) Prepare(ctx context.Context, id string, layers []string, o Options) (_ []Mount, err error) {
-	if err := validID(id); err != nil {
-		return nil, err
+	if err := names.ValidID(id); err != nil {
+		return nil, fmt.Errorf("rootfs: %w", err)
 	}
 	abs := make([]string, len(layers))
 	for i, l := range layers {
@@ -272,8 +257,8 @@ func unescapeOverlayPath(p string) string {
 // mounts elsewhere of its directories), then removes containers/<id>. It is
 // idempotent.
 func (m *Manager) Remove(ctx context.Context, id string) error {
-	if err := validID(id); err != nil {
-		return err
+	if err := names.ValidID(id); err != nil {
+		return fmt.Errorf("rootfs: %w", err)
 	}
 	cdir := filepath.Join(m.dir, id)
 	if err := unmountContainer(ctx, m.dir, cdir); err != nil {
@@ -288,8 +273,8 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 // Usage returns the bytes allocated to a container's writable layer (its
 // upper dir, or its copy), hard links counted once.
 func (m *Manager) Usage(ctx context.Context, id string) (int64, error) {
-	if err := validID(id); err != nil {
-		return 0, err
+	if err := names.ValidID(id); err != nil {
+		return 0, fmt.Errorf("rootfs: %w", err)
 	}
 	cdir := filepath.Join(m.dir, id)
 	root := ""

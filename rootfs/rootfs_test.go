@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/internal/names"
 )
 
 // requireRoot skips a test that needs root, or fails it when CI=true.
@@ -471,14 +472,18 @@ func TestOptionStrings(t *testing.T) {
 		}
 	})
 
-	t.Run("ids", func(t *testing.T) {
-		for id, ok := range map[string]bool{strings.Repeat("ab", 32): true, "web-1": true, "": false, ".": false,
-			"..": false, "a/b": false, "-x": false, ".hidden": false} {
-			if err := validID(id); (err == nil) != ok {
-				t.Errorf("validID(%q) = %v", id, err)
-			}
+}
+
+// newIDs hands out container ids as the daemon makes them (names.NewID),
+// one per name: tests refer to their containers by name.
+func newIDs() func(name string) string {
+	ids := map[string]string{}
+	return func(name string) string {
+		if _, ok := ids[name]; !ok {
+			ids[name] = names.NewID()
 		}
-	})
+		return ids[name]
+	}
 }
 
 func TestPrepareOptions(t *testing.T) {
@@ -487,9 +492,10 @@ func TestPrepareOptions(t *testing.T) {
 	m := newManager(t, base)
 	layers := threeLayers(t, base)
 	ctx := context.Background()
-	cdir := func(id string) string { return filepath.Join(m.dir, id) }
+	id := newIDs()
+	cdir := func(name string) string { return filepath.Join(m.dir, id(name)) }
 	for _, c := range []struct {
-		id     string
+		name   string
 		layers []string
 		o      Options
 		want   Mount
@@ -509,8 +515,8 @@ func TestPrepareOptions(t *testing.T) {
 		{"copy", layers, Options{Copy: true}, Mount{"bind", cdir("copy") + "/rootfs", []string{"rbind"}}},
 		{"copy-ro", layers, Options{Copy: true, ReadOnly: true}, Mount{"bind", cdir("copy-ro") + "/rootfs", []string{"rbind", "ro"}}},
 	} {
-		t.Run(c.id, func(t *testing.T) {
-			ms, err := m.Prepare(ctx, c.id, c.layers, c.o)
+		t.Run(c.name, func(t *testing.T) {
+			ms, err := m.Prepare(ctx, id(c.name), c.layers, c.o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -522,7 +528,7 @@ func TestPrepareOptions(t *testing.T) {
 			if err := UnmountAll(target); err != nil {
 				t.Fatal(err)
 			}
-			if err := m.Remove(ctx, c.id); err != nil {
+			if err := m.Remove(ctx, id(c.name)); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -536,7 +542,7 @@ func TestPrepareOptions(t *testing.T) {
 		m := newManager(t, odd)
 		ls := threeLayers(t, odd)
 		for _, o := range []Options{{}, {ReadOnly: true}} {
-			ms, err := m.Prepare(ctx, "odd", ls, o)
+			ms, err := m.Prepare(ctx, id("odd"), ls, o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -549,24 +555,34 @@ func TestPrepareOptions(t *testing.T) {
 			if err := UnmountAll(target); err != nil {
 				t.Fatal(err)
 			}
-			if err := m.Remove(ctx, "odd"); err != nil {
+			if err := m.Remove(ctx, id("odd")); err != nil {
 				t.Fatal(err)
 			}
 		}
 	})
 
 	t.Run("errors", func(t *testing.T) {
-		if _, err := m.Prepare(ctx, "dup", layers, Options{}); err != nil {
+		if _, err := m.Prepare(ctx, id("dup"), layers, Options{}); err != nil {
 			t.Fatal(err)
 		}
-		defer m.Remove(ctx, "dup")
-		if _, err := m.Prepare(ctx, "dup", layers, Options{}); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		defer m.Remove(ctx, id("dup"))
+		if _, err := m.Prepare(ctx, id("dup"), layers, Options{}); !errors.Is(err, errdefs.ErrAlreadyExists) {
 			t.Errorf("second Prepare: %v", err)
 		}
-		if _, err := m.Prepare(ctx, "../x", layers, Options{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
-			t.Errorf("bad id: %v", err)
+		// Only ids as the daemon makes them: nothing that leaves the
+		// containers directory, and no names.
+		for _, bad := range []string{"", ".", "..", "../x", "a/b", "-x", ".hidden", "web-1", strings.ToUpper(id("dup"))} {
+			if _, err := m.Prepare(ctx, bad, layers, Options{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Errorf("Prepare(%q): %v, want ErrInvalidArgument", bad, err)
+			}
+			if err := m.Remove(ctx, bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Errorf("Remove(%q): %v, want ErrInvalidArgument", bad, err)
+			}
+			if _, err := m.Usage(ctx, bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Errorf("Usage(%q): %v, want ErrInvalidArgument", bad, err)
+			}
 		}
-		_, err := m.Prepare(ctx, "missing", []string{filepath.Join(base, "nope")}, Options{})
+		_, err := m.Prepare(ctx, id("missing"), []string{filepath.Join(base, "nope")}, Options{})
 		if !errors.Is(err, errdefs.ErrNotFound) {
 			t.Errorf("missing layer: %v", err)
 		}
@@ -575,7 +591,7 @@ func TestPrepareOptions(t *testing.T) {
 		}
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		if _, err := m.Prepare(cctx, "cancelled", layers, Options{Copy: true}); !errors.Is(err, context.Canceled) {
+		if _, err := m.Prepare(cctx, id("cancelled"), layers, Options{Copy: true}); !errors.Is(err, context.Canceled) {
 			t.Errorf("cancelled Prepare: %v", err)
 		}
 	})
@@ -586,7 +602,8 @@ func TestOverlayMergedView(t *testing.T) {
 	base := t.TempDir()
 	m := newManager(t, base)
 	layers := threeLayers(t, base)
-	ms, err := m.Prepare(context.Background(), "c1", layers, Options{})
+	id := names.NewID()
+	ms, err := m.Prepare(context.Background(), id, layers, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -602,7 +619,7 @@ func TestOverlayMergedView(t *testing.T) {
 	if err := os.Remove(filepath.Join(target, "merged/low")); err != nil {
 		t.Fatal(err)
 	}
-	upper := filepath.Join(m.dir, "c1", "upper")
+	upper := filepath.Join(m.dir, id, "upper")
 	if b, err := os.ReadFile(filepath.Join(upper, "new")); err != nil || string(b) != "written" {
 		t.Errorf("upper/new: %q %v", b, err)
 	}
@@ -620,7 +637,7 @@ func TestOverlayMergedView(t *testing.T) {
 	if err := UnmountAll(target); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Remove(context.Background(), "c1"); err != nil {
+	if err := m.Remove(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -640,11 +657,12 @@ func TestReadOnly(t *testing.T) {
 		{"copy", layers, Options{ReadOnly: true, Copy: true}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ms, err := m.Prepare(context.Background(), c.name, c.layers, c.o)
+			id := names.NewID()
+			ms, err := m.Prepare(context.Background(), id, c.layers, c.o)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer m.Remove(context.Background(), c.name)
+			defer m.Remove(context.Background(), id)
 			target := t.TempDir()
 			mountT(t, ms, target)
 			if b, err := os.ReadFile(filepath.Join(target, "etc/passwd")); err != nil || len(b) == 0 {
@@ -701,11 +719,12 @@ func TestManyLayers(t *testing.T) {
 			}
 			m := newManager(t, base)
 			for _, ro := range []bool{false, true} {
-				id := "rw"
+				name := "rw"
 				if ro {
-					id = "ro"
+					name = "ro"
 				}
-				t.Run(id, func(t *testing.T) {
+				id := names.NewID()
+				t.Run(name, func(t *testing.T) {
 					ms, err := m.Prepare(context.Background(), id, layers, Options{ReadOnly: ro})
 					if err != nil {
 						t.Fatal(err)
@@ -779,19 +798,20 @@ func TestCopyMatchesOverlay(t *testing.T) {
 	m := newManager(t, base)
 	layers := threeLayers(t, base)
 	views := map[string]map[string]entryInfo{}
+	id := newIDs()
 	for _, c := range []struct {
-		id string
-		o  Options
+		name string
+		o    Options
 	}{{"overlay", Options{}}, {"overlay-ro", Options{ReadOnly: true}}, {"copy", Options{Copy: true}}} {
-		ms, err := m.Prepare(context.Background(), c.id, layers, c.o)
+		ms, err := m.Prepare(context.Background(), id(c.name), layers, c.o)
 		if err != nil {
 			t.Fatal(err)
 		}
-		target := filepath.Join(base, "mnt-"+c.id)
+		target := filepath.Join(base, "mnt-"+c.name)
 		os.Mkdir(target, 0o755)
 		mountT(t, ms, target)
 		checkTree(t, target, wantThree)
-		views[c.id] = snapshot(t, target)
+		views[c.name] = snapshot(t, target)
 	}
 	for _, id := range []string{"overlay", "overlay-ro"} {
 		if !reflect.DeepEqual(views[id], views["copy"]) {
@@ -810,7 +830,7 @@ func TestCopyMatchesOverlay(t *testing.T) {
 		}
 	}
 	// Hard links of a layer stay links; the sparse file stays sparse.
-	copyRoot := filepath.Join(m.dir, "copy", "rootfs")
+	copyRoot := filepath.Join(m.dir, id("copy"), "rootfs")
 	var a, b, sp unix.Stat_t
 	unix.Lstat(filepath.Join(copyRoot, "hl/a"), &a)
 	unix.Lstat(filepath.Join(copyRoot, "hl/b"), &b)
@@ -847,7 +867,8 @@ func TestAutomaticCopyFallback(t *testing.T) {
 		t.Errorf("Driver() = %q", m.Driver())
 	}
 	t.Logf("overlay unsupported: %v", m.OverlayError())
-	ms, err := m.Prepare(context.Background(), "c", layers, Options{})
+	id := names.NewID()
+	ms, err := m.Prepare(context.Background(), id, layers, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -860,7 +881,7 @@ func TestAutomaticCopyFallback(t *testing.T) {
 	if err := UnmountAll(target); err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Remove(context.Background(), "c"); err != nil {
+	if err := m.Remove(context.Background(), id); err != nil {
 		t.Fatal(err)
 	}
 	if left, _ := filepath.Glob(filepath.Join(m.dir, "*")); len(left) > 0 {
@@ -876,7 +897,7 @@ func TestRemoveAfterCrash(t *testing.T) {
 		name := map[bool]string{false: "overlay", true: "copy"}[copyMode]
 		t.Run(name, func(t *testing.T) {
 			m := newManager(t, filepath.Join(base, name))
-			id := strings.Repeat("0123456789abcdef", 4)
+			id := names.NewID()
 			ms, err := m.Prepare(context.Background(), id, layers, Options{Copy: copyMode})
 			if err != nil {
 				t.Fatal(err)
@@ -932,10 +953,11 @@ func TestRemoveAfterCrash(t *testing.T) {
 
 	t.Run("crash during Prepare", func(t *testing.T) {
 		m := newManager(t, filepath.Join(base, "partial"))
-		cdir := filepath.Join(m.dir, "p")
+		id := names.NewID()
+		cdir := filepath.Join(m.dir, id)
 		os.MkdirAll(filepath.Join(cdir, "upper", "half"), 0o755)
-		os.WriteFile(filepath.Join(cdir, "p-json.log"), []byte("{}\n"), 0o640)
-		if err := m.Remove(context.Background(), "p"); err != nil {
+		os.WriteFile(filepath.Join(cdir, id+"-json.log"), []byte("{}\n"), 0o640)
+		if err := m.Remove(context.Background(), id); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := os.Lstat(cdir); !errors.Is(err, fs.ErrNotExist) {
@@ -951,8 +973,8 @@ func TestUsage(t *testing.T) {
 	layers := threeLayers(t, base)
 	ctx := context.Background()
 	for _, copyMode := range []bool{false, true} {
-		id := map[bool]string{false: "overlay", true: "copy"}[copyMode]
-		t.Run(id, func(t *testing.T) {
+		name, id := map[bool]string{false: "overlay", true: "copy"}[copyMode], names.NewID()
+		t.Run(name, func(t *testing.T) {
 			ms, err := m.Prepare(ctx, id, layers, Options{Copy: copyMode})
 			if err != nil {
 				t.Fatal(err)
@@ -989,7 +1011,7 @@ func TestUsage(t *testing.T) {
 			}
 		})
 	}
-	if _, err := m.Usage(ctx, "nothing"); !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := m.Usage(ctx, names.NewID()); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("Usage of an unknown container: %v", err)
 	}
 }
@@ -1095,7 +1117,7 @@ func TestReadFileMatchesOverlay(t *testing.T) {
 	base := t.TempDir()
 	m := newManager(t, base)
 	layers := threeLayers(t, base)
-	ms, err := m.Prepare(context.Background(), "c", layers, Options{ReadOnly: true})
+	ms, err := m.Prepare(context.Background(), names.NewID(), layers, Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/raind/condenser/internal/names"
 	"github.com/raind/condenser/internal/testutil"
 	"github.com/raind/condenser/rootfs"
 	"github.com/raind/condenser/shim/client"
@@ -28,7 +29,7 @@ func BenchmarkShimStart(b *testing.B) {
 	os.MkdirAll(bundle, 0o700)
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
-		o := client.Options{Binary: shimBinary, ID: "bench-" + randomHex(4), Bundle: bundle, Runtime: rt.Binary, RuntimeRoot: filepath.Join(base, "rt")}
+		o := client.Options{Binary: shimBinary, ID: names.NewID(), Bundle: bundle, Runtime: rt.Binary, RuntimeRoot: filepath.Join(base, "rt")}
 		addr, err := client.Launch(ctx, o)
 		if err != nil {
 			b.Fatal(err)
@@ -89,7 +90,7 @@ func BenchmarkRunTrue(b *testing.B) {
 		}
 		defer exec.Command("umount", rootfsDir).Run()
 		for i := 0; i < b.N; i++ {
-			id := "bare-" + randomHex(4)
+			id := names.NewID()
 			spec, _ := json.Marshal(testSpec(id, []string{"true"}))
 			os.WriteFile(filepath.Join(bundle, "config.json"), spec, 0o644)
 			if out, err := exec.Command(rt.Binary, "--root", filepath.Join(base, "rt"), "run", "--bundle", bundle, id).CombinedOutput(); err != nil {
@@ -146,7 +147,7 @@ type benchContainer struct {
 
 func newBenchContainer(b *testing.B, rt runtimeCase, lower string) *benchContainer {
 	base := b.TempDir()
-	id := "bench-" + randomHex(4)
+	id := names.NewID()
 	bundle := filepath.Join(base, "bundle")
 	os.MkdirAll(bundle, 0o700)
 	args := []string{"true"}

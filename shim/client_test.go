@@ -101,7 +101,7 @@ func TestClientRoundTrip(t *testing.T) {
 				t.Errorf("kill after exit: %v, want ErrNotFound", err)
 			}
 			d, err := cl.Delete(ctx)
-			if err != nil || d.Pid != pid || d.ExitCode != 137 || !d.ExitedAt.Equal(e.ExitedAt) {
+			if err != nil || d.Pid != pid || d.ExitCode != 137 || !d.ExitedAt.Equal(e.ExitedAt) || d.OOMKilled {
 				t.Errorf("delete: %+v %v", d, err)
 			}
 			if b, _ := os.ReadFile(log); !strings.Contains(string(b), `"log":"hello\n"`) {

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/internal/names"
 	"github.com/raind/condenser/internal/testutil"
 	"github.com/raind/condenser/shim/api"
 	"github.com/raind/condenser/shim/client"
@@ -274,7 +275,7 @@ func TestDeleteNothingThere(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o := client.Options{Binary: shimBinary, ID: "nothing-" + randomHex(4), Bundle: tc.bundle, Runtime: "runc", RuntimeRoot: filepath.Join(base, "rt")}
+			o := client.Options{Binary: shimBinary, ID: names.NewID(), Bundle: tc.bundle, Runtime: "runc", RuntimeRoot: filepath.Join(base, "rt")}
 			for range 2 {
 				e, err := client.Cleanup(context.Background(), o)
 				if err != nil || !sameExit(e, tc.want) {
@@ -315,7 +316,7 @@ func TestDeleteDroplet(t *testing.T) {
 			if err := os.WriteFile(bin, bytes.ReplaceAll(script, []byte("@DIR@"), []byte(dir)), 0o755); err != nil {
 				t.Fatal(err)
 			}
-			id := "droplet-" + randomHex(4)
+			id := names.NewID()
 			bundle := filepath.Join(base, "bundle")
 			os.MkdirAll(bundle, 0o700)
 			os.WriteFile(filepath.Join(bundle, "config.json"), []byte(`{"root":{"path":"rootfs"}}`), 0o644)

@@ -10,9 +10,6 @@
 // StartDetached (`start`: the first phase of the two-phase start), Serve
 // (`serve`: the detached server) and Delete (`delete`: the out-of-band
 // clean-up of a container whose shim is gone or must go).
-//
-// Client, Dial, Launch, Exit, ReadExit, ExitFile and PidFile are the old
-// client API, kept until the supervisor uses shim/client.
 package shim
 
 import (
@@ -365,7 +362,7 @@ func (s *service) Delete(ctx context.Context, _ *api.DeleteRequest) (*api.Delete
 	defer s.mu.Unlock()
 	s.deleted = true
 	e := *s.exit
-	return &api.DeleteResponse{Pid: uint32(e.Pid), ExitCode: int32(e.ExitCode), ExitedAt: timestamppb.New(e.ExitedAt)}, nil
+	return &api.DeleteResponse{Pid: uint32(e.Pid), ExitCode: int32(e.ExitCode), ExitedAt: timestamppb.New(e.ExitedAt), OomKilled: e.OOMKilled}, nil
 }
 
 // drainLogs waits (bounded) for the log copiers to reach the end of the

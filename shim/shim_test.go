@@ -22,6 +22,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/internal/names"
 	"github.com/raind/condenser/internal/testutil"
 	"github.com/raind/condenser/rootfs"
 	"github.com/raind/condenser/shim/api"
@@ -164,7 +165,7 @@ func (c *container) rootfs() []rootfs.Mount {
 // and registers its clean-up.
 func newBundle(t *testing.T, rt runtimeCase, args []string, opts ...specOpt) *container {
 	t.Helper()
-	id := "shimtest-" + randomHex(6)
+	id := names.NewID()
 	base := t.TempDir()
 	bundle := filepath.Join(base, "bundle")
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
@@ -338,12 +339,14 @@ func TestExitCodes(t *testing.T) {
 }
 
 // deleteAndShutdown deletes the container, stops the shim and checks that
-// nothing stays behind: mount, runtime state, socket, shim process.
-func (c *container) deleteAndShutdown() {
+// nothing stays behind: mount, runtime state, socket, shim process. It
+// returns the exit status Delete reports.
+func (c *container) deleteAndShutdown() client.Exit {
 	c.t.Helper()
 	ctx := context.Background()
 	pid := c.shimPid()
-	if _, err := c.client.Delete(ctx); err != nil {
+	e, err := c.client.Delete(ctx)
+	if err != nil {
 		c.t.Fatalf("delete: %v", err)
 	}
 	if err := c.client.Shutdown(ctx, false); err != nil {
@@ -364,6 +367,7 @@ func (c *container) deleteAndShutdown() {
 	if _, err := os.Stat("/sys/fs/cgroup/memory/condenser-test/" + c.id); err == nil {
 		c.t.Error("cgroup left")
 	}
+	return e
 }
 
 func mounted(t *testing.T, path string) bool {
@@ -506,7 +510,9 @@ func TestStatsAndOOM(t *testing.T) {
 			if e := oom.wait(); e.ExitCode != 137 || !e.OOMKilled {
 				t.Errorf("exit %+v, want 137 and OOM killed", e)
 			}
-			oom.deleteAndShutdown()
+			if e := oom.deleteAndShutdown(); e.ExitCode != 137 || !e.OOMKilled {
+				t.Errorf("delete: exit %+v, want 137 and OOM killed", e)
+			}
 		})
 	}
 }

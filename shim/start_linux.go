@@ -21,6 +21,7 @@ import (
 
 	"github.com/raind/condenser/internal/atomicfile"
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/internal/names"
 	"github.com/raind/condenser/shim/api"
 	"github.com/raind/condenser/shim/reaper"
 	"github.com/raind/condenser/shim/runtime"
@@ -49,9 +50,10 @@ func (o Options) args() []string {
 }
 
 func (o Options) validate() error {
+	if err := names.ValidID(o.ID); err != nil {
+		return fmt.Errorf("shim: %w", err)
+	}
 	switch {
-	case o.ID == "" || strings.ContainsAny(o.ID, "/\x00") || o.ID == "." || o.ID == "..":
-		return fmt.Errorf("shim: bad container id %q: %w", o.ID, errdefs.ErrInvalidArgument)
 	case !filepath.IsAbs(o.Bundle):
 		return fmt.Errorf("shim: bundle %q is not an absolute path: %w", o.Bundle, errdefs.ErrInvalidArgument)
 	case o.Runtime == "" || o.RuntimeRoot == "":

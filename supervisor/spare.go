@@ -98,7 +98,9 @@ func (s *Supervisor) fillSpare() {
 		sp.addr, err = s.launchShim(ctx, sp.id)
 		s.mu.Lock()
 		s.spareFilled = nil
-		keep := err == nil && s.ctx.Err() == nil
+		// A refused create may have given its spare back meanwhile
+		// (returnSpare): one spare, the other goes.
+		keep := err == nil && s.ctx.Err() == nil && s.spare == nil
 		if keep {
 			s.spare = sp
 		}

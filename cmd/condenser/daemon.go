@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -71,7 +72,15 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		Runtime: rt, CgroupMode: cgroupMode(), StorageDriver: rfs.Driver(), Root: cfg.root, State: cfg.state,
 		OS: "linux", Arch: goruntime.GOARCH,
 	})
-	srv := &http.Server{Handler: rest.NewHandler(b, log), ReadHeaderTimeout: 10 * time.Second}
+	h := rest.NewHandler(b, log)
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		// net/http's own complaints (a recovered panic, a TLS handshake
+		// error) go to the daemon's log like the rest.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelError)}
+	// Shutdown waits for the requests in flight but cancels none: the
+	// streams that last as long as their client (events, logs -f, wait)
+	// are ended by the handler, so that they end cleanly and at once.
+	srv.RegisterOnShutdown(h.Shutdown)
 	var wg sync.WaitGroup
 	errc := make(chan error, len(ls))
 	for _, l := range ls {
@@ -98,13 +107,17 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 }
 
 // pickRuntime returns the runtime to use: the one asked for, or the first of
-// droplet, crun and runc on PATH (crun 1.8 refuses hybrid cgroup hosts, so
-// it is passed over there).
+// droplet, crun and runc on PATH that can work on this host. A runtime that
+// cannot (crun on a hybrid cgroup host, see runtimeUsable) is refused at
+// start, saying why, rather than failing every create.
 func pickRuntime(want string, log *slog.Logger) (string, error) {
 	if want != "" {
 		p, err := exec.LookPath(want)
 		if err != nil {
 			return "", fmt.Errorf("runtime %q not found: install it (apt-get install runc) or pass --runtime: %w", want, err)
+		}
+		if err := runtimeUsable(p, hostCgroups()); err != nil {
+			return "", fmt.Errorf("--runtime %s: %w", want, err)
 		}
 		return p, nil
 	}
@@ -113,13 +126,51 @@ func pickRuntime(want string, log *slog.Logger) (string, error) {
 		if err != nil {
 			continue
 		}
-		if name == "crun" && cgroups.Mode() == cgroups.Hybrid {
-			log.Info("crun refuses hybrid cgroup hosts; not using it", "path", p)
+		if err := runtimeUsable(p, hostCgroups()); err != nil {
+			log.Info("not using a runtime found on PATH", "path", p, "reason", err)
 			continue
 		}
 		return p, nil
 	}
-	return "", errors.New("no OCI runtime found (droplet, crun or runc): install one, e.g. apt-get install runc")
+	return "", errors.New("no OCI runtime found (droplet, crun or runc) that works on this host: install one, e.g. apt-get install runc")
+}
+
+// cgroupHost is what decides whether a runtime can work here: the cgroup
+// mode, and on a hybrid host the controllers of its cgroup2 hierarchy.
+type cgroupHost struct {
+	mode               cgroups.CGMode
+	unifiedControllers string // /sys/fs/cgroup/unified/cgroup.controllers (hybrid hosts)
+}
+
+func hostCgroups() cgroupHost {
+	h := cgroupHost{mode: cgroups.Mode()}
+	if h.mode == cgroups.Hybrid {
+		b, _ := os.ReadFile("/sys/fs/cgroup/unified/cgroup.controllers")
+		h.unifiedControllers = strings.TrimSpace(string(b))
+	}
+	return h
+}
+
+// runtimeUsable returns why the runtime at path cannot run containers on
+// host, or nil. crun (1.8, Debian 12's) refuses a hybrid host whose cgroup2
+// hierarchy has controllers ("cgroups in hybrid mode not supported, drop
+// all controllers from cgroupv2") on every create. crun is told by its
+// name or, for another name, by its --version (only run when the host is
+// such a host).
+func runtimeUsable(path string, host cgroupHost) error {
+	if host.mode != cgroups.Hybrid || host.unifiedControllers == "" {
+		return nil
+	}
+	isCrun := filepath.Base(path) == "crun"
+	if !isCrun && filepath.Base(path) != "runc" && filepath.Base(path) != "droplet" {
+		out, _ := exec.Command(path, "--version").Output()
+		isCrun = strings.HasPrefix(string(out), "crun ")
+	}
+	if !isCrun {
+		return nil
+	}
+	return fmt.Errorf("%s is crun, which refuses this host's hybrid cgroup layout (cgroup v1 hierarchies plus a cgroup2 hierarchy with controllers: %s) on every create: use runc (--runtime runc)",
+		path, host.unifiedControllers)
 }
 
 // findShim returns condenser-shim: the one given, else the one next to this

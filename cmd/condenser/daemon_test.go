@@ -99,6 +99,7 @@ func (d *daemonProc) stop(sig syscall.Signal) {
 	d.cmd.Process.Signal(sig)
 	d.cmd.Wait()
 	d.cmd = nil
+	d.checkLog()
 }
 
 // do sends a JSON request and decodes the envelope into out; it returns

@@ -3,7 +3,7 @@
 # (Debian: apt-get install busybox-static) to stdout, tagged busybox:latest,
 # for trying Condenser offline:
 #   sh contrib/examples/busybox-image.sh > busybox.tar
-#   raind image import busybox.tar        (or: bin/condenser import busybox.tar)
+#   condenserctl image import busybox.tar (or: bin/condenser import busybox.tar)
 set -eu
 busybox=${BUSYBOX:-/bin/busybox}
 [ -x "$busybox" ] || { echo "no static busybox at $busybox (apt-get install busybox-static)" >&2; exit 1; }

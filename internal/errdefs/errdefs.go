@@ -15,12 +15,19 @@ var (
 	ErrPermissionDenied = errors.New("permission denied")
 	ErrDataLoss         = errors.New("data corrupted")
 	ErrNotImplemented   = errors.New("not implemented")
+	// ErrResourceExhausted is a local resource used up: the disk under the
+	// store is full (ENOSPC) or a quota is reached (EDQUOT). The user can
+	// free space and retry; it is neither the request's fault nor a
+	// remote's.
+	ErrResourceExhausted = errors.New("resource exhausted")
 )
 
 // Kind returns the first sentinel kind err wraps, or nil when it wraps none
 // (an internal fault).
 func Kind(err error) error {
-	for _, k := range []error{ErrInvalidArgument, ErrNotFound, ErrAlreadyExists, ErrConflict,
+	// A resource exhausted comes first: a full disk is the cause, whatever
+	// else the error was wrapped as on its way.
+	for _, k := range []error{ErrResourceExhausted, ErrInvalidArgument, ErrNotFound, ErrAlreadyExists, ErrConflict,
 		ErrUnavailable, ErrPermissionDenied, ErrDataLoss, ErrNotImplemented} {
 		if errors.Is(err, k) {
 			return k

@@ -1,7 +1,7 @@
 // Package api holds the wire types of the Raind v1 contract
 // (../shared/api/raind-v1.md): the request bodies, the envelope, and the data
 // of every response and stream line. The server (rest/) and every client
-// (cmd/raind, tests, scripts in Go) import this package and nothing else of
+// (cmd/condenserctl, tests, scripts in Go) import this package and nothing else of
 // the server's.
 //
 // JSON keys are the contract's, spelled as the Raind CLI reads them (statedAt

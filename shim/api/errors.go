@@ -28,6 +28,7 @@ var kindCodes = []struct {
 	{errdefs.ErrPermissionDenied, codes.PermissionDenied},
 	{errdefs.ErrDataLoss, codes.DataLoss},
 	{errdefs.ErrNotImplemented, codes.Unimplemented},
+	{errdefs.ErrResourceExhausted, codes.ResourceExhausted},
 }
 
 // ToStatus turns an error of the shim into a ttrpc status carrying its

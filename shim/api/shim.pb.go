@@ -731,6 +731,7 @@ type DeleteResponse struct {
 	Pid           uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
 	ExitCode      int32                  `protobuf:"varint,2,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
 	ExitedAt      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=exited_at,json=exitedAt,proto3" json:"exited_at,omitempty"`
+	OomKilled     bool                   `protobuf:"varint,4,opt,name=oom_killed,json=oomKilled,proto3" json:"oom_killed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -784,6 +785,13 @@ func (x *DeleteResponse) GetExitedAt() *timestamppb.Timestamp {
 		return x.ExitedAt
 	}
 	return nil
+}
+
+func (x *DeleteResponse) GetOomKilled() bool {
+	if x != nil {
+		return x.OomKilled
+	}
+	return false
 }
 
 type StatsRequest struct {
@@ -1238,11 +1246,13 @@ const file_shim_proto_rawDesc = "" +
 	"\texited_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bexitedAt\x12\x1d\n" +
 	"\n" +
 	"oom_killed\x18\x03 \x01(\bR\toomKilled\"\x0f\n" +
-	"\rDeleteRequest\"x\n" +
+	"\rDeleteRequest\"\x97\x01\n" +
 	"\x0eDeleteResponse\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\rR\x03pid\x12\x1b\n" +
 	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x127\n" +
-	"\texited_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bexitedAt\"\x0e\n" +
+	"\texited_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bexitedAt\x12\x1d\n" +
+	"\n" +
+	"oom_killed\x18\x04 \x01(\bR\toomKilled\"\x0e\n" +
 	"\fStatsRequest\"\xff\x02\n" +
 	"\rStatsResponse\x12&\n" +
 	"\x0fcpu_usage_nanos\x18\x01 \x01(\x04R\rcpuUsageNanos\x12!\n" +

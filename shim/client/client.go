@@ -119,14 +119,13 @@ func (c *Client) Wait(ctx context.Context) (Exit, error) {
 }
 
 // Delete deletes the stopped (or created) container: the runtime's state
-// and the root filesystem's mounts. It returns the exit status (OOMKilled
-// is not set: Wait and State tell it).
+// and the root filesystem's mounts. It returns the exit status.
 func (c *Client) Delete(ctx context.Context) (Exit, error) {
 	r, err := c.api.Delete(ctx, &api.DeleteRequest{})
 	if err != nil {
 		return Exit{}, api.FromStatus(err)
 	}
-	return Exit{Pid: int(r.Pid), ExitCode: int(r.ExitCode), ExitedAt: r.ExitedAt.AsTime()}, nil
+	return Exit{Pid: int(r.Pid), ExitCode: int(r.ExitCode), ExitedAt: r.ExitedAt.AsTime(), OOMKilled: r.OomKilled}, nil
 }
 
 // Stats reads the container's cgroup statistics.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/internal/names"
 )
 
 // The client's calls over ttrpc are tested against real shims in package
@@ -41,7 +42,8 @@ func readArgs(t *testing.T, path string) string {
 }
 
 func TestOptionsValidate(t *testing.T) {
-	ok := Options{Binary: "condenser-shim", ID: "abc", Bundle: "/run/condenser/shims/abc", Runtime: "runc", RuntimeRoot: "/run/condenser/runtime"}
+	id := names.NewID()
+	ok := Options{Binary: "condenser-shim", ID: id, Bundle: "/run/condenser/shims/" + id[:12], Runtime: "runc", RuntimeRoot: "/run/condenser/runtime"}
 	tests := []struct {
 		name  string
 		edit  func(*Options)
@@ -53,6 +55,9 @@ func TestOptionsValidate(t *testing.T) {
 		{"id with slash", func(o *Options) { o.ID = "a/b" }, false},
 		{"id ..", func(o *Options) { o.ID = ".." }, false},
 		{"id like a flag", func(o *Options) { o.ID = "--help" }, false},
+		{"id is a name", func(o *Options) { o.ID = "web-1" }, false},
+		{"short id", func(o *Options) { o.ID = id[:12] }, false},
+		{"upper-case id", func(o *Options) { o.ID = strings.ToUpper(id) }, false},
 		{"relative bundle", func(o *Options) { o.Bundle = "shims/abc" }, false},
 		{"no runtime", func(o *Options) { o.Runtime = "" }, false},
 		{"no runtime root", func(o *Options) { o.RuntimeRoot = "" }, false},
@@ -82,17 +87,17 @@ func TestOptionsValidate(t *testing.T) {
 
 func TestLaunchCommandLine(t *testing.T) {
 	bin, args := fakeShim(t, "unix:///b/shim.sock\n", "", 0)
-	bundle := t.TempDir()
-	addr, err := Launch(context.Background(), Options{Binary: bin, ID: "c1", Bundle: bundle, Runtime: "crun", RuntimeRoot: "/rt"})
+	bundle, id := t.TempDir(), names.NewID()
+	addr, err := Launch(context.Background(), Options{Binary: bin, ID: id, Bundle: bundle, Runtime: "crun", RuntimeRoot: "/rt"})
 	if err != nil || addr != "unix:///b/shim.sock" {
 		t.Fatalf("launch: %q %v", addr, err)
 	}
-	want := "start --id c1 --bundle " + bundle + " --runtime crun --runtime-root /rt --socket " + bundle + "/shim.sock"
+	want := "start --id " + id + " --bundle " + bundle + " --runtime crun --runtime-root /rt --socket " + bundle + "/shim.sock"
 	if got := readArgs(t, args); got != want {
 		t.Errorf("args %q, want %q", got, want)
 	}
 	bin, _ = fakeShim(t, "", "condenser-shim: shim socket: address already in use", 1)
-	if _, err := Launch(context.Background(), Options{Binary: bin, ID: "c1", Bundle: bundle, Runtime: "crun", RuntimeRoot: "/rt"}); err == nil || !strings.Contains(err.Error(), "address already in use") {
+	if _, err := Launch(context.Background(), Options{Binary: bin, ID: id, Bundle: bundle, Runtime: "crun", RuntimeRoot: "/rt"}); err == nil || !strings.Contains(err.Error(), "address already in use") {
 		t.Errorf("failed launch: %v, want the shim's stderr", err)
 	}
 }
@@ -114,8 +119,9 @@ func TestCleanup(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			bin, args := fakeShim(t, tc.stdout, tc.stderr, tc.code)
-			e, err := Cleanup(context.Background(), Options{Binary: bin, ID: "c1", Bundle: "/b", Runtime: "runc", RuntimeRoot: "/rt"})
-			if got, want := readArgs(t, args), "delete --id c1 --bundle /b --runtime runc --runtime-root /rt"; got != want {
+			id := names.NewID()
+			e, err := Cleanup(context.Background(), Options{Binary: bin, ID: id, Bundle: "/b", Runtime: "runc", RuntimeRoot: "/rt"})
+			if got, want := readArgs(t, args), "delete --id "+id+" --bundle /b --runtime runc --runtime-root /rt"; got != want {
 				t.Errorf("args %q, want %q", got, want)
 			}
 			if tc.errHas != "" {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/internal/names"
 	"github.com/raind/condenser/shim/api"
 )
 
@@ -22,11 +23,13 @@ func Socket(bundle string) string { return filepath.Join(bundle, api.SocketFile)
 
 // validate checks o for Launch and Cleanup.
 func (o Options) validate() error {
-	switch {
-	case o.Binary == "":
+	if o.Binary == "" {
 		return fmt.Errorf("shim: no condenser-shim binary: %w", errdefs.ErrInvalidArgument)
-	case o.ID == "" || o.ID == "." || o.ID == ".." || strings.HasPrefix(o.ID, "-") || strings.ContainsAny(o.ID, "/\x00"):
-		return fmt.Errorf("shim: bad container id %q: %w", o.ID, errdefs.ErrInvalidArgument)
+	}
+	if err := names.ValidID(o.ID); err != nil {
+		return fmt.Errorf("shim: %w", err)
+	}
+	switch {
 	case !filepath.IsAbs(o.Bundle):
 		return fmt.Errorf("shim: bundle %q is not an absolute path: %w", o.Bundle, errdefs.ErrInvalidArgument)
 	case o.Runtime == "" || o.RuntimeRoot == "":

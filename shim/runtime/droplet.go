@@ -22,6 +22,7 @@ import (
 	"github.com/raind/condenser/internal/atomicfile"
 
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/internal/names"
 	"github.com/raind/condenser/rootfs"
 )
 
@@ -229,11 +230,11 @@ func (d *Droplet) root() string {
 	return DropletDefaultRoot
 }
 
-// containerDir is $RAIND_ROOT_DIR/id, for an id that names one directory
-// there and cannot pass for a flag.
+// containerDir is $RAIND_ROOT_DIR/id, for a container id (names.ValidID):
+// it names one directory there and cannot pass for a flag.
 func (d *Droplet) containerDir(id string) (string, error) {
-	if id == "" || id == "." || id == ".." || strings.HasPrefix(id, "-") || strings.ContainsAny(id, "/\x00") {
-		return "", fmt.Errorf("%w: droplet container id %q", errdefs.ErrInvalidArgument, id)
+	if err := names.ValidID(id); err != nil {
+		return "", fmt.Errorf("droplet: %w", err)
 	}
 	return filepath.Join(d.root(), id), nil
 }
@@ -278,7 +279,7 @@ func (d *Droplet) run(ctx context.Context, args ...string) ([]byte, error) {
 		if msg == "" {
 			msg = strings.TrimSpace(out.String())
 		}
-		return nil, dropletClassify(fmt.Errorf("droplet %s failed (exit status %d): %s", args[0], status, msg))
+		return nil, dropletClassify(args[0], fmt.Errorf("droplet %s failed (exit status %d): %s", args[0], status, msg))
 	}
 	return out.Bytes(), nil
 }
@@ -299,8 +300,8 @@ func dropletMessage(stderr string) string {
 	return strings.TrimSpace(stderr)
 }
 
-// dropletClassify adds Droplet's own wordings to classify's.
-func dropletClassify(err error) error {
+// dropletClassify adds Droplet's own wordings to classifyCommand's.
+func dropletClassify(cmd string, err error) error {
 	m := err.Error()
 	switch {
 	case strings.Contains(m, "state.json: no such file"), strings.Contains(m, "config.json: no such file"):
@@ -308,7 +309,7 @@ func dropletClassify(err error) error {
 	case strings.Contains(m, "is not stopped"), strings.Contains(m, "is not created"):
 		return fmt.Errorf("%w: %w", errdefs.ErrConflict, err)
 	}
-	return classify(err)
+	return classifyCommand(cmd, err)
 }
 
 // dropletImageConfig turns the root filesystem mounts into the image

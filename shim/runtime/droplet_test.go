@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/internal/names"
 	"github.com/raind/condenser/shim/reaper"
 )
 
@@ -140,60 +141,63 @@ func overlay(opts ...string) []Mount {
 	return []Mount{{Type: "overlay", Source: "overlay", Options: opts}}
 }
 
+// testID is the container the tests drive: an id as the daemon makes them.
+var testID = names.NewID()
+
 var testOverlay = overlay("lowerdir=/layers/top:/layers/mid:/layers/base", "upperdir=/snap/c1/upper", "workdir=/snap/c1/work")
 
 func TestDropletCommandLines(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name    string
-		status  string // of c1 beforehand; "" for none
+		status  string // of testID beforehand; "" for none
 		do      func(d *Droplet, bundle string) error
 		want    []string
 		wantErr error
-		gone    bool // no $RAIND_ROOT_DIR/c1 afterwards
+		gone    bool // no $RAIND_ROOT_DIR/testID afterwards
 	}{
 		{name: "create", do: func(d *Droplet, b string) error {
-			pid, err := d.Create(ctx, CreateOptions{ID: "c1", Bundle: b, Mounts: testOverlay})
+			pid, err := d.Create(ctx, CreateOptions{ID: testID, Bundle: b, Mounts: testOverlay})
 			if err == nil && pid != 4242 {
 				return errors.New("pid is not 4242")
 			}
 			return err
-		}, want: []string{"create c1", "state c1"}},
-		{name: "start", status: "created", do: func(d *Droplet, _ string) error { return d.Start(ctx, "c1") },
-			want: []string{"start c1"}},
-		{name: "start running", status: "running", do: func(d *Droplet, _ string) error { return d.Start(ctx, "c1") },
-			want: []string{"start c1"}, wantErr: errdefs.ErrConflict},
+		}, want: []string{"create " + testID, "state " + testID}},
+		{name: "start", status: "created", do: func(d *Droplet, _ string) error { return d.Start(ctx, testID) },
+			want: []string{"start " + testID}},
+		{name: "start running", status: "running", do: func(d *Droplet, _ string) error { return d.Start(ctx, testID) },
+			want: []string{"start " + testID}, wantErr: errdefs.ErrConflict},
 		{name: "state", status: "running", do: func(d *Droplet, _ string) error {
-			st, err := d.State(ctx, "c1")
+			st, err := d.State(ctx, testID)
 			if err == nil && st != (State{Status: "running", Pid: 4242}) {
 				return errors.New("wrong state")
 			}
 			return err
-		}, want: []string{"state c1"}},
-		{name: "state missing", do: func(d *Droplet, _ string) error { _, err := d.State(ctx, "c1"); return err },
-			want: []string{"state c1"}, wantErr: errdefs.ErrNotFound, gone: true},
-		{name: "kill TERM", status: "running", do: func(d *Droplet, _ string) error { return d.Kill(ctx, "c1", syscall.SIGTERM, false) },
-			want: []string{"kill c1 TERM"}},
-		{name: "kill KILL", status: "running", do: func(d *Droplet, _ string) error { return d.Kill(ctx, "c1", syscall.SIGKILL, false) },
-			want: []string{"kill c1 KILL"}},
-		{name: "kill USR1", status: "running", do: func(d *Droplet, _ string) error { return d.Kill(ctx, "c1", syscall.SIGUSR1, false) },
-			want: []string{"kill c1 USR1"}},
-		{name: "kill all", status: "running", do: func(d *Droplet, _ string) error { return d.Kill(ctx, "c1", syscall.SIGKILL, true) },
+		}, want: []string{"state " + testID}},
+		{name: "state missing", do: func(d *Droplet, _ string) error { _, err := d.State(ctx, testID); return err },
+			want: []string{"state " + testID}, wantErr: errdefs.ErrNotFound, gone: true},
+		{name: "kill TERM", status: "running", do: func(d *Droplet, _ string) error { return d.Kill(ctx, testID, syscall.SIGTERM, false) },
+			want: []string{"kill " + testID + " TERM"}},
+		{name: "kill KILL", status: "running", do: func(d *Droplet, _ string) error { return d.Kill(ctx, testID, syscall.SIGKILL, false) },
+			want: []string{"kill " + testID + " KILL"}},
+		{name: "kill USR1", status: "running", do: func(d *Droplet, _ string) error { return d.Kill(ctx, testID, syscall.SIGUSR1, false) },
+			want: []string{"kill " + testID + " USR1"}},
+		{name: "kill all", status: "running", do: func(d *Droplet, _ string) error { return d.Kill(ctx, testID, syscall.SIGKILL, true) },
 			wantErr: errdefs.ErrNotImplemented},
-		{name: "kill unnamed signal", status: "running", do: func(d *Droplet, _ string) error { return d.Kill(ctx, "c1", syscall.SIGWINCH, false) },
+		{name: "kill unnamed signal", status: "running", do: func(d *Droplet, _ string) error { return d.Kill(ctx, testID, syscall.SIGWINCH, false) },
 			wantErr: errdefs.ErrNotImplemented},
-		{name: "kill created", status: "created", do: func(d *Droplet, _ string) error { return d.Kill(ctx, "c1", syscall.SIGTERM, false) },
-			want: []string{"kill c1 TERM"}, wantErr: errdefs.ErrConflict},
-		{name: "delete stopped", status: "stopped", do: func(d *Droplet, b string) error { return d.Delete(ctx, "c1", b, false) },
-			want: []string{"delete c1"}, gone: true},
-		{name: "delete created", status: "created", do: func(d *Droplet, b string) error { return d.Delete(ctx, "c1", b, true) },
-			want: []string{"delete c1"}, gone: true},
-		{name: "delete running", status: "running", do: func(d *Droplet, b string) error { return d.Delete(ctx, "c1", b, false) },
-			want: []string{"delete c1"}, wantErr: errdefs.ErrConflict},
-		{name: "delete running forced", status: "running", do: func(d *Droplet, b string) error { return d.Delete(ctx, "c1", b, true) },
-			want: []string{"delete c1", "kill c1 KILL", "delete c1"}, gone: true},
-		{name: "delete missing", do: func(d *Droplet, b string) error { return d.Delete(ctx, "c1", b, true) },
-			want: []string{"delete c1"}, gone: true},
+		{name: "kill created", status: "created", do: func(d *Droplet, _ string) error { return d.Kill(ctx, testID, syscall.SIGTERM, false) },
+			want: []string{"kill " + testID + " TERM"}, wantErr: errdefs.ErrConflict},
+		{name: "delete stopped", status: "stopped", do: func(d *Droplet, b string) error { return d.Delete(ctx, testID, b, false) },
+			want: []string{"delete " + testID}, gone: true},
+		{name: "delete created", status: "created", do: func(d *Droplet, b string) error { return d.Delete(ctx, testID, b, true) },
+			want: []string{"delete " + testID}, gone: true},
+		{name: "delete running", status: "running", do: func(d *Droplet, b string) error { return d.Delete(ctx, testID, b, false) },
+			want: []string{"delete " + testID}, wantErr: errdefs.ErrConflict},
+		{name: "delete running forced", status: "running", do: func(d *Droplet, b string) error { return d.Delete(ctx, testID, b, true) },
+			want: []string{"delete " + testID, "kill " + testID + " KILL", "delete " + testID}, gone: true},
+		{name: "delete missing", do: func(d *Droplet, b string) error { return d.Delete(ctx, testID, b, true) },
+			want: []string{"delete " + testID}, gone: true},
 		{name: "bad id", do: func(d *Droplet, b string) error { return d.Delete(ctx, "../c1", b, true) },
 			wantErr: errdefs.ErrInvalidArgument, gone: true},
 		{name: "flag-like id", do: func(d *Droplet, _ string) error { return d.Start(ctx, "-t") },
@@ -204,7 +208,7 @@ func TestDropletCommandLines(t *testing.T) {
 			f := newFakeDroplet(t)
 			f.writeBundle(t, testBundle)
 			if tt.status != "" {
-				f.setState(t, "c1", tt.status, 4242)
+				f.setState(t, testID, tt.status, 4242)
 			}
 			err := tt.do(f.d, f.bundle)
 			if tt.wantErr == nil && err != nil {
@@ -216,7 +220,7 @@ func TestDropletCommandLines(t *testing.T) {
 			if got := f.calls(t); !slices.Equal(got, tt.want) {
 				t.Errorf("commands %q, want %q", got, tt.want)
 			}
-			_, serr := os.Stat(filepath.Join(f.root, "c1"))
+			_, serr := os.Stat(filepath.Join(f.root, testID))
 			if gone := errors.Is(serr, os.ErrNotExist); gone != tt.gone {
 				t.Errorf("container dir removed: %v, want %v", gone, tt.gone)
 			}
@@ -229,8 +233,9 @@ func TestDropletRootDirEnv(t *testing.T) {
 	f := newFakeDroplet(t)
 	f.d.RootDir = ""
 	f.root = DropletDefaultRoot
-	f.d.State(context.Background(), "no-such-container-here")
-	if got, want := f.calls(t), []string{"state no-such-container-here"}; !slices.Equal(got, want) {
+	id := names.NewID() // no such container
+	f.d.State(context.Background(), id)
+	if got, want := f.calls(t), []string{"state " + id}; !slices.Equal(got, want) {
 		t.Errorf("commands %q, want %q", got, want)
 	}
 }
@@ -240,7 +245,7 @@ func TestDropletCreateBundle(t *testing.T) {
 		name, rootPath string
 		want           func(f *fakeDroplet) string
 	}{
-		{"relative root", "rootfs", func(f *fakeDroplet) string { return filepath.Join(f.root, "c1", "rootfs") }},
+		{"relative root", "rootfs", func(f *fakeDroplet) string { return filepath.Join(f.root, testID, "rootfs") }},
 		{"absolute root", "@ABS@", func(f *fakeDroplet) string { return filepath.Join(f.bundle, "merged") }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -252,7 +257,7 @@ func TestDropletCreateBundle(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			pid, err := f.d.Create(context.Background(), CreateOptions{ID: "c1", Bundle: f.bundle, Mounts: testOverlay, Stdout: w, Stderr: w})
+			pid, err := f.d.Create(context.Background(), CreateOptions{ID: testID, Bundle: f.bundle, Mounts: testOverlay, Stdout: w, Stderr: w})
 			w.Close()
 			if err != nil {
 				t.Fatal(err)
@@ -265,7 +270,7 @@ func TestDropletCreateBundle(t *testing.T) {
 				t.Errorf("container output %q", out)
 			}
 
-			path := filepath.Join(f.root, "c1", "config.json")
+			path := filepath.Join(f.root, testID, "config.json")
 			b, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)
@@ -303,7 +308,7 @@ func TestDropletCreateBundle(t *testing.T) {
 			if len(got) != len(orig) {
 				t.Errorf("keys %d, want %d", len(got), len(orig))
 			}
-			ents, _ := os.ReadDir(filepath.Join(f.root, "c1"))
+			ents, _ := os.ReadDir(filepath.Join(f.root, testID))
 			for _, e := range ents {
 				if strings.Contains(e.Name(), ".tmp-") {
 					t.Errorf("temporary file %s left", e.Name())
@@ -321,11 +326,11 @@ func TestDropletCreateAnnotatedBundle(t *testing.T) {
 	spec["annotations"].(map[string]any)[DropletImageAnnotation] = img
 	b, _ := json.Marshal(spec)
 	f.writeBundle(t, string(b))
-	if _, err := f.d.Create(context.Background(), CreateOptions{ID: "c1", Bundle: f.bundle}); err != nil {
+	if _, err := f.d.Create(context.Background(), CreateOptions{ID: testID, Bundle: f.bundle}); err != nil {
 		t.Fatal(err)
 	}
 	var got struct{ Annotations map[string]string }
-	out, _ := os.ReadFile(filepath.Join(f.root, "c1", "config.json"))
+	out, _ := os.ReadFile(filepath.Join(f.root, testID, "config.json"))
 	json.Unmarshal(out, &got)
 	if got.Annotations[DropletImageAnnotation] != img {
 		t.Errorf("annotation %q, want %q", got.Annotations[DropletImageAnnotation], img)
@@ -354,14 +359,14 @@ func TestDropletCreateRejectsMounts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeDroplet(t)
 			f.writeBundle(t, testBundle)
-			_, err := f.d.Create(context.Background(), CreateOptions{ID: "c1", Bundle: f.bundle, Mounts: tt.mounts})
+			_, err := f.d.Create(context.Background(), CreateOptions{ID: testID, Bundle: f.bundle, Mounts: tt.mounts})
 			if !errors.Is(err, errdefs.ErrInvalidArgument) {
 				t.Fatalf("error %v, want invalid argument", err)
 			}
 			if got := f.calls(t); got != nil {
 				t.Errorf("ran %q", got)
 			}
-			if _, err := os.Stat(filepath.Join(f.root, "c1")); !errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(filepath.Join(f.root, testID)); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("container dir written: %v", err)
 			}
 		})
@@ -374,23 +379,23 @@ func TestDropletErrors(t *testing.T) {
 		f := newFakeDroplet(t)
 		f.writeBundle(t, testBundle)
 		f.fail(t, "create", "hook createRuntime failed: exit status 2")
-		_, err := f.d.Create(ctx, CreateOptions{ID: "c1", Bundle: f.bundle, Mounts: testOverlay})
+		_, err := f.d.Create(ctx, CreateOptions{ID: testID, Bundle: f.bundle, Mounts: testOverlay})
 		if err == nil || !strings.HasSuffix(err.Error(), "droplet create failed (exit status 1): hook createRuntime failed: exit status 2") {
 			t.Fatalf("error %v", err)
 		}
-		if _, err := os.Stat(filepath.Join(f.root, "c1")); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(f.root, testID)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("container dir left: %v", err)
 		}
 	})
 	t.Run("create fails in an existing dir", func(t *testing.T) {
 		f := newFakeDroplet(t)
 		f.writeBundle(t, testBundle)
-		dir := filepath.Join(f.root, "c1")
+		dir := filepath.Join(f.root, testID)
 		os.MkdirAll(filepath.Join(dir, "etc"), 0o755)
 		os.WriteFile(filepath.Join(dir, "etc", "hosts"), []byte("127.0.0.1 localhost\n"), 0o644)
 		os.WriteFile(filepath.Join(dir, "exec.fifo"), nil, 0o600) // left by an earlier attempt
 		f.fail(t, "create", "setup network failed")
-		if _, err := f.d.Create(ctx, CreateOptions{ID: "c1", Bundle: f.bundle, Mounts: testOverlay}); err == nil {
+		if _, err := f.d.Create(ctx, CreateOptions{ID: testID, Bundle: f.bundle, Mounts: testOverlay}); err == nil {
 			t.Fatal("no error")
 		}
 		if _, err := os.Stat(filepath.Join(dir, "etc", "hosts")); err != nil {
@@ -402,25 +407,25 @@ func TestDropletErrors(t *testing.T) {
 	})
 	t.Run("start fails", func(t *testing.T) {
 		f := newFakeDroplet(t)
-		f.setState(t, "c1", "stopped", 0)
-		err := f.d.Start(ctx, "c1")
-		if !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), ": container: c1 is not created. currnet status: stopped") ||
+		f.setState(t, testID, "stopped", 0)
+		err := f.d.Start(ctx, testID)
+		if !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), ": container: "+testID+" is not created. currnet status: stopped") ||
 			strings.Contains(err.Error(), "2026/") {
 			t.Fatalf("error %v", err)
 		}
 	})
 	t.Run("state fails", func(t *testing.T) {
 		f := newFakeDroplet(t)
-		f.setState(t, "c1", "running", 1)
+		f.setState(t, testID, "running", 1)
 		f.fail(t, "state", "invalid status: \"bogus\"")
-		_, err := f.d.State(ctx, "c1")
+		_, err := f.d.State(ctx, testID)
 		if err == nil || !strings.Contains(err.Error(), `droplet state failed (exit status 1): invalid status: "bogus"`) {
 			t.Fatalf("error %v", err)
 		}
 	})
 	t.Run("usage", func(t *testing.T) {
 		f := newFakeDroplet(t)
-		_, err := f.d.run(ctx, "frobnicate", "c1")
+		_, err := f.d.run(ctx, "frobnicate", testID)
 		if err == nil || !strings.Contains(err.Error(), "exit status 3): Incorrect Usage: no command frobnicate") {
 			t.Fatalf("error %v", err)
 		}
@@ -428,8 +433,8 @@ func TestDropletErrors(t *testing.T) {
 	t.Run("exists", func(t *testing.T) {
 		f := newFakeDroplet(t)
 		f.writeBundle(t, testBundle)
-		f.setState(t, "c1", "running", 7)
-		_, err := f.d.Create(ctx, CreateOptions{ID: "c1", Bundle: f.bundle, Mounts: testOverlay})
+		f.setState(t, testID, "running", 7)
+		_, err := f.d.Create(ctx, CreateOptions{ID: testID, Bundle: f.bundle, Mounts: testOverlay})
 		if !errors.Is(err, errdefs.ErrAlreadyExists) {
 			t.Fatalf("error %v", err)
 		}
@@ -441,9 +446,9 @@ func TestDropletErrors(t *testing.T) {
 		f := newFakeDroplet(t)
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		f.setState(t, "c1", "running", 1)
+		f.setState(t, testID, "running", 1)
 		f.fail(t, "kill", "interrupted")
-		if err := f.d.Kill(cctx, "c1", syscall.SIGTERM, false); !errors.Is(err, context.Canceled) {
+		if err := f.d.Kill(cctx, testID, syscall.SIGTERM, false); !errors.Is(err, context.Canceled) {
 			t.Fatalf("error %v", err)
 		}
 	})
@@ -467,24 +472,24 @@ func TestDropletMessage(t *testing.T) {
 // through the mount.
 func TestDropletDeleteUnmounts(t *testing.T) {
 	f := newFakeDroplet(t)
-	f.setState(t, "c1", "stopped", 0)
+	f.setState(t, testID, "stopped", 0)
 	precious := t.TempDir()
 	if err := os.WriteFile(filepath.Join(precious, "keep"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rootfs := filepath.Join(f.root, "c1", "rootfs")
+	rootfs := filepath.Join(f.root, testID, "rootfs")
 	os.MkdirAll(rootfs, 0o755)
 	if err := unix.Mount(precious, rootfs, "", unix.MS_BIND, ""); err != nil {
 		t.Skipf("cannot bind mount: %v", err)
 	}
 	defer unix.Unmount(rootfs, unix.MNT_DETACH)
-	if err := f.d.Delete(context.Background(), "c1", f.bundle, false); err != nil {
+	if err := f.d.Delete(context.Background(), testID, f.bundle, false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(precious, "keep")); err != nil {
 		t.Errorf("removed through the mount: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(f.root, "c1")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(f.root, testID)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("container dir left: %v", err)
 	}
 }

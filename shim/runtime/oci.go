@@ -187,7 +187,9 @@ func (o *OCI) run(ctx context.Context, bundle string, stdout, stderr *os.File, a
 		if msg == "" {
 			msg = strings.TrimSpace(errb.String())
 		}
-		return nil, classify(fmt.Errorf("%s %s failed (exit status %d): %s", o.name(), args[0], status, msg))
+		// runc says "runc create failed: …" itself: say it once.
+		msg = strings.TrimPrefix(msg, o.name()+" "+args[0]+" failed: ")
+		return nil, classifyCommand(args[0], fmt.Errorf("%s %s failed (exit status %d): %s", o.name(), args[0], status, msg))
 	}
 	return out.Bytes(), nil
 }
@@ -216,6 +218,42 @@ func lastLogError(path string, offset int64) string {
 		}
 	}
 	return msg
+}
+
+// requestFaults are the wordings (lowercased) of runc's and crun's create
+// and start failures that the container's configuration — so the request —
+// caused: its command cannot be found or executed, its user does not exist,
+// one of its mounts cannot be made. Docker answers them 400 too (moby's
+// translateContainerdStartErr).
+var requestFaults = []string{
+	"no such file or directory",         // runc: exec: "/x": stat /x: no such file or directory; crun: … No such file or directory
+	"executable file not found",         // runc: exec: "x": executable file not found in $PATH
+	"not found in $path",                // crun: executable file `x` not found in $PATH
+	"permission denied",                 // exec of a file that is not executable
+	"exec format error",                 // a binary of another architecture
+	"not a directory", "is a directory", // a file mounted on a directory or the reverse
+	"cannot be mounted", "error mounting", // runc: a mount over /proc, …
+	"unable to find user", "unable to find group", "no matching entries in passwd file",
+	"is not allowed", // a mount destination the runtime forbids
+}
+
+// classifyCommand gives a failure of the runtime command cmd its errdefs
+// kind. A create or a start that fails because of the container's
+// configuration is an invalid argument, with the runtime's own message;
+// the rest is classify's.
+func classifyCommand(cmd string, err error) error {
+	m := strings.ToLower(err.Error())
+	if cmd == "create" || cmd == "start" {
+		if strings.Contains(m, "already exists") || strings.Contains(m, "cannot start") || strings.Contains(m, "not running") {
+			return classify(err)
+		}
+		for _, f := range requestFaults {
+			if strings.Contains(m, f) {
+				return fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+			}
+		}
+	}
+	return classify(err)
 }
 
 // classify gives runtime failures an errdefs kind where the message tells.

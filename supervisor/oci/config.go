@@ -1,9 +1,12 @@
 package oci
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 

@@ -1,22 +1,22 @@
 package main
 
 import (
+	"go/build"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
 
-// TestClientImportsOnlyTheWireTypes fails when raind links the daemon's
-// code: of this module it may import the wire types (rest/api) and pure
+// TestClientImportsOnlyTheWireTypes fails when condenserctl links the
+// daemon's code: of this module it may import the wire types (rest/api) and pure
 // helpers, never the server (rest), the supervisor, the image store, the
 // shim or the root filesystems — a client of the contract is built on the
 // contract alone.
 func TestClientImportsOnlyTheWireTypes(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		goBin = filepath.Join(build.Default.GOROOT, "bin", "go")
 	}
 	out, err := exec.Command(goBin, "list", "-deps", ".").Output()
 	if err != nil {
@@ -36,18 +36,18 @@ func TestClientImportsOnlyTheWireTypes(t *testing.T) {
 	}
 	var sawAPI bool
 	for _, dep := range strings.Fields(string(out)) {
-		if dep == module+"/cmd/raind" {
+		if dep == module+"/cmd/condenserctl" {
 			continue
 		}
 		if dep == module+"/rest/api" {
 			sawAPI = true
 		}
 		if (dep == module || strings.HasPrefix(dep, module+"/")) && !allowed[dep] {
-			t.Errorf("raind imports %s: a client may use only %s/rest/api of the daemon's packages", dep, module)
+			t.Errorf("condenserctl imports %s: a client may use only %s/rest/api of the daemon's packages", dep, module)
 		}
 		for _, f := range forbidden {
 			if dep == f || strings.HasPrefix(dep, f+"/") {
-				t.Errorf("raind links %s", dep)
+				t.Errorf("condenserctl links %s", dep)
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,14 +17,17 @@ import (
 	"github.com/raind/condenser/rest/api"
 )
 
-// env is a daemon started from its binary, and the raind binary pointed at it.
+// The end-to-end tests: a daemon started from its binary, and the
+// condenserctl binary pointed at it.
+
+// env is a daemon and the client's binary.
 type env struct {
-	t     *testing.T
-	raind string
-	sock  string
+	t    *testing.T
+	ctl  string
+	sock string
 }
 
-// result is one raind invocation.
+// result is one condenserctl invocation.
 type result struct {
 	stdout, stderr string
 	code           int
@@ -31,7 +35,7 @@ type result struct {
 
 func (e *env) run(args ...string) result {
 	e.t.Helper()
-	cmd := exec.Command(e.raind, args...)
+	cmd := exec.Command(e.ctl, args...)
 	cmd.Env = append(os.Environ(), "RAIND_HOST=unix://"+e.sock)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
@@ -41,17 +45,17 @@ func (e *env) run(args ...string) result {
 	if errors.As(err, &ee) {
 		r.code = ee.ExitCode()
 	} else if err != nil {
-		e.t.Fatalf("raind %q: %v", args, err)
+		e.t.Fatalf("condenserctl %q: %v", args, err)
 	}
 	return r
 }
 
-// must runs raind and fails the test unless it exits 0.
+// must runs condenserctl and fails the test unless it exits 0.
 func (e *env) must(args ...string) string {
 	e.t.Helper()
 	r := e.run(args...)
 	if r.code != 0 {
-		e.t.Fatalf("raind %q: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
+		e.t.Fatalf("condenserctl %q: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
 	}
 	return r.stdout
 }
@@ -63,11 +67,11 @@ func startEnv(t *testing.T) *env {
 	reg := testutil.StartRegistry(t)
 	reg.Push(t, reg.Ref("library/busybox:latest"), testutil.BusyboxImage(t))
 
-	state, err := os.MkdirTemp("", "rd") // short: a unix socket path is limited
+	state, err := os.MkdirTemp("", "cc") // short: a unix socket path is limited
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, raind: dir + "/raind", sock: filepath.Join(state, "condenser.sock")}
+	e := &env{t: t, ctl: dir + "/condenserctl", sock: filepath.Join(state, "condenser.sock")}
 	var logs bytes.Buffer
 	daemon := exec.Command(dir+"/condenser", "--root", t.TempDir(), "--state", state, "--runtime", "runc",
 		"--listen", "unix://"+e.sock, "--registry-mirror", "docker.io=http://"+reg.Host)
@@ -104,7 +108,7 @@ func startEnv(t *testing.T) *env {
 	}
 }
 
-func TestRaind(t *testing.T) {
+func TestCondenserctl(t *testing.T) {
 	e := startEnv(t)
 
 	// Pull, not on a terminal: plain lines, then the summary.
@@ -133,8 +137,17 @@ func TestRaind(t *testing.T) {
 		}
 	})
 
-	t.Run("detached ls inspect", func(t *testing.T) {
-		id := strings.TrimSpace(e.must("container", "run", "-d", "--name", "web", "-e", "A=1", "--memory", "64m", "busybox", "sleep", "100"))
+	t.Run("flags after IMAGE are the command's", func(t *testing.T) {
+		// -n and --name follow the image: echo's, not run's.
+		r := e.run("container", "run", "--rm", "busybox", "echo", "-n", "--name", "x")
+		if r.code != 0 || r.stdout != "--name x" {
+			t.Fatalf("run: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
+
+	t.Run("detached ls inspect logs", func(t *testing.T) {
+		id := strings.TrimSpace(e.must("container", "run", "-d", "--name", "web", "-e", "A=1", "--memory", "64m", "busybox",
+			"sh", "-c", "echo one; echo two; sleep 100"))
 		if len(id) != 64 {
 			t.Fatalf("run -d printed %q", id)
 		}
@@ -154,15 +167,38 @@ func TestRaind(t *testing.T) {
 			d.Config.Resources == nil || d.Config.Resources.Memory != 64<<20 || !strings.Contains(strings.Join(d.Config.Env, " "), "A=1") {
 			t.Errorf("inspect: %v %+v", err, d)
 		}
-		e.must("container", "stop", "--timeout", "1", "web")
+		// Flags after the container's name, as docker takes them.
+		var logs string
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if logs = e.must("container", "logs", "web", "--timestamps", "--tail", "1"); strings.Contains(logs, "two") {
+				break
+			}
+		}
+		if !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\S+ two\n$`).MatchString(logs) {
+			t.Errorf("logs web --timestamps --tail 1: %q", logs)
+		}
+		e.must("container", "stop", "web", "--timeout", "1")
 		if out := e.must("container", "wait", "web"); strings.TrimSpace(out) != "137" {
 			t.Errorf("wait: %q", out)
 		}
 		e.must("container", "rm", "web")
 	})
 
+	t.Run("command not found", func(t *testing.T) {
+		// Docker's convention: 127 when the command does not exist, with
+		// the runtime's message.
+		r := e.run("container", "run", "--rm", "busybox", "/nonexistent")
+		if r.code != 127 || !strings.Contains(r.stderr, "/nonexistent") || !strings.HasPrefix(r.stderr, "condenserctl: ") {
+			t.Errorf("run /nonexistent: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+		r = e.run("container", "run", "--rm", "busybox", "/etc/passwd")
+		if r.code != 126 || !strings.Contains(r.stderr, "/etc/passwd") {
+			t.Errorf("run /etc/passwd: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+		}
+	})
+
 	t.Run("errors", func(t *testing.T) {
-		if r := e.run("container", "inspect", "nosuch"); r.code != 1 || !strings.HasPrefix(r.stderr, "raind: ") || strings.Count(r.stderr, "\n") != 1 {
+		if r := e.run("container", "inspect", "nosuch"); r.code != 1 || !strings.HasPrefix(r.stderr, "condenserctl: ") || strings.Count(r.stderr, "\n") != 1 {
 			t.Errorf("unknown container: %+v", r)
 		}
 		if r := e.run("container", "run", "-p", "8080:80", "busybox", "true"); r.code != 1 || !strings.Contains(r.stderr, "port") {
@@ -171,83 +207,31 @@ func TestRaind(t *testing.T) {
 		if r := e.run("container", "frobnicate"); r.code != 2 {
 			t.Errorf("usage error: %+v", r)
 		}
+		if r := e.run("container", "run", "--memory", "inf", "busybox", "true"); r.code != 2 || !strings.Contains(r.stderr, "64m") {
+			t.Errorf("--memory inf: %+v", r)
+		}
 	})
 }
 
 func TestDaemonDown(t *testing.T) {
-	dir := testutil.BuildBinaries(t, "../condenser", "../condenser-shim", ".")
+	dir := testutil.BuildBinaries(t, ".")
 	sock := filepath.Join(t.TempDir(), "nobody.sock")
-	cmd := exec.Command(dir+"/raind", "--host", "unix://"+sock, "container", "ls")
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Fatalf("exit: %v", err)
-	}
-	want := "raind: cannot reach Condenser at " + sock + ": is it running? Start it with `make run` or `systemctl start condenser.socket`.\n"
-	if errOut.String() != want || out.Len() != 0 {
-		t.Errorf("stderr %q, stdout %q", errOut.String(), out.String())
-	}
-}
-
-func TestCompletion(t *testing.T) {
-	for _, shell := range []string{"bash", "zsh"} {
-		var out, errOut bytes.Buffer
-		if code := run([]string{"completion", shell}, nil, &out, &errOut); code != 0 {
-			t.Fatalf("%s: exit %d: %s", shell, code, errOut.String())
-		}
-		s := out.String()
-		if !strings.Contains(s, "container") || !strings.Contains(s, "image") || !strings.Contains(s, "complete -F _raind raind") {
-			t.Errorf("%s script:\n%s", shell, s)
-		}
-		if shell == "bash" {
-			if b, err := exec.Command("bash", "-n", "-c", s).CombinedOutput(); err != nil {
-				t.Errorf("bash -n: %v: %s", err, b)
-			}
-		}
-	}
-	var out, errOut bytes.Buffer
-	if code := run([]string{"completion", "fish"}, nil, &out, &errOut); code != 2 {
-		t.Errorf("fish: exit %d", code)
-	}
-}
-
-func TestParseBytes(t *testing.T) {
-	for in, want := range map[string]int64{"": 0, "512": 512, "64m": 64 << 20, "1g": 1 << 30, "1.5G": 3 << 29, "2kb": 2048} {
-		if got, err := parseBytes(in); err != nil || got != want {
-			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"x", "-1m", "1q"} {
-		if _, err := parseBytes(in); err == nil {
-			t.Errorf("parseBytes(%q): no error", in)
-		}
-	}
-}
-
-func TestProgressDisplay(t *testing.T) {
-	var out bytes.Buffer
-	c := &cli{out: &out}
-	plain := c.plainProgress()
-	for _, p := range []api.PullProgress{
-		{Layer: "sha256:aaaaaaaaaaaaaaaa", Status: "downloading", Current: 1, Total: 4},
-		{Layer: "sha256:aaaaaaaaaaaaaaaa", Status: "downloading", Current: 2, Total: 4},
-		{Layer: "sha256:bbbbbbbbbbbbbbbb", Status: "exists"},
-		{Layer: "sha256:aaaaaaaaaaaaaaaa", Status: "done", Current: 4, Total: 4},
+	for _, args := range [][]string{
+		{"--host", "unix://" + sock, "container", "ls"},
+		{"container", "ls", "-H", sock}, // a global flag after the command
 	} {
-		plain(p)
-	}
-	if want := "aaaaaaaaaaaa: downloading\nbbbbbbbbbbbb: exists\naaaaaaaaaaaa: done\n"; out.String() != want {
-		t.Errorf("plain:\n%s", out.String())
-	}
-	out.Reset()
-	bars := c.barProgress()
-	bars(api.PullProgress{Layer: "sha256:aaaaaaaaaaaaaaaa", Status: "downloading", Current: 2, Total: 4})
-	bars(api.PullProgress{Layer: "sha256:bbbbbbbbbbbbbbbb", Status: "exists"})
-	s := out.String()
-	if !strings.Contains(s, "[===============>               ] 2B/4B") || !strings.Contains(s, "\x1b[1A") || strings.Count(s, "\n") != 3 {
-		t.Errorf("bars: %q", s)
+		cmd := exec.Command(dir+"/condenserctl", args...)
+		var out, errOut bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errOut
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Fatalf("%q: exit: %v", args, err)
+		}
+		want := "condenserctl: cannot reach Condenser at " + sock + ": is it running? Start it with `make run` or `systemctl start condenser.socket`.\n"
+		if errOut.String() != want || out.Len() != 0 {
+			t.Errorf("%q: stderr %q, stdout %q", args, errOut.String(), out.String())
+		}
 	}
 }
 

@@ -1,0 +1,41 @@
+package runtime
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/raind/condenser/internal/errdefs"
+)
+
+// TestClassifyCommand: a create or start that fails because of the
+// container's configuration (runc's and crun's wordings) is an invalid
+// argument — never "not found" (a 404 would say the container is missing)
+// nor an unclassified internal fault (whose message the REST API hides) —
+// and keeps the runtime's message; the other kinds stay classify's.
+func TestClassifyCommand(t *testing.T) {
+	for _, tc := range []struct {
+		cmd, msg string
+		kind     error
+	}{
+		{"create", `runc create failed (exit status 1): unable to start container process: exec: "/nonexistent": stat /nonexistent: no such file or directory`, errdefs.ErrInvalidArgument},
+		{"create", `runc create failed (exit status 1): unable to start container process: exec: "nope": executable file not found in $PATH`, errdefs.ErrInvalidArgument},
+		{"create", "crun create failed (exit status 1): executable file `nope` not found in $PATH: No such file or directory", errdefs.ErrInvalidArgument},
+		{"create", `runc create failed (exit status 1): unable to start container process: exec: "/etc": permission denied`, errdefs.ErrInvalidArgument},
+		{"create", `runc create failed (exit status 1): unable to start container process: error during container init: error mounting "/tmp" to rootfs at "/proc": "/x/rootfs/proc" cannot be mounted because it is not of type proc`, errdefs.ErrInvalidArgument},
+		{"create", `runc create failed (exit status 1): unable to start container process: error during container init: error mounting "/etc/hostname" to rootfs at "/bin": mount /etc/hostname:/bin (via /proc/self/fd/6), flags: 0x5000: not a directory`, errdefs.ErrInvalidArgument},
+		{"start", "crun start failed (exit status 1): exec `/bin/x`: Exec format error", errdefs.ErrInvalidArgument},
+		{"create", "runc create failed (exit status 1): container with id exists: x: already exists", errdefs.ErrConflict},
+		{"start", "runc start failed (exit status 1): cannot start a container that has stopped", errdefs.ErrConflict},
+		{"state", "runc state failed (exit status 1): container does not exist", errdefs.ErrNotFound},
+		{"delete", "crun delete failed (exit status 1): error opening file `/run/x/status`: No such file or directory", errdefs.ErrNotFound},
+		{"create", "crun create failed (exit status 1): cgroups in hybrid mode not supported, drop all controllers from cgroupv2", nil},
+	} {
+		err := classifyCommand(tc.cmd, errors.New(tc.msg))
+		if k := errdefs.Kind(err); k != tc.kind {
+			t.Errorf("%s: %q: kind %v, want %v", tc.cmd, tc.msg, k, tc.kind)
+		}
+		if tc.kind == errdefs.ErrInvalidArgument && (len(err.Error()) < len(tc.msg) || err.Error()[:len(tc.msg)] != tc.msg) {
+			t.Errorf("%s: the runtime's message is lost: %q", tc.cmd, err)
+		}
+	}
+}
