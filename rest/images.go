@@ -104,6 +104,7 @@ func (s *server) removeImage(w http.ResponseWriter, r *http.Request, _ httproute
 	if err := s.b.RemoveImage(r.Context(), req.Image, force); err != nil {
 		return nil, err
 	}
+	//lint:ignore S1016 a request and a response that happen to have the same fields
 	return &reply{"image removed", api.ImageResponse{Image: req.Image}}, nil
 }
 

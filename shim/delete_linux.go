@@ -61,12 +61,12 @@ func Delete(ctx context.Context, o Options) (*api.Exit, error) {
 	}
 	if _, err := os.Stat(o.Bundle); err == nil {
 		lctx, cancel := context.WithTimeout(ctx, lockWait)
-		unlock, err := lockBundle(lctx, o.Bundle)
+		lock, err := lockBundle(lctx, o.Bundle)
 		cancel()
 		if err != nil {
 			return nil, err
 		}
-		defer unlock()
+		defer lock.Close()
 	}
 	var errs []error
 	if err := killShim(ctx, o.Bundle); err != nil {
@@ -114,7 +114,7 @@ func Delete(ctx context.Context, o Options) (*api.Exit, error) {
 // lockBundle takes the bundle's lock (api.LockFile, created if needed),
 // waiting for it as long as ctx lets it. The file is close-on-exec: no
 // child inherits the lock.
-func lockBundle(ctx context.Context, bundle string) (unlock func(), err error) {
+func lockBundle(ctx context.Context, bundle string) (*os.File, error) {
 	path := filepath.Join(bundle, api.LockFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
@@ -123,7 +123,7 @@ func lockBundle(ctx context.Context, bundle string) (unlock func(), err error) {
 	for {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
-			return func() { f.Close() }, nil
+			return f, nil // closing it unlocks
 		}
 		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
 			f.Close()

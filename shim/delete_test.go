@@ -177,10 +177,11 @@ func TestDeleteWaitsForLaunch(t *testing.T) {
 	ctx := context.Background()
 	// What `condenser-shim start` does, in steps: lock, spawn the server,
 	// unlock once it serves.
-	unlock, err := lockBundle(ctx, c.bundle)
+	lock, err := lockBundle(ctx, c.bundle)
 	if err != nil {
 		t.Fatal(err)
 	}
+	unlock := func() { lock.Close() }
 	type result struct {
 		e   *client.Exit
 		err error
@@ -197,7 +198,7 @@ func TestDeleteWaitsForLaunch(t *testing.T) {
 	case <-time.After(500 * time.Millisecond):
 	}
 	so := Options{ID: c.id, Bundle: c.bundle, Runtime: c.opts.Runtime, RuntimeRoot: c.opts.RuntimeRoot}
-	addr, err := spawn(ctx, so, shimBinary)
+	addr, err := spawn(ctx, so, shimBinary, lock)
 	if err != nil {
 		unlock()
 		t.Fatal(err)
@@ -238,16 +239,50 @@ func TestDeleteWaitsForLaunch(t *testing.T) {
 // with ErrUnavailable.
 func TestDeleteLockTimeout(t *testing.T) {
 	bundle := t.TempDir()
-	unlock, err := lockBundle(context.Background(), bundle)
+	lock, err := lockBundle(context.Background(), bundle)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unlock()
+	defer lock.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if _, err := lockBundle(ctx, bundle); !errors.Is(err, errdefs.ErrUnavailable) {
 		t.Errorf("second lock: %v, want ErrUnavailable", err)
 	}
+}
+
+// TestLockOutlivesTheStarter: the server shares the starter's lock, so a
+// starter killed half-way leaves the bundle locked until the server lets
+// go (here: until the child holding it exits).
+func TestLockOutlivesTheStarter(t *testing.T) {
+	bundle := t.TempDir()
+	lock, err := lockBundle(context.Background(), bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command("sh", "-c", "read x")
+	child.ExtraFiles = []*os.File{lock}
+	stdin, err := child.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	lock.Close() // the starter is gone
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := lockBundle(ctx, bundle); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Fatalf("lock while the server holds it: %v, want ErrUnavailable", err)
+	}
+	stdin.Close() // the server lets go
+	child.Wait()
+	l, err := lockBundle(context.Background(), bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
 }
 
 // TestDeleteNothingThere checks that a bundle without a container, without

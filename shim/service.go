@@ -140,6 +140,11 @@ func (s *service) setExit(e reaper.Exit) {
 	if err := atomicfile.WriteFile(filepath.Join(s.cfg.Bundle, api.ExitFile), b, 0o644, false); err != nil {
 		s.log.Error("write exit status", "error", err)
 	}
+	// The exit is told once the container's output is in its log: a
+	// waiter reads a complete log. Bounded: a process that left the
+	// container may hold its pipes open. (Create, holding s.mu, started
+	// the copiers before the lock above was taken.)
+	s.awaitCopiers(logDrainWait)
 	s.mu.Lock()
 	s.exit = &ex
 	s.status = api.Status_STOPPED
@@ -365,14 +370,29 @@ func (s *service) Delete(ctx context.Context, _ *api.DeleteRequest) (*api.Delete
 	return &api.DeleteResponse{Pid: uint32(e.Pid), ExitCode: int32(e.ExitCode), ExitedAt: timestamppb.New(e.ExitedAt), OomKilled: e.OOMKilled}, nil
 }
 
+// logDrainWait bounds how long the exit waits for the container's output
+// to reach its log.
+const logDrainWait = 2 * time.Second
+
+// awaitCopiers waits up to d for the log copiers to reach the end of the
+// pipes; it reports whether they did.
+func (s *service) awaitCopiers(d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { s.copiers.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
 // drainLogs waits (bounded) for the log copiers to reach the end of the
 // pipes, then closes the log.
 func (s *service) drainLogs() {
-	done := make(chan struct{})
-	go func() { s.copiers.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(exitWait):
+	if !s.awaitCopiers(exitWait) {
 		s.log.Warn("container log pipes still open after the container was deleted")
 	}
 	s.mu.Lock()

@@ -73,8 +73,9 @@ func (o Options) validate() error {
 // until the server has written its pid file and serves, or has failed: a
 // `condenser-shim delete` of the bundle (which takes the same lock) runs
 // before the launch or after it, never in the middle, so it always sees the
-// shim a launch makes, even one whose caller is gone. The lock is not
-// inherited by the server.
+// shim a launch makes, even one whose caller is gone. The server shares
+// the lock (the same open file) until it has written its pid file, so a
+// launch whose starter is killed half-way still holds it until then.
 func StartDetached(ctx context.Context, o Options) (string, error) {
 	if err := o.validate(); err != nil {
 		return "", err
@@ -83,17 +84,18 @@ func StartDetached(ctx context.Context, o Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	unlock, err := lockBundle(ctx, o.Bundle)
+	lock, err := lockBundle(ctx, o.Bundle)
 	if err != nil {
 		return "", err
 	}
-	defer unlock()
-	return spawn(ctx, o, self)
+	defer lock.Close()
+	return spawn(ctx, o, self, lock)
 }
 
 // spawn binds the socket and starts `binary serve` detached, handing it
-// the listener; it returns the address once the server serves.
-func spawn(ctx context.Context, o Options, binary string) (string, error) {
+// the listener and the bundle's lock; it returns the address once the
+// server serves.
+func spawn(ctx context.Context, o Options, binary string, lock *os.File) (string, error) {
 	l, err := listen(o.socket())
 	if err != nil {
 		return "", err
@@ -118,7 +120,7 @@ func spawn(ctx context.Context, o Options, binary string) (string, error) {
 	cmd := exec.Command(binary, append([]string{"serve"}, o.args()...)...)
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.ExtraFiles = []*os.File{lf, readyW}
+	cmd.ExtraFiles = []*os.File{lf, readyW, lock}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Env = runtime.CleanEnv()
 	if err := cmd.Start(); err != nil {
@@ -173,7 +175,8 @@ func listen(path string) (net.Listener, error) {
 
 // Serve is `condenser-shim serve`: it serves the inherited listener (fd 3)
 // until Shutdown, reaping every child. It tells the starter it is ready on
-// fd 4.
+// fd 4, and lets go of the bundle's lock (fd 5) once its pid file is
+// written.
 func Serve(o Options, version string) error {
 	if err := o.validate(); err != nil {
 		return err
@@ -196,7 +199,9 @@ func Serve(o Options, version string) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go r.Run(ctx)
-	if err := atomicfile.WriteFile(filepath.Join(o.Bundle, api.PidFile), []byte(strconv.Itoa(os.Getpid())), 0o644, false); err != nil {
+	err = atomicfile.WriteFile(filepath.Join(o.Bundle, api.PidFile), []byte(strconv.Itoa(os.Getpid())), 0o644, false)
+	os.NewFile(5, "lock").Close() // a delete may come now: it finds this shim
+	if err != nil {
 		return err
 	}
 	srv, err := ttrpc.NewServer(ttrpc.WithServerHandshaker(ttrpc.UnixSocketRequireSameUser()))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/raind/condenser/internal/testutil"
+	"github.com/raind/condenser/shim/logging"
 	"github.com/raind/condenser/supervisor"
 	"github.com/raind/condenser/supervisor/oci"
 )
@@ -167,4 +168,57 @@ func becomes(pid int, cmd string) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return false
+}
+
+// TestLogCompleteOnceStopped: once a container is stopped — Wait has
+// returned, a followed log has ended — its log holds everything it wrote,
+// up to its last line, even when it writes right up to its exit: here the
+// pipe is full of empty lines (one log entry, one write, each) when it
+// exits.
+func TestLogCompleteOnceStopped(t *testing.T) {
+	rt := testutil.Runtimes(t)[0]
+	reg := busyboxRegistry(t)
+	d := newDaemon(t, rt, reg.Host)
+	ctx := context.Background()
+	const lines = 30000 + 1
+	c, err := d.sup.Create(ctx, supervisor.CreateRequest{Image: "busybox", Config: oci.Config{Command: []string{"sh", "-c", "yes '' | head -n 30000; echo end; exit 3"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for run := range 3 {
+		if _, err := d.sup.Start(ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		var followed string
+		n := 0
+		err := d.sup.Logs(ctx, c.ID, supervisor.LogOptions{Follow: true, Tail: -1, Stdout: true, Stderr: true}, func(e logging.Entry) error {
+			n++
+			followed = e.Log
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The log holds every run's lines: two a turn.
+		if want := (2*run + 1) * lines; followed != "end\n" || n != want {
+			t.Errorf("run %d: the followed log ended with %q after %d lines, want \"end\" after %d", run, followed, n, want)
+		}
+		if code, err := d.sup.Wait(ctx, c.ID); err != nil || code != 3 {
+			t.Fatalf("run %d: wait %d %v", run, code, err)
+		}
+		if _, err := d.sup.Start(ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		if code, err := d.sup.Wait(ctx, c.ID); err != nil || code != 3 {
+			t.Fatalf("run %d: wait %d %v", run, code, err)
+		}
+		entries, err := logging.ReadLast(d.sup.LogPath(c), logging.DefaultMaxFiles, 1)
+		if err != nil || len(entries) != 1 || entries[0].Log != "end\n" {
+			t.Errorf("run %d: once Wait returned, the log ends with %+v (%v), want \"end\"", run, entries, err)
+		}
+		n = 0
+		if err := d.sup.Logs(ctx, c.ID, supervisor.LogOptions{Tail: -1, Stdout: true, Stderr: true}, func(logging.Entry) error { n++; return nil }); err != nil || n != (2*run+2)*lines {
+			t.Errorf("run %d: the log has %d lines (%v), want %d", run, n, err, (2*run+2)*lines)
+		}
+	}
 }

@@ -53,9 +53,10 @@ var namesOps = []namesOp{
 // may go unanswered only when the daemon was stopped under it. The daemon
 // is stopped with SIGTERM in the middle of each round and started again;
 // between the rounds and at the end every record must match its processes
-// and cgroups, and once both containers are deleted nothing may be left:
-// no shim, mount, cgroup, bundle, container directory, log, runtime state
-// or record. The seed ($CONDENSER_CHAOS_SEED) fixes the clients' choices
+// and cgroups (no record without its container, no shim without its
+// record) and the containers deleted so far must have left nothing; once
+// both are deleted nothing may be left: no shim, mount, cgroup, bundle,
+// container directory, log, runtime state or record. The seed ($CONDENSER_CHAOS_SEED) fixes the clients' choices
 // and the moments of the SIGTERMs (counted in operations).
 func TestReliabilityChaosNames(t *testing.T) {
 	seed := chaosSeed(t)
@@ -141,8 +142,12 @@ func TestReliabilityChaosNames(t *testing.T) {
 		if ctx.Err() != nil {
 			t.Fatalf("round %d not done in %v", round, namesDeadline)
 		}
-		// Nothing in flight: every record must match reality.
+		// Nothing in flight: every record must match reality, and the
+		// containers deleted so far must have left nothing.
+		// (The leftovers first: a superfluous spare shim may still be on
+		// its way out.)
 		failed := t.Failed()
+		rs.awaitNothingLeftBut(t, rs.liveIDs(t))
 		states := rs.checkConsistent(t)
 		if !failed && t.Failed() {
 			rs.describeShims(t)
@@ -217,6 +222,7 @@ func (c *namesClient) do(ctx context.Context, op namesOp, name string) {
 	if err != nil && code == 0 {
 		// No answer: only a stop of the daemon may cut a request short.
 		c.down.RLock() // the daemon is up again
+		//lint:ignore SA2001 a barrier: waits until the restarter releases down
 		c.down.RUnlock()
 		if ep%2 == 1 || c.epoch.Load() != ep {
 			c.outages++
@@ -311,4 +317,45 @@ func ppid(pid int) string {
 		}
 	}
 	return "?"
+}
+
+// liveIDs returns the ids of the containers the daemon lists.
+func (rs *reliabilityState) liveIDs(t *testing.T) map[string]bool {
+	t.Helper()
+	var list struct{ Data []containerDetail }
+	if code := rs.d.do("GET", "/v1/containers?all=1", nil, &list); code != 200 {
+		t.Fatalf("list: %d", code)
+	}
+	ids := map[string]bool{}
+	for _, c := range list.Data {
+		ids[c.ContainerID] = true
+	}
+	return ids
+}
+
+// awaitNothingLeftBut waits (bounded) until nothing is left on the host
+// but what the containers live holds and the daemon's spare shim.
+func (rs *reliabilityState) awaitNothingLeftBut(t *testing.T, live map[string]bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var left []string
+	next:
+		for _, l := range rs.leftovers(true) {
+			for id := range live {
+				if strings.Contains(l, id) {
+					continue next
+				}
+			}
+			left = append(left, l)
+		}
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("left behind by the containers deleted so far:\n%s", strings.Join(left, "\n"))
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -203,5 +202,3 @@ func cgroupMode() string {
 	}
 	return "unavailable"
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

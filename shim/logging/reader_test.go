@@ -156,22 +156,36 @@ func testFollowFreeRunning(t *testing.T, readerFiles int) {
 	var stopped atomic.Bool
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	copy10 := func(s string, i int) {
+		var sb strings.Builder
+		for j := i; j < i+10; j++ {
+			sb.WriteString(numbered(s, j))
+		}
+		if err := w.Copy(s, strings.NewReader(sb.String())); err != nil {
+			t.Error(err)
+		}
+	}
+	// The follower reads the first lines before the writers go on: one
+	// that opened the log later (a goroutine scheduled late, on a loaded
+	// machine) would rightly begin past the lines rotated out of the
+	// readerFiles files it reads.
+	copy10("stdout", 0)
 	done := make(chan error, 1)
 	go func() {
 		done <- Follow(ctx, path, ReadOptions{MaxFiles: readerFiles, Tail: -1, Interval: 10 * time.Millisecond},
 			func() bool { return !stopped.Load() }, c.add)
 	}()
+	for c.n.Load() < 10 {
+		if ctx.Err() != nil {
+			t.Fatal("the follower reads nothing")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	var wg sync.WaitGroup
 	for _, s := range []string{"stdout", "stderr"} {
 		wg.Go(func() {
-			for i := 0; i < lines; i += 10 {
-				var sb strings.Builder
-				for j := i; j < i+10; j++ {
-					sb.WriteString(numbered(s, j))
-				}
-				if err := w.Copy(s, strings.NewReader(sb.String())); err != nil {
-					t.Error(err)
-				}
+			for i := map[string]int{"stdout": 10}[s]; i < lines; i += 10 {
+				copy10(s, i)
 			}
 		})
 	}

@@ -367,7 +367,7 @@ func dropletConfig(path, dir string, image *dropletImage) ([]byte, string, error
 	}
 	var spec specs.Spec
 	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(b, &spec); err == nil {
+	if err = json.Unmarshal(b, &spec); err == nil {
 		err = json.Unmarshal(b, &raw)
 	}
 	if err != nil {
