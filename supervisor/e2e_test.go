@@ -30,6 +30,9 @@ type world struct {
 	store  *imagestore.Store
 	rootfs *rootfs.Manager
 	root   string
+	// cgroupParent is the world's own parent of its containers' cgroups
+	// (a request without one gets it), removed at the end of the test.
+	cgroupParent string
 }
 
 func newWorld(t *testing.T) *world {
@@ -44,15 +47,9 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		// The runtimes create the containers' parent cgroup; rmdir only
-		// removes it once it is empty.
-		parents, _ := filepath.Glob("/sys/fs/cgroup/*/condenser")
-		for _, p := range parents {
-			os.Remove(p)
-		}
-	})
-	return &world{store: s, rootfs: m, root: root}
+	// The runtimes create the containers' parent cgroup; the cleanup of
+	// CgroupParent removes it once the containers are gone.
+	return &world{store: s, rootfs: m, root: root, cgroupParent: testutil.CgroupParent(t)}
 }
 
 // run creates and runs one container of img under a real shim and runtime
@@ -67,6 +64,9 @@ func (w *world) run(t *testing.T, rt testutil.Runtime, img imagestore.Image, req
 	}
 	layers := w.store.LayerDirs(img)
 	req.Config.ReadOnly = ro
+	if req.CgroupParent == "" {
+		req.CgroupParent = w.cgroupParent
+	}
 	bundle := filepath.Join(w.root, "shims", req.ID[:12])
 	req.Etc, err = oci.WriteEtcFiles(filepath.Join(w.root, "containers", req.ID+"-etc"), req.Config.Hostname, req.Config.Network == "host")
 	if err != nil {
@@ -319,8 +319,12 @@ func TestGenerateSpecRuntimes(t *testing.T) {
 			}
 
 			id := names.NewID()
+			// The runtimes create the parent cgroup; its cleanup, registered
+			// before the runtime's delete, removes it after the container.
+			parent := testutil.CgroupParent(t)
 			req := oci.Request{
 				ID:              id,
+				CgroupParent:    parent,
 				CgroupV2:        cgroupV2,
 				Seccomp:         true,
 				NoNewPrivileges: true,
@@ -349,19 +353,6 @@ func TestGenerateSpecRuntimes(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			// Remove the parent cgroups this test creates (runtimes remove
-			// only the container's own), once the container is gone.
-			existed := map[string]bool{}
-			for _, p := range cgroupParents() {
-				existed[p] = true
-			}
-			t.Cleanup(func() {
-				for _, p := range cgroupParents() {
-					if !existed[p] {
-						os.Remove(p) // rmdir: fails harmlessly if in use
-					}
-				}
-			})
 			state := filepath.Join(dir, "state")
 			t.Cleanup(func() {
 				out, err := exec.Command(bin, "--root", state, "delete", "--force", id).CombinedOutput()
@@ -397,12 +388,4 @@ func TestGenerateSpecRuntimes(t *testing.T) {
 			}
 		})
 	}
-}
-
-// cgroupParents lists the cgroup directories of oci.CgroupParent (v2, or
-// one per v1 hierarchy).
-func cgroupParents() []string {
-	v2, _ := filepath.Glob("/sys/fs/cgroup" + oci.CgroupParent)
-	v1, _ := filepath.Glob("/sys/fs/cgroup/*" + oci.CgroupParent)
-	return append(v2, v1...)
 }

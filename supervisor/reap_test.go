@@ -46,19 +46,18 @@ func patchRecord(t *testing.T, root, id string, fields map[string]any) {
 }
 
 // containerCgroups lists container id's cgroup directories (cgroupsPath
-// /condenser/<id>, in every v1 hierarchy and in the v2 one).
-func containerCgroups(id string) []string {
-	v1, _ := filepath.Glob("/sys/fs/cgroup/*/condenser/" + id)
-	v2, _ := filepath.Glob("/sys/fs/cgroup/condenser/" + id)
-	return append(v1, v2...)
+// <the daemon's cgroup parent>/<id>, in every v1 hierarchy and in the v2
+// one).
+func (d *daemon) containerCgroups(id string) []string {
+	return testutil.CgroupDirs(d.cfg.CgroupParent + "/" + id)
 }
 
 // cleanupCgroups makes sure, even when the test fails, that nothing of
 // container id is left running in its cgroups and that they are gone.
-func cleanupCgroups(t *testing.T, id string) {
+func cleanupCgroups(t *testing.T, d *daemon, id string) {
 	t.Cleanup(func() {
 		deadline := time.Now().Add(5 * time.Second)
-		for _, dir := range containerCgroups(id) {
+		for _, dir := range d.containerCgroups(id) {
 			for {
 				b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 				for _, f := range strings.Fields(string(b)) {
@@ -99,7 +98,7 @@ func checkReaped(t *testing.T, d *daemon, c *supervisor.Container) {
 	if alive(c.Pid) {
 		t.Errorf("the container's process %d outlived its shim", c.Pid)
 	}
-	if cg := containerCgroups(c.ID); len(cg) > 0 {
+	if cg := d.containerCgroups(c.ID); len(cg) > 0 {
 		t.Errorf("cgroups left: %v", cg)
 	}
 	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), filepath.Join(c.Bundle, "rootfs")) {
@@ -122,7 +121,7 @@ func TestShimKilled(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cleanupCgroups(t, c.ID)
+		cleanupCgroups(t, d, c.ID)
 		if c, err = d.sup.Start(ctx, c.ID); err != nil {
 			t.Fatal(err)
 		}
@@ -174,7 +173,7 @@ func TestRuntimeKilledDuringCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cleanupCgroups(t, c.ID)
+	cleanupCgroups(t, d, c.ID)
 	d.sup.Close()
 	// What a runtime killed mid-create leaves: an init waiting in the
 	// container's cgroups, a state directory the runtime does not
@@ -185,8 +184,8 @@ func TestRuntimeKilledDuringCreate(t *testing.T) {
 	if err := os.Remove(filepath.Join(runtimeDir, "state.json")); err != nil {
 		t.Fatal(err)
 	}
-	if !alive(c.Pid) || len(containerCgroups(c.ID)) == 0 {
-		t.Fatalf("set-up: init %d alive %v, cgroups %v", c.Pid, alive(c.Pid), containerCgroups(c.ID))
+	if !alive(c.Pid) || len(d.containerCgroups(c.ID)) == 0 {
+		t.Fatalf("set-up: init %d alive %v, cgroups %v", c.Pid, alive(c.Pid), d.containerCgroups(c.ID))
 	}
 	setState(t, d.cfg.Root, c.ID, supervisor.StateCreating)
 	d.open()

@@ -93,7 +93,7 @@ func TestStoppedContainerKeepsNoProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cleanupCgroups(t, c.ID)
+	cleanupCgroups(t, d, c.ID)
 	start := func() *supervisor.Container {
 		t.Helper()
 		run, err := d.sup.Start(ctx, c.ID)

@@ -33,6 +33,10 @@ type Config struct {
 	// SpareShim keeps a shim launched ahead for the next container, off
 	// the start path (see spare.go).
 	SpareShim bool
+	// CgroupParent (--cgroup-parent) is the cgroup under which each
+	// container gets its own, a cgroupfs path (oci.ValidCgroupParent); "":
+	// oci.CgroupParent.
+	CgroupParent string
 }
 
 // Supervisor owns the containers: their records, their shims and their
@@ -67,6 +71,12 @@ func Open(ctx context.Context, cfg Config) (*Supervisor, error) {
 	}
 	if cfg.StopTimeout == 0 {
 		cfg.StopTimeout = 10 * time.Second
+	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = oci.CgroupParent
+	}
+	if err := oci.ValidCgroupParent(cfg.CgroupParent); err != nil {
+		return nil, err
 	}
 	if cfg.Shims == nil {
 		cfg.Shims = &ShimManager{Binary: cfg.ShimBinary, Runtime: cfg.Runtime, RuntimeRoot: filepath.Join(cfg.State, "runtime")}
@@ -192,7 +202,7 @@ func (s *Supervisor) generateSpec(c *Container, img Image) (*specs.Spec, error) 
 		return nil, err
 	}
 	return oci.Generate(&img.Config, oci.Request{
-		ID: c.ID, Name: c.Name, Config: c.Request.Config, CgroupV2: s.cfg.CgroupV2, Seccomp: true, Etc: etc,
+		ID: c.ID, Name: c.Name, CgroupParent: s.cfg.CgroupParent, Config: c.Request.Config, CgroupV2: s.cfg.CgroupV2, Seccomp: true, Etc: etc,
 	}, func(p string) ([]byte, error) { return rootfs.ReadFile(img.Layers, p) })
 }
 

@@ -46,7 +46,8 @@ func newDaemon(t *testing.T, rt testutil.Runtime, mirror string) *daemon {
 	}
 	d := &daemon{t: t, images: images, cfg: supervisor.Config{
 		Root: root, State: state, Runtime: rt.Binary, ShimBinary: shimBinary(t), Images: supervisor.StoreImages(images), Rootfs: m, StopTimeout: 2 * time.Second,
-		SpareShim: true, // as the daemon runs by default
+		SpareShim:    true,                     // as the daemon runs by default
+		CgroupParent: testutil.CgroupParent(t), // its own, removed after the cleanup below
 	}}
 	d.open()
 	t.Cleanup(func() {
@@ -61,26 +62,41 @@ func newDaemon(t *testing.T, rt testutil.Runtime, mirror string) *daemon {
 			d.sup.Close()
 		}
 		images.Close()
-		// No shim may outlive its containers.
-		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-		for _, p := range procs {
-			if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), "serve") && strings.Contains(string(b), state+"/") {
-				t.Errorf("shim left running: %s", strings.ReplaceAll(string(b), "\x00", " "))
-				if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
-					syscall.Kill(pid, syscall.SIGKILL)
-				}
+		// No shim may outlive its containers. A shim told to shut down
+		// closes its connection just before it exits: give the ones on
+		// their way out a moment.
+		deadline := time.Now().Add(5 * time.Second)
+		for left := shimsServing(state); len(left) > 0; left = shimsServing(state) {
+			if time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+				continue
 			}
+			for pid, cmd := range left {
+				t.Errorf("shim left running: %s", cmd)
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			break
 		}
 		os.RemoveAll(state)
-		parents, _ := filepath.Glob("/sys/fs/cgroup/*/condenser")
-		for _, p := range parents {
-			os.Remove(p)
-		}
 	})
 	return d
 }
 
 // checkGone fails the test for each path that exists.
+// shimsServing returns the shim servers of bundles under state, by pid.
+func shimsServing(state string) map[int]string {
+	out := map[int]string{}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), "serve") && strings.Contains(string(b), state+"/") {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+				out[pid] = strings.ReplaceAll(string(b), "\x00", " ")
+			}
+		}
+	}
+	return out
+}
+
 func checkGone(t *testing.T, paths ...string) {
 	t.Helper()
 	for _, p := range paths {

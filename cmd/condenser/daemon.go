@@ -29,6 +29,7 @@ import (
 // daemonConfig is the daemon's configuration from its flags.
 type daemonConfig struct {
 	root, state, runtime, shim string
+	cgroupParent               string
 	spareShim                  bool
 	listen                     listen.Options
 	log                        *slog.Logger
@@ -58,6 +59,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	sup, err := supervisor.Open(ctx, supervisor.Config{
 		Root: cfg.root, State: cfg.state, Runtime: rt, ShimBinary: shimBin, Images: supervisor.StoreImages(cfg.images), Rootfs: rfs,
 		CgroupV2: cgroups.Mode() == cgroups.Unified, Logger: log, SpareShim: cfg.spareShim,
+		CgroupParent: cfg.cgroupParent,
 	})
 	if err != nil {
 		return err

@@ -29,6 +29,9 @@ type daemonProc struct {
 	cmd         *exec.Cmd
 	logs        *bytes.Buffer
 	http        *http.Client
+	// cgroupParent is the daemon's --cgroup-parent, its own; the cleanup
+	// of testutil.CgroupParent removes it.
+	cgroupParent string
 }
 
 func startDaemon(t *testing.T, registry string) *daemonProc { return startDaemonTB(t, registry) }
@@ -42,8 +45,8 @@ func startDaemonTB(t testing.TB, registry string) *daemonProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemonProc{t: t, root: t.TempDir(), state: state, sock: filepath.Join(state, "condenser.sock")}
-	d.args = []string{dir + "/condenser", "--root", d.root, "--state", d.state, "--runtime", "runc",
+	d := &daemonProc{t: t, root: t.TempDir(), state: state, sock: filepath.Join(state, "condenser.sock"), cgroupParent: testutil.CgroupParent(t)}
+	d.args = []string{dir + "/condenser", "--root", d.root, "--state", d.state, "--runtime", "runc", "--cgroup-parent", d.cgroupParent,
 		"--listen", "unix://" + d.sock, "--registry-mirror", "docker.io=http://" + registry}
 	d.http = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var dl net.Dialer
@@ -59,10 +62,6 @@ func startDaemonTB(t testing.TB, registry string) *daemonProc {
 		}
 		d.stop(syscall.SIGTERM)
 		os.RemoveAll(state)
-		parents, _ := filepath.Glob("/sys/fs/cgroup/*/condenser")
-		for _, p := range parents {
-			os.Remove(p)
-		}
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.logs)
 		}
@@ -318,7 +317,7 @@ func TestSocketActivation(t *testing.T) {
 	// keeps a spare shim there until then.
 	t.Cleanup(func() { os.RemoveAll(state) })
 	sock := filepath.Join(state, "activated.sock")
-	cmd := exec.Command(sa, "-l", sock, dir+"/condenser", "--root", t.TempDir(), "--state", state, "--runtime", "runc",
+	cmd := exec.Command(sa, "-l", sock, dir+"/condenser", "--root", t.TempDir(), "--state", state, "--runtime", "runc", "--cgroup-parent", testutil.CgroupParent(t),
 		"--listen", "unix://"+filepath.Join(state, "not-used.sock"), "--registry-mirror", "docker.io=http://"+reg.Host)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs

@@ -22,6 +22,7 @@ import (
 	"github.com/raind/condenser/imagestore"
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/internal/listen"
+	"github.com/raind/condenser/supervisor/oci"
 )
 
 const usage = `usage: condenser [flags] [COMMAND [ARGS]]
@@ -71,6 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	tlsKey := fs.String("tls-key", "", "server key (PEM) for tcp:// listeners")
 	tlsCA := fs.String("tls-client-ca", "", "CA (PEM) that client certificates must chain to, for tcp:// listeners")
 	group := fs.String("socket-group", "", "group owning the unix socket (mode 0660)")
+	cgroupParent := fs.String("cgroup-parent", oci.CgroupParent, "cgroup (a cgroupfs path) under which each container gets its own")
 	spareShim := fs.Bool("spare-shim", true, "keep a shim started ahead for the next container: faster creates, one idle shim process")
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
@@ -79,6 +81,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(stderr, "condenser: --log-level %q: want debug, info, warn or error\n", *logLevel)
+		return 2
+	}
+	if err := oci.ValidCgroupParent(*cgroupParent); err != nil {
+		fmt.Fprintf(stderr, "condenser: --cgroup-parent: %v\n", err)
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
@@ -97,7 +103,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer s.Close()
 	if fs.NArg() == 0 || fs.Arg(0) == "daemon" {
 		err := runDaemon(ctx, daemonConfig{
-			root: *root, state: *state, runtime: *runtimeName, shim: *shimBin, spareShim: *spareShim, log: log, images: s,
+			root: *root, state: *state, runtime: *runtimeName, shim: *shimBin, cgroupParent: *cgroupParent, spareShim: *spareShim, log: log, images: s,
 			listen: listen.Options{Addresses: listens, TLSCert: *tlsCert, TLSKey: *tlsKey, TLSClientCA: *tlsCA, SocketGroup: *group},
 		})
 		if err != nil {

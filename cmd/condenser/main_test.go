@@ -39,3 +39,14 @@ func TestImageCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestCgroupParentFlag: an invalid --cgroup-parent is refused at once
+// (exit 2), before anything is opened.
+func TestCgroupParentFlag(t *testing.T) {
+	for _, p := range []string{"", "relative", "/", "/a/../b", "system.slice:condenser:x"} {
+		var out, errb bytes.Buffer
+		if code := run([]string{"--root", t.TempDir(), "--cgroup-parent", p}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "--cgroup-parent") {
+			t.Errorf("--cgroup-parent %q: exit %d, stderr %q; want exit 2 naming the flag", p, code, errb.String())
+		}
+	}
+}

@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/raind/condenser/internal/testutil"
 )
 
 // The chaos run: chaosClients clients each take chaosPerClient containers
@@ -241,7 +243,7 @@ func TestReliabilityShimKilled(t *testing.T) {
 			if procAlive(c.Pid) && strings.Join(cmdline(c.Pid), " ") == "sleep 3600" {
 				t.Errorf("the container's process %d outlived its shim", c.Pid)
 			}
-			if dirs := cgroupDirs(c.ContainerID); len(dirs) > 0 {
+			if dirs := d.cgroupDirs(c.ContainerID); len(dirs) > 0 {
 				t.Errorf("cgroups left: %v", dirs)
 			}
 			if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), c.ContainerID) {
@@ -646,17 +648,15 @@ func procAlive(pid int) bool {
 }
 
 // cgroupDirs lists the cgroup directories of container id, in every
-// hierarchy (the spec's cgroupsPath is /condenser/<id>).
-func cgroupDirs(id string) []string {
-	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/condenser/" + id)
-	v2, _ := filepath.Glob("/sys/fs/cgroup/condenser/" + id)
-	return append(dirs, v2...)
+// hierarchy (the spec's cgroupsPath is <--cgroup-parent>/<id>).
+func (d *daemonProc) cgroupDirs(id string) []string {
+	return testutil.CgroupDirs(d.cgroupParent + "/" + id)
 }
 
 // cgroupProcs lists the processes in container id's cgroups.
-func cgroupProcs(id string) []int {
+func (d *daemonProc) cgroupProcs(id string) []int {
 	var out []int
-	for _, dir := range cgroupDirs(id) {
+	for _, dir := range d.cgroupDirs(id) {
 		b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 		for _, f := range strings.Fields(string(b)) {
 			if pid, err := strconv.Atoi(f); err == nil && !slices.Contains(out, pid) {
@@ -705,7 +705,7 @@ func (rs *reliabilityState) checkConsistent(t *testing.T) map[string]string {
 		rs.ids[c.ContainerID] = true
 		rs.mu.Unlock()
 		states[c.Name], byID[c.ContainerID] = c.State, true
-		inCgroup := cgroupProcs(c.ContainerID)
+		inCgroup := d.cgroupProcs(c.ContainerID)
 		shimOK := procAlive(c.ShimPid) && shims[c.ShimPid] == c.ContainerID
 		switch c.State {
 		case "running":
@@ -795,7 +795,7 @@ func (rs *reliabilityState) leftovers(allowSpare bool) []string {
 	}
 	rs.mu.Lock()
 	for id := range rs.ids {
-		for _, cg := range cgroupDirs(id) {
+		for _, cg := range rs.d.cgroupDirs(id) {
 			out = append(out, "cgroup "+cg)
 		}
 	}
@@ -865,7 +865,7 @@ func (rs *reliabilityState) forceCleanup() {
 		if runc, err := exec.LookPath("runc"); err == nil {
 			exec.Command(runc, "--root", runtimeRoot, "delete", "--force", id).Run()
 		}
-		for _, pid := range cgroupProcs(id) {
+		for _, pid := range rs.d.cgroupProcs(id) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
@@ -884,7 +884,7 @@ func (rs *reliabilityState) forceCleanup() {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for _, id := range ids {
-		for _, cg := range cgroupDirs(id) {
+		for _, cg := range rs.d.cgroupDirs(id) {
 			for err := os.Remove(cg); err != nil && !errors.Is(err, os.ErrNotExist) && time.Now().Before(deadline); err = os.Remove(cg) {
 				time.Sleep(20 * time.Millisecond) // its last processes are being reaped
 			}

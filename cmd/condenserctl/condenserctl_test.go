@@ -73,7 +73,7 @@ func startEnv(t *testing.T) *env {
 	}
 	e := &env{t: t, ctl: dir + "/condenserctl", sock: filepath.Join(state, "condenser.sock")}
 	var logs bytes.Buffer
-	daemon := exec.Command(dir+"/condenser", "--root", t.TempDir(), "--state", state, "--runtime", "runc",
+	daemon := exec.Command(dir+"/condenser", "--root", t.TempDir(), "--state", state, "--runtime", "runc", "--cgroup-parent", testutil.CgroupParent(t),
 		"--listen", "unix://"+e.sock, "--registry-mirror", "docker.io=http://"+reg.Host)
 	daemon.Stdout, daemon.Stderr = &logs, &logs
 	if err := daemon.Start(); err != nil {
@@ -90,10 +90,6 @@ func startEnv(t *testing.T) *env {
 		daemon.Process.Signal(syscall.SIGTERM)
 		daemon.Wait()
 		os.RemoveAll(state)
-		parents, _ := filepath.Glob("/sys/fs/cgroup/*/condenser")
-		for _, p := range parents {
-			os.Remove(p)
-		}
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", &logs)
 		}

@@ -3,6 +3,8 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,6 +27,10 @@ type Condenser struct {
 	sock             string
 	daemon           *daemon
 	http             *http.Client
+	// cgroupParent is the daemon's --cgroup-parent, the engine's own;
+	// cgroups are its directories, for Close to remove.
+	cgroupParent string
+	cgroups      []string
 }
 
 // NewCondenser returns an engine running the binaries in bin.
@@ -35,6 +41,12 @@ func (c *Condenser) Name() string { return "condenser" }
 func (c *Condenser) Setup(ctx context.Context, dir string, img Images) error {
 	c.img, c.dir = img, dir
 	c.root = filepath.Join(dir, "root")
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	c.cgroupParent = "/condenser-bench-" + hex.EncodeToString(b)
+	c.cgroups = missingCgroups(c.cgroupParent)
 	// The state directory holds unix sockets: it must be short.
 	state, err := os.MkdirTemp("", "cb")
 	if err != nil {
@@ -52,7 +64,7 @@ func (c *Condenser) start(ctx context.Context) (time.Duration, error) {
 	t0 := time.Now()
 	var err error
 	c.daemon, err = startDaemon(ctx, nil, filepath.Join(c.dir, "condenser.log"), filepath.Join(c.Bin, "condenser"),
-		"--root", c.root, "--state", c.state, "--runtime", "runc", "--shim", filepath.Join(c.Bin, "condenser-shim"),
+		"--root", c.root, "--state", c.state, "--runtime", "runc", "--cgroup-parent", c.cgroupParent, "--shim", filepath.Join(c.Bin, "condenser-shim"),
 		"--listen", "unix://"+c.sock, "--insecure-registry", c.img.Registry, "--log-level", "warn")
 	if err != nil {
 		return 0, err
@@ -84,6 +96,8 @@ func (c *Condenser) Close(ctx context.Context) error {
 		errs = append(errs, c.daemon.stop(syscall.SIGTERM))
 		c.daemon = nil
 	}
+	errs = append(errs, cleanUp("", c.cgroups))
+	c.cgroups = nil
 	if c.state != "" {
 		errs = append(errs, os.RemoveAll(c.state))
 	}

@@ -57,8 +57,9 @@
 //     Minimum limit and reservation 6MB. CPU shares are clamped to 2..262144
 //     like Docker; cpus must be within 0.01..NumCPU. Memory, cpus and pids
 //     must not be negative (0 is no limit).
-//   - The cgroup is CgroupParent/<id> (/condenser/<id>, a cgroupfs path);
-//     the cgroup namespace is used only on cgroup v2.
+//   - The cgroup is <parent>/<id>, a cgroupfs path: the request's
+//     CgroupParent, by default CgroupParent (/condenser/<id>); see
+//     ValidCgroupParent. The cgroup namespace is used only on cgroup v2.
 //
 // Golden files in testdata/ pin whole specs; go test ./supervisor/oci/
 // -run TestGenerateSpecGolden -update rewrites them.

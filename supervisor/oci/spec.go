@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -25,6 +27,9 @@ type Request struct {
 	// ID is the container id (64 hex); it names the cgroup and, by default,
 	// the hostname. Name is the container's name; it is not part of the spec.
 	ID, Name string
+	// CgroupParent is the cgroup under which the container gets its own
+	// (see ValidCgroupParent); "" is the package's CgroupParent.
+	CgroupParent string
 	// Config is the user's choices.
 	Config Config
 	// CgroupV2 reports whether the host runs the unified hierarchy; the
@@ -44,9 +49,22 @@ type Request struct {
 // wrapping fs.ErrNotExist.
 type fileReader = func(path string) ([]byte, error)
 
-// CgroupParent is the cgroup (a cgroupfs path) under which every container
-// gets its own: the spec's cgroupsPath is CgroupParent + "/" + id.
+// CgroupParent is the default cgroup (a cgroupfs path) under which every
+// container gets its own: the spec's cgroupsPath is parent + "/" + id.
 const CgroupParent = "/condenser"
+
+// ValidCgroupParent checks a cgroup parent: a plain cgroupfs path, absolute,
+// clean and below the root (no "..", not "/", not systemd's
+// slice:prefix:name), of path elements without spaces or control
+// characters. The error wraps errdefs.ErrInvalidArgument.
+func ValidCgroupParent(p string) error {
+	// A clean absolute path has no "." or ".." element.
+	if !strings.HasPrefix(p, "/") || p == "/" || filepath.Clean(p) != p || strings.ContainsAny(p, ":\\") ||
+		strings.ContainsFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == utf8.RuneError }) {
+		return invalid("cgroup parent %q: want a clean absolute cgroupfs path below the root, such as %s", p, CgroupParent)
+	}
+	return nil
+}
 
 const (
 	specOCIVersion = "1.0.2" // crun 1.8 refuses newer versions
@@ -141,6 +159,13 @@ func Generate(img *v1.Config, req Request, readFile func(path string) ([]byte, e
 	if err := names.ValidID(req.ID); err != nil {
 		return nil, err
 	}
+	parent := req.CgroupParent
+	if parent == "" {
+		parent = CgroupParent
+	}
+	if err := ValidCgroupParent(parent); err != nil {
+		return nil, err
+	}
 	cfg := &req.Config
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -228,7 +253,7 @@ func Generate(img *v1.Config, req Request, readFile func(path string) ([]byte, e
 		Annotations: annotations(img.Labels, cfg.Labels),
 		Linux: &specs.Linux{
 			Resources:     resources,
-			CgroupsPath:   CgroupParent + "/" + req.ID,
+			CgroupsPath:   parent + "/" + req.ID,
 			Namespaces:    namespaces,
 			MaskedPaths:   append([]string(nil), dockerMaskedPaths...),
 			ReadonlyPaths: append([]string(nil), dockerReadonlyPaths...),

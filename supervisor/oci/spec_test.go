@@ -348,6 +348,8 @@ func TestGenerateSpecInvalid(t *testing.T) {
 		{"mount host missing", nil, func(r *Request) { r.Config.Mounts = []string{"/srv:/ok", "/srv/missing:/data"} }, `mount "/srv/missing:/data": host path "/srv/missing" does not exist`},
 		{"hosts path relative", nil, func(r *Request) { r.Etc.Hosts = "hosts" }, `Etc.Hosts "hosts"`},
 		{"resolv.conf path dotdot", nil, func(r *Request) { r.Etc.ResolvConf = "/run/../etc/resolv.conf" }, "Etc.ResolvConf"},
+		{"cgroup parent dotdot", nil, func(r *Request) { r.CgroupParent = "/condenser/../x" }, `cgroup parent "/condenser/../x"`},
+		{"cgroup parent systemd", nil, func(r *Request) { r.CgroupParent = "system.slice:condenser:x" }, "cgroup parent"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -364,6 +366,20 @@ func TestGenerateSpecInvalid(t *testing.T) {
 				t.Errorf("error %q does not contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestValidCgroupParent(t *testing.T) {
+	for _, p := range []string{"/condenser", "/condenser-test-0123abcd", "/a/b.c/d_e", "/docker"} {
+		if err := ValidCgroupParent(p); err != nil {
+			t.Errorf("%q: %v", p, err)
+		}
+	}
+	for _, p := range []string{"", "/", "//", "condenser", "./condenser", "/condenser/", "/a//b", "/a/./b", "/a/../b", "/..", "/a/..",
+		"system.slice:condenser:x", "/a b", "/a\tb", "/a\nb", "/a\x00b", "/a\\b", "/\xff"} {
+		if err := ValidCgroupParent(p); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("%q: %v, want an error wrapping ErrInvalidArgument", p, err)
+		}
 	}
 }
 
@@ -954,6 +970,11 @@ func TestGenerateSpecFields(t *testing.T) {
 				}
 			}
 			if s.Linux.CgroupsPath != CgroupParent+"/"+specTestID {
+				t.Errorf("cgroupsPath %q", s.Linux.CgroupsPath)
+			}
+		}},
+		{"cgroup parent", alpineConfig(), Request{CgroupParent: "/condenser-test/sub"}, func(t *testing.T, s *specs.Spec) {
+			if s.Linux.CgroupsPath != "/condenser-test/sub/"+specTestID {
 				t.Errorf("cgroupsPath %q", s.Linux.CgroupsPath)
 			}
 		}},
