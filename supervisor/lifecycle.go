@@ -76,17 +76,13 @@ func (s *Supervisor) Create(ctx context.Context, req CreateRequest) (*Container,
 // and record. The caller holds its lock.
 func (s *Supervisor) discard(ctx context.Context, c *Container) error {
 	var errs []error
-	s.mu.Lock()
-	cl := s.shims[c.ID]
-	delete(s.shims, c.ID)
-	s.mu.Unlock()
-	if cl != nil {
-		cl.Close()
-	}
-	// Out of band, whatever is there: a shim's launch may have been
-	// cut short before its address was recorded.
 	if _, err := os.Stat(c.Bundle); err == nil {
-		if _, err := s.cfg.Shims.Cleanup(ctx, c.ID, c.Bundle); err != nil {
+		if c.ShimAddress == "" {
+			// A launch may have been cut short before the record said
+			// where its shim serves.
+			c.ShimAddress = s.cfg.Shims.Address(c.ID, c.Bundle)
+		}
+		if _, err := s.release(ctx, c); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -159,7 +159,8 @@ func (c *Client) Pids(ctx context.Context) ([]int, error) {
 const shutdownWait = 3 * time.Second
 
 // Shutdown asks the shim to exit (now: even though the container was not
-// deleted) and waits, up to a few seconds, for it to close the connection.
+// deleted) and waits, up to a few seconds, for it to close the connection;
+// a shim that does not is an error (ErrUnavailable): clean it up out of band.
 func (c *Client) Shutdown(ctx context.Context, now bool) error {
 	// The shim may close the connection before its answer arrives: that
 	// is the shutdown succeeding.
@@ -170,8 +171,10 @@ func (c *Client) Shutdown(ctx context.Context, now bool) error {
 	defer t.Stop()
 	select {
 	case <-c.Done():
+		return nil
 	case <-t.C:
+		return fmt.Errorf("shim still connected %v after it was told to shut down: %w", shutdownWait, errdefs.ErrUnavailable)
 	case <-ctx.Done():
+		return ctx.Err()
 	}
-	return nil
 }
