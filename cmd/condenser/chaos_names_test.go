@@ -60,35 +60,13 @@ var namesOps = []namesOp{
 // and the moments of the SIGTERMs (counted in operations).
 func TestReliabilityChaosNames(t *testing.T) {
 	seed := chaosSeed(t)
-	reg := registryWithBusybox(t)
-	d := startDaemon(t, reg.Host)
-	d.args = append(d.args, "--log-level", "debug")
-	d.stop(syscall.SIGTERM)
-	d.start()
-	rs := newReliabilityState(t, d)
-	if code := d.do("POST", "/v1/images", map[string]string{"image": "busybox"}, nil); code != 200 {
-		t.Fatalf("pull: %d", code)
-	}
+	rs := chaosDaemon(t)
+	d := rs.d
 
 	ctx, cancel := context.WithTimeout(context.Background(), namesDeadline)
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); wg.Wait() })
-	watchDone := make(chan struct{})
-	wg.Add(1)
-	go func() { // every container id seen on disk, for the cgroup checks
-		defer wg.Done()
-		for {
-			rs.noteIDs()
-			select {
-			case <-watchDone:
-				return
-			case <-ctx.Done():
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
-	defer close(watchDone)
+	defer rs.watchIDs(ctx, &wg)() // every container id seen on disk, for the cgroup checks
 
 	api := newChaosAPI(d)
 	var (

@@ -78,15 +78,8 @@ var stageState = [...]string{stageCreated: "created", stageRunning: "running", s
 // container directory, log, runtime state or record.
 func TestReliabilityChaos(t *testing.T) {
 	seed := chaosSeed(t)
-	reg := registryWithBusybox(t)
-	d := startDaemon(t, reg.Host)
-	d.args = append(d.args, "--log-level", "debug") // each request in the log
-	d.stop(syscall.SIGTERM)
-	d.start()
-	rs := newReliabilityState(t, d)
-	if code := d.do("POST", "/v1/images", map[string]string{"image": "busybox"}, nil); code != 200 {
-		t.Fatalf("pull: %d", code)
-	}
+	rs := chaosDaemon(t)
+	d := rs.d
 
 	ctx, cancel := context.WithTimeout(context.Background(), chaosDeadline)
 	var wg sync.WaitGroup                     // the clients and the watcher
@@ -94,21 +87,7 @@ func TestReliabilityChaos(t *testing.T) {
 
 	// Every container id that shows up on disk, to look for its cgroups at
 	// the end (a create cut short never answers with its id).
-	watchDone := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			rs.noteIDs()
-			select {
-			case <-watchDone:
-				return
-			case <-ctx.Done():
-				return
-			case <-time.After(5 * time.Millisecond):
-			}
-		}
-	}()
+	stopWatch := rs.watchIDs(ctx, &wg)
 
 	var epoch atomic.Int64 // incremented before each kill
 	api := newChaosAPI(d)
@@ -163,7 +142,7 @@ kill:
 	epoch.Add(1)
 	rs.kill()
 	rs.restart()
-	close(watchDone)
+	stopWatch()
 	states := rs.checkConsistent(t)
 	var got []string
 	for name := range states {
@@ -566,6 +545,42 @@ func (rs *reliabilityState) restart() { rs.d.start() }
 var hexID = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // noteIDs records the container ids present on disk now.
+// chaosDaemon starts a daemon that logs every request, with busybox
+// pulled, for a chaos test.
+func chaosDaemon(t *testing.T) *reliabilityState {
+	reg := registryWithBusybox(t)
+	d := startDaemon(t, reg.Host)
+	d.args = append(d.args, "--log-level", "debug") // each request in the log
+	d.stop(syscall.SIGTERM)
+	d.start()
+	rs := newReliabilityState(t, d)
+	if code := d.do("POST", "/v1/images", map[string]string{"image": "busybox"}, nil); code != 200 {
+		t.Fatalf("pull: %d", code)
+	}
+	return rs
+}
+
+// watchIDs notes the container ids on disk every few milliseconds until
+// the returned function is called or ctx is done; wg counts the watcher.
+func (rs *reliabilityState) watchIDs(ctx context.Context, wg *sync.WaitGroup) (stop func()) {
+	done := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			rs.noteIDs()
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
 func (rs *reliabilityState) noteIDs() {
 	for _, dir := range []string{filepath.Join(rs.d.state, "shims"), filepath.Join(rs.d.root, "containers")} {
 		ents, _ := os.ReadDir(dir)

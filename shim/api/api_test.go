@@ -30,6 +30,7 @@ func TestErrorCodec(t *testing.T) {
 		{errdefs.ErrPermissionDenied, codes.PermissionDenied},
 		{errdefs.ErrDataLoss, codes.DataLoss},
 		{errdefs.ErrNotImplemented, codes.Unimplemented},
+		{errdefs.ErrResourceExhausted, codes.ResourceExhausted},
 		{context.Canceled, codes.Canceled},
 		{context.DeadlineExceeded, codes.DeadlineExceeded},
 	}
