@@ -150,8 +150,15 @@ func TestShimKilled(t *testing.T) {
 		if got, err = d.sup.Start(ctx, c.ID); err != nil || got.State != supervisor.StateRunning || !alive(got.ShimPid) {
 			t.Fatalf("away=%v: start again: %+v %v", away, got, err)
 		}
-		if got, err := d.sup.Stop(ctx, c.ID, 0); err != nil || got.ExitCode == nil || *got.ExitCode != 137 {
-			t.Errorf("away=%v: stop after the restart: %+v %v", away, got, err)
+		// Stopped at once after its start, the init may still be the
+		// runtime's (which dies of SIGTERM) rather than sleep (which, as
+		// pid 1, ignores it until SIGKILL).
+		if got, err := d.sup.Stop(ctx, c.ID, 0); err != nil || got.ExitCode == nil || (*got.ExitCode != 137 && *got.ExitCode != 143) {
+			code := "nil"
+			if got != nil && got.ExitCode != nil {
+				code = strconv.Itoa(*got.ExitCode)
+			}
+			t.Errorf("away=%v: stop after the restart: exit code %s, %v; want 137 or 143", away, code, err)
 		}
 		if _, err := d.sup.Delete(ctx, c.ID, false); err != nil {
 			t.Fatal(err)
