@@ -38,7 +38,7 @@ func (s *Supervisor) Create(ctx context.Context, req CreateRequest) (*Container,
 	c := &Container{ID: id, Name: req.Name, Image: img.Name, ImageID: img.ID, ImageDigest: img.Digest, Request: req,
 		State: StateCreating, Bundle: s.bundle(id), ShimAddress: spareAddr, CreatingAt: time.Now().UTC()}
 	if c.Name == "" {
-		c.Name = "condenser-" + id[:12]
+		c.Name = "condenser-" + c.ShortID()
 	}
 	spec, err := s.generateSpec(c, img)
 	if err == nil {

@@ -17,9 +17,6 @@ type LogOptions struct {
 	Stdout, Stderr bool
 }
 
-// followInterval is how often a followed log is checked for new lines.
-const followInterval = 100 * time.Millisecond
-
 // Logs calls fn with the container's log entries, oldest first. The last
 // Tail entries are read backwards from the end of the log (bounded memory);
 // a followed log continues from exactly where they end, across rotations
@@ -37,7 +34,6 @@ func (s *Supervisor) Logs(ctx context.Context, ref string, o LogOptions, fn func
 		Filter: func(e *logging.Entry) bool {
 			return e.Stream == "stdout" && o.Stdout || e.Stream == "stderr" && o.Stderr
 		},
-		Interval: followInterval,
 	}
 	if !o.Follow {
 		err := logging.Read(path, opts, fn)
@@ -46,9 +42,10 @@ func (s *Supervisor) Logs(ctx context.Context, ref string, o LogOptions, fn func
 		}
 		return err
 	}
+	// A container waiting out its restart back-off writes again soon.
 	running := func() bool {
-		cur, err := s.get(c.ID)
-		return err == nil && (cur.State == StateRunning || cur.State == StateCreated)
+		cur, err := s.recs.get(c.ID)
+		return err == nil && (cur.State == StateRunning || cur.State == StateCreated || cur.State == StateRestarting)
 	}
 	return logging.Follow(ctx, path, opts, running, fn)
 }

@@ -139,8 +139,9 @@ func (s *Supervisor) reconnectOne(ctx context.Context, c *Container) {
 			}
 		}
 	case created:
+		info, cerr := cl.Connect(ctx)
 		err = s.transition(c, StateCreated, "", func(c *Container) {
-			if info, err := cl.Connect(ctx); err == nil {
+			if cerr == nil {
 				c.Pid, c.ShimPid = info.TaskPid, info.ShimPid
 			}
 		})

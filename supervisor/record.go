@@ -89,7 +89,7 @@ type Container struct {
 }
 
 // ShortID is the 12-digit form of the id.
-func (c *Container) ShortID() string { return c.ID[:12] }
+func (c *Container) ShortID() string { return names.ShortID(c.ID) }
 
 var bucketContainers = []byte("containers")
 

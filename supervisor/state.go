@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/internal/names"
 	"github.com/raind/condenser/shim/client"
 )
 
@@ -174,8 +175,9 @@ func (s *Supervisor) release(ctx context.Context, c *Container) (*client.Exit, e
 	return exit, nil
 }
 
-// removeFiles removes what c has on disk: its root filesystem, bundle and
-// container directory (log, /etc files). Its shim is released first.
+// removeFiles removes what a container has on disk: its root filesystem,
+// bundle and container directory (log, /etc files). The caller has
+// released its shim.
 func (s *Supervisor) removeFiles(ctx context.Context, id string) error {
 	var errs []error
 	if err := s.cfg.Rootfs.Remove(ctx, id); err != nil {
@@ -187,7 +189,7 @@ func (s *Supervisor) removeFiles(ctx context.Context, id string) error {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("container %s: %w", id[:12], err)
+		return fmt.Errorf("container %s: %w", names.ShortID(id), err)
 	}
 	return nil
 }

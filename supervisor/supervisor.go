@@ -211,7 +211,7 @@ func (s *Supervisor) generateSpec(c *Container, img Image) (*specs.Spec, error) 
 func (s *Supervisor) writeEtcFiles(c *Container) (oci.EtcFiles, error) {
 	hostname := c.Request.Hostname
 	if hostname == "" {
-		hostname = c.ID[:12]
+		hostname = c.ShortID()
 	}
 	return oci.WriteEtcFiles(filepath.Join(s.containerDir(c.ID), "etc"), hostname, c.Request.Network == "host")
 }
