@@ -41,8 +41,8 @@ type CreateContainerRequest struct {
 	// instead of "unknown field".
 	Port    []string `json:"port,omitempty"`
 	Network string   `json:"network,omitempty"` // "", "raind0", "host" or "none"
-	// Tty true is refused (400, "terminals are not supported yet") until
-	// containers can have a terminal.
+	// Tty gives the container's process a pseudo-terminal, held by its
+	// shim: its output goes to the log and to attached clients.
 	Tty  bool   `json:"tty,omitempty"`
 	Name string `json:"name,omitempty"` // empty: the backend picks one
 
@@ -59,6 +59,10 @@ type CreateContainerRequest struct {
 	Resources     *Resources        `json:"resources,omitempty"`     // nil: no limits
 	ReadOnly      bool              `json:"readOnly,omitempty"`
 	AutoRemove    bool              `json:"autoRemove,omitempty"`
+	// OpenStdin (Docker's -i): without a terminal, the process's stdin is
+	// a pipe that attached clients write to (else /dev/null); with one,
+	// attached clients always type into it.
+	OpenStdin bool `json:"openStdin,omitempty"`
 }
 
 // Resources are a container's limits; a zero field means "no limit".
@@ -69,10 +73,49 @@ type Resources struct {
 }
 
 // StartContainerRequest is the optional body of POST …/actions/start. The
-// Raind CLI always sends Tty (true with -t); false is accepted and true is
-// refused, as at create, until containers can have a terminal.
+// Raind CLI always sends Tty (true with -t); it is accepted and has no
+// effect: the terminal is chosen at create.
 type StartContainerRequest struct {
 	Tty bool `json:"tty"`
+}
+
+// ExecRequest is the body of POST /v1/containers/{id}/actions/exec (the
+// Raind contract: Command and Tty) and of POST /v1/containers/{id}/execs
+// (Condenser's: all of it).
+type ExecRequest struct {
+	Command []string `json:"command"`
+	Tty     bool     `json:"tty"`
+
+	// Extensions.
+
+	// Stdin: without a terminal, the process's stdin is a pipe written by
+	// attached clients (else /dev/null).
+	Stdin bool `json:"stdin,omitempty"`
+	// Env entries KEY=VALUE, over the container's.
+	Env []string `json:"env,omitempty"`
+	// User as at create ("" the container's), Workdir absolute ("" the
+	// container's).
+	User    string `json:"user,omitempty"`
+	Workdir string `json:"workdir,omitempty"`
+	// Detach: the process has no standard streams (its output is
+	// discarded) and nobody attaches to it. Default: false on
+	// POST …/execs (the output is held until a client attaches to
+	// GET …/execs/{exec}/stdio); on POST …/actions/exec, !Tty (the Raind
+	// CLI attaches only with a terminal).
+	Detach *bool `json:"detach,omitempty"`
+}
+
+// ExecInfo is an exec process: an element of GET …/execs, the data of
+// GET …/execs/{exec}.
+type ExecInfo struct {
+	ID          string `json:"id"`
+	ContainerID string `json:"containerId"`
+	Pid         int    `json:"pid"`
+	Tty         bool   `json:"tty"`
+	Running     bool   `json:"running"`
+	// ExitCode is nil (null) while it runs.
+	ExitCode *int      `json:"exitCode"`
+	ExitedAt time.Time `json:"exitedAt"`
 }
 
 // RemoveImageRequest is the body of DELETE /v1/images.
@@ -173,6 +216,7 @@ type ContainerConfig struct {
 	Hostname      string            `json:"hostname,omitempty"`
 	Network       string            `json:"network,omitempty"`
 	Tty           bool              `json:"tty,omitempty"`
+	OpenStdin     bool              `json:"openStdin,omitempty"`
 	Labels        map[string]string `json:"labels,omitempty"`
 	RestartPolicy string            `json:"restartPolicy,omitempty"`
 	ReadOnly      bool              `json:"readOnly,omitempty"`

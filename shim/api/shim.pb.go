@@ -201,9 +201,14 @@ func (x *LogOptions) GetMaxFiles() int32 {
 }
 
 type CreateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Rootfs        []*Mount               `protobuf:"bytes,1,rep,name=rootfs,proto3" json:"rootfs,omitempty"`
-	Log           *LogOptions            `protobuf:"bytes,2,opt,name=log,proto3" json:"log,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Rootfs []*Mount               `protobuf:"bytes,1,rep,name=rootfs,proto3" json:"rootfs,omitempty"`
+	Log    *LogOptions            `protobuf:"bytes,2,opt,name=log,proto3" json:"log,omitempty"`
+	// the init gets a pseudo-terminal (config.json says process.terminal)
+	Terminal bool `protobuf:"varint,3,opt,name=terminal,proto3" json:"terminal,omitempty"`
+	// without a terminal: the init's stdin is a pipe the shim holds,
+	// written by attached clients (else /dev/null)
+	Stdin         bool `protobuf:"varint,4,opt,name=stdin,proto3" json:"stdin,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -250,6 +255,20 @@ func (x *CreateRequest) GetLog() *LogOptions {
 		return x.Log
 	}
 	return nil
+}
+
+func (x *CreateRequest) GetTerminal() bool {
+	if x != nil {
+		return x.Terminal
+	}
+	return false
+}
+
+func (x *CreateRequest) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
 }
 
 type CreateResponse struct {
@@ -1203,6 +1222,436 @@ func (*ShutdownResponse) Descriptor() ([]byte, []int) {
 	return file_shim_proto_rawDescGZIP(), []int{21}
 }
 
+type ExecRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// the exec's id: [0-9a-f]{64}, unique in the container
+	ExecId string `protobuf:"bytes,1,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
+	// the process to run: an OCI runtime-spec Process as JSON
+	Process []byte `protobuf:"bytes,2,opt,name=process,proto3" json:"process,omitempty"`
+	// the process gets a pseudo-terminal (process.terminal says the same)
+	Terminal bool `protobuf:"varint,3,opt,name=terminal,proto3" json:"terminal,omitempty"`
+	// without a terminal: stdin is a pipe written by attached clients
+	Stdin bool `protobuf:"varint,4,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	// no standard streams: stdin, stdout and stderr are /dev/null
+	Detach        bool `protobuf:"varint,5,opt,name=detach,proto3" json:"detach,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecRequest) Reset() {
+	*x = ExecRequest{}
+	mi := &file_shim_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecRequest) ProtoMessage() {}
+
+func (x *ExecRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shim_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecRequest.ProtoReflect.Descriptor instead.
+func (*ExecRequest) Descriptor() ([]byte, []int) {
+	return file_shim_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ExecRequest) GetExecId() string {
+	if x != nil {
+		return x.ExecId
+	}
+	return ""
+}
+
+func (x *ExecRequest) GetProcess() []byte {
+	if x != nil {
+		return x.Process
+	}
+	return nil
+}
+
+func (x *ExecRequest) GetTerminal() bool {
+	if x != nil {
+		return x.Terminal
+	}
+	return false
+}
+
+func (x *ExecRequest) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *ExecRequest) GetDetach() bool {
+	if x != nil {
+		return x.Detach
+	}
+	return false
+}
+
+type ExecResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pid           uint32                 `protobuf:"varint,1,opt,name=pid,proto3" json:"pid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecResponse) Reset() {
+	*x = ExecResponse{}
+	mi := &file_shim_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecResponse) ProtoMessage() {}
+
+func (x *ExecResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shim_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecResponse.ProtoReflect.Descriptor instead.
+func (*ExecResponse) Descriptor() ([]byte, []int) {
+	return file_shim_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ExecResponse) GetPid() uint32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+type ExecStateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ExecId        string                 `protobuf:"bytes,1,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecStateRequest) Reset() {
+	*x = ExecStateRequest{}
+	mi := &file_shim_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecStateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecStateRequest) ProtoMessage() {}
+
+func (x *ExecStateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shim_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecStateRequest.ProtoReflect.Descriptor instead.
+func (*ExecStateRequest) Descriptor() ([]byte, []int) {
+	return file_shim_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ExecStateRequest) GetExecId() string {
+	if x != nil {
+		return x.ExecId
+	}
+	return ""
+}
+
+type ExecProcess struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ExecId   string                 `protobuf:"bytes,1,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
+	Pid      uint32                 `protobuf:"varint,2,opt,name=pid,proto3" json:"pid,omitempty"`
+	Terminal bool                   `protobuf:"varint,3,opt,name=terminal,proto3" json:"terminal,omitempty"`
+	// RUNNING, or STOPPED with exit_code and exited_at
+	Status        Status                 `protobuf:"varint,4,opt,name=status,proto3,enum=condenser.shim.v1.Status" json:"status,omitempty"`
+	ExitCode      int32                  `protobuf:"varint,5,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	ExitedAt      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=exited_at,json=exitedAt,proto3" json:"exited_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecProcess) Reset() {
+	*x = ExecProcess{}
+	mi := &file_shim_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecProcess) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecProcess) ProtoMessage() {}
+
+func (x *ExecProcess) ProtoReflect() protoreflect.Message {
+	mi := &file_shim_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecProcess.ProtoReflect.Descriptor instead.
+func (*ExecProcess) Descriptor() ([]byte, []int) {
+	return file_shim_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ExecProcess) GetExecId() string {
+	if x != nil {
+		return x.ExecId
+	}
+	return ""
+}
+
+func (x *ExecProcess) GetPid() uint32 {
+	if x != nil {
+		return x.Pid
+	}
+	return 0
+}
+
+func (x *ExecProcess) GetTerminal() bool {
+	if x != nil {
+		return x.Terminal
+	}
+	return false
+}
+
+func (x *ExecProcess) GetStatus() Status {
+	if x != nil {
+		return x.Status
+	}
+	return Status_UNKNOWN
+}
+
+func (x *ExecProcess) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *ExecProcess) GetExitedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExitedAt
+	}
+	return nil
+}
+
+type ListExecsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListExecsRequest) Reset() {
+	*x = ListExecsRequest{}
+	mi := &file_shim_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListExecsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListExecsRequest) ProtoMessage() {}
+
+func (x *ListExecsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shim_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListExecsRequest.ProtoReflect.Descriptor instead.
+func (*ListExecsRequest) Descriptor() ([]byte, []int) {
+	return file_shim_proto_rawDescGZIP(), []int{26}
+}
+
+type ListExecsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Execs         []*ExecProcess         `protobuf:"bytes,1,rep,name=execs,proto3" json:"execs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListExecsResponse) Reset() {
+	*x = ListExecsResponse{}
+	mi := &file_shim_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListExecsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListExecsResponse) ProtoMessage() {}
+
+func (x *ListExecsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shim_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListExecsResponse.ProtoReflect.Descriptor instead.
+func (*ListExecsResponse) Descriptor() ([]byte, []int) {
+	return file_shim_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ListExecsResponse) GetExecs() []*ExecProcess {
+	if x != nil {
+		return x.Execs
+	}
+	return nil
+}
+
+type ResizeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ExecId        string                 `protobuf:"bytes,1,opt,name=exec_id,json=execId,proto3" json:"exec_id,omitempty"`
+	Rows          uint32                 `protobuf:"varint,2,opt,name=rows,proto3" json:"rows,omitempty"`
+	Cols          uint32                 `protobuf:"varint,3,opt,name=cols,proto3" json:"cols,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResizeRequest) Reset() {
+	*x = ResizeRequest{}
+	mi := &file_shim_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResizeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResizeRequest) ProtoMessage() {}
+
+func (x *ResizeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shim_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResizeRequest.ProtoReflect.Descriptor instead.
+func (*ResizeRequest) Descriptor() ([]byte, []int) {
+	return file_shim_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *ResizeRequest) GetExecId() string {
+	if x != nil {
+		return x.ExecId
+	}
+	return ""
+}
+
+func (x *ResizeRequest) GetRows() uint32 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+func (x *ResizeRequest) GetCols() uint32 {
+	if x != nil {
+		return x.Cols
+	}
+	return 0
+}
+
+type ResizeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResizeResponse) Reset() {
+	*x = ResizeResponse{}
+	mi := &file_shim_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResizeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResizeResponse) ProtoMessage() {}
+
+func (x *ResizeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shim_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResizeResponse.ProtoReflect.Descriptor instead.
+func (*ResizeResponse) Descriptor() ([]byte, []int) {
+	return file_shim_proto_rawDescGZIP(), []int{29}
+}
+
 var File_shim_proto protoreflect.FileDescriptor
 
 const file_shim_proto_rawDesc = "" +
@@ -1217,10 +1666,12 @@ const file_shim_proto_rawDesc = "" +
 	"LogOptions\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x19\n" +
 	"\bmax_size\x18\x02 \x01(\x03R\amaxSize\x12\x1b\n" +
-	"\tmax_files\x18\x03 \x01(\x05R\bmaxFiles\"r\n" +
+	"\tmax_files\x18\x03 \x01(\x05R\bmaxFiles\"\xa4\x01\n" +
 	"\rCreateRequest\x120\n" +
 	"\x06rootfs\x18\x01 \x03(\v2\x18.condenser.shim.v1.MountR\x06rootfs\x12/\n" +
-	"\x03log\x18\x02 \x01(\v2\x1d.condenser.shim.v1.LogOptionsR\x03log\"\"\n" +
+	"\x03log\x18\x02 \x01(\v2\x1d.condenser.shim.v1.LogOptionsR\x03log\x12\x1a\n" +
+	"\bterminal\x18\x03 \x01(\bR\bterminal\x12\x14\n" +
+	"\x05stdin\x18\x04 \x01(\bR\x05stdin\"\"\n" +
 	"\x0eCreateResponse\x12\x10\n" +
 	"\x03pid\x18\x01 \x01(\rR\x03pid\"\x0e\n" +
 	"\fStartRequest\"!\n" +
@@ -1277,12 +1728,37 @@ const file_shim_proto_rawDesc = "" +
 	"\aversion\x18\x03 \x01(\tR\aversion\"#\n" +
 	"\x0fShutdownRequest\x12\x10\n" +
 	"\x03now\x18\x01 \x01(\bR\x03now\"\x12\n" +
-	"\x10ShutdownResponse*<\n" +
+	"\x10ShutdownResponse\"\x8a\x01\n" +
+	"\vExecRequest\x12\x17\n" +
+	"\aexec_id\x18\x01 \x01(\tR\x06execId\x12\x18\n" +
+	"\aprocess\x18\x02 \x01(\fR\aprocess\x12\x1a\n" +
+	"\bterminal\x18\x03 \x01(\bR\bterminal\x12\x14\n" +
+	"\x05stdin\x18\x04 \x01(\bR\x05stdin\x12\x16\n" +
+	"\x06detach\x18\x05 \x01(\bR\x06detach\" \n" +
+	"\fExecResponse\x12\x10\n" +
+	"\x03pid\x18\x01 \x01(\rR\x03pid\"+\n" +
+	"\x10ExecStateRequest\x12\x17\n" +
+	"\aexec_id\x18\x01 \x01(\tR\x06execId\"\xdd\x01\n" +
+	"\vExecProcess\x12\x17\n" +
+	"\aexec_id\x18\x01 \x01(\tR\x06execId\x12\x10\n" +
+	"\x03pid\x18\x02 \x01(\rR\x03pid\x12\x1a\n" +
+	"\bterminal\x18\x03 \x01(\bR\bterminal\x121\n" +
+	"\x06status\x18\x04 \x01(\x0e2\x19.condenser.shim.v1.StatusR\x06status\x12\x1b\n" +
+	"\texit_code\x18\x05 \x01(\x05R\bexitCode\x127\n" +
+	"\texited_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bexitedAt\"\x12\n" +
+	"\x10ListExecsRequest\"I\n" +
+	"\x11ListExecsResponse\x124\n" +
+	"\x05execs\x18\x01 \x03(\v2\x1e.condenser.shim.v1.ExecProcessR\x05execs\"P\n" +
+	"\rResizeRequest\x12\x17\n" +
+	"\aexec_id\x18\x01 \x01(\tR\x06execId\x12\x12\n" +
+	"\x04rows\x18\x02 \x01(\rR\x04rows\x12\x12\n" +
+	"\x04cols\x18\x03 \x01(\rR\x04cols\"\x10\n" +
+	"\x0eResizeResponse*<\n" +
 	"\x06Status\x12\v\n" +
 	"\aUNKNOWN\x10\x00\x12\v\n" +
 	"\aCREATED\x10\x01\x12\v\n" +
 	"\aRUNNING\x10\x02\x12\v\n" +
-	"\aSTOPPED\x10\x032\x8a\x06\n" +
+	"\aSTOPPED\x10\x032\xcc\b\n" +
 	"\x04Shim\x12M\n" +
 	"\x06Create\x12 .condenser.shim.v1.CreateRequest\x1a!.condenser.shim.v1.CreateResponse\x12J\n" +
 	"\x05Start\x12\x1f.condenser.shim.v1.StartRequest\x1a .condenser.shim.v1.StartResponse\x12J\n" +
@@ -1293,7 +1769,11 @@ const file_shim_proto_rawDesc = "" +
 	"\x05Stats\x12\x1f.condenser.shim.v1.StatsRequest\x1a .condenser.shim.v1.StatsResponse\x12G\n" +
 	"\x04Pids\x12\x1e.condenser.shim.v1.PidsRequest\x1a\x1f.condenser.shim.v1.PidsResponse\x12P\n" +
 	"\aConnect\x12!.condenser.shim.v1.ConnectRequest\x1a\".condenser.shim.v1.ConnectResponse\x12S\n" +
-	"\bShutdown\x12\".condenser.shim.v1.ShutdownRequest\x1a#.condenser.shim.v1.ShutdownResponseB)Z'github.com/raind/condenser/shim/api;apib\x06proto3"
+	"\bShutdown\x12\".condenser.shim.v1.ShutdownRequest\x1a#.condenser.shim.v1.ShutdownResponse\x12G\n" +
+	"\x04Exec\x12\x1e.condenser.shim.v1.ExecRequest\x1a\x1f.condenser.shim.v1.ExecResponse\x12P\n" +
+	"\tExecState\x12#.condenser.shim.v1.ExecStateRequest\x1a\x1e.condenser.shim.v1.ExecProcess\x12V\n" +
+	"\tListExecs\x12#.condenser.shim.v1.ListExecsRequest\x1a$.condenser.shim.v1.ListExecsResponse\x12M\n" +
+	"\x06Resize\x12 .condenser.shim.v1.ResizeRequest\x1a!.condenser.shim.v1.ResizeResponseB)Z'github.com/raind/condenser/shim/api;apib\x06proto3"
 
 var (
 	file_shim_proto_rawDescOnce sync.Once
@@ -1308,7 +1788,7 @@ func file_shim_proto_rawDescGZIP() []byte {
 }
 
 var file_shim_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_shim_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_shim_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_shim_proto_goTypes = []any{
 	(Status)(0),                   // 0: condenser.shim.v1.Status
 	(*Mount)(nil),                 // 1: condenser.shim.v1.Mount
@@ -1333,40 +1813,59 @@ var file_shim_proto_goTypes = []any{
 	(*ConnectResponse)(nil),       // 20: condenser.shim.v1.ConnectResponse
 	(*ShutdownRequest)(nil),       // 21: condenser.shim.v1.ShutdownRequest
 	(*ShutdownResponse)(nil),      // 22: condenser.shim.v1.ShutdownResponse
-	(*timestamppb.Timestamp)(nil), // 23: google.protobuf.Timestamp
+	(*ExecRequest)(nil),           // 23: condenser.shim.v1.ExecRequest
+	(*ExecResponse)(nil),          // 24: condenser.shim.v1.ExecResponse
+	(*ExecStateRequest)(nil),      // 25: condenser.shim.v1.ExecStateRequest
+	(*ExecProcess)(nil),           // 26: condenser.shim.v1.ExecProcess
+	(*ListExecsRequest)(nil),      // 27: condenser.shim.v1.ListExecsRequest
+	(*ListExecsResponse)(nil),     // 28: condenser.shim.v1.ListExecsResponse
+	(*ResizeRequest)(nil),         // 29: condenser.shim.v1.ResizeRequest
+	(*ResizeResponse)(nil),        // 30: condenser.shim.v1.ResizeResponse
+	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
 }
 var file_shim_proto_depIdxs = []int32{
 	1,  // 0: condenser.shim.v1.CreateRequest.rootfs:type_name -> condenser.shim.v1.Mount
 	2,  // 1: condenser.shim.v1.CreateRequest.log:type_name -> condenser.shim.v1.LogOptions
 	0,  // 2: condenser.shim.v1.StateResponse.status:type_name -> condenser.shim.v1.Status
-	23, // 3: condenser.shim.v1.StateResponse.exited_at:type_name -> google.protobuf.Timestamp
-	23, // 4: condenser.shim.v1.WaitResponse.exited_at:type_name -> google.protobuf.Timestamp
-	23, // 5: condenser.shim.v1.DeleteResponse.exited_at:type_name -> google.protobuf.Timestamp
-	3,  // 6: condenser.shim.v1.Shim.Create:input_type -> condenser.shim.v1.CreateRequest
-	5,  // 7: condenser.shim.v1.Shim.Start:input_type -> condenser.shim.v1.StartRequest
-	7,  // 8: condenser.shim.v1.Shim.State:input_type -> condenser.shim.v1.StateRequest
-	9,  // 9: condenser.shim.v1.Shim.Kill:input_type -> condenser.shim.v1.KillRequest
-	11, // 10: condenser.shim.v1.Shim.Wait:input_type -> condenser.shim.v1.WaitRequest
-	13, // 11: condenser.shim.v1.Shim.Delete:input_type -> condenser.shim.v1.DeleteRequest
-	15, // 12: condenser.shim.v1.Shim.Stats:input_type -> condenser.shim.v1.StatsRequest
-	17, // 13: condenser.shim.v1.Shim.Pids:input_type -> condenser.shim.v1.PidsRequest
-	19, // 14: condenser.shim.v1.Shim.Connect:input_type -> condenser.shim.v1.ConnectRequest
-	21, // 15: condenser.shim.v1.Shim.Shutdown:input_type -> condenser.shim.v1.ShutdownRequest
-	4,  // 16: condenser.shim.v1.Shim.Create:output_type -> condenser.shim.v1.CreateResponse
-	6,  // 17: condenser.shim.v1.Shim.Start:output_type -> condenser.shim.v1.StartResponse
-	8,  // 18: condenser.shim.v1.Shim.State:output_type -> condenser.shim.v1.StateResponse
-	10, // 19: condenser.shim.v1.Shim.Kill:output_type -> condenser.shim.v1.KillResponse
-	12, // 20: condenser.shim.v1.Shim.Wait:output_type -> condenser.shim.v1.WaitResponse
-	14, // 21: condenser.shim.v1.Shim.Delete:output_type -> condenser.shim.v1.DeleteResponse
-	16, // 22: condenser.shim.v1.Shim.Stats:output_type -> condenser.shim.v1.StatsResponse
-	18, // 23: condenser.shim.v1.Shim.Pids:output_type -> condenser.shim.v1.PidsResponse
-	20, // 24: condenser.shim.v1.Shim.Connect:output_type -> condenser.shim.v1.ConnectResponse
-	22, // 25: condenser.shim.v1.Shim.Shutdown:output_type -> condenser.shim.v1.ShutdownResponse
-	16, // [16:26] is the sub-list for method output_type
-	6,  // [6:16] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	31, // 3: condenser.shim.v1.StateResponse.exited_at:type_name -> google.protobuf.Timestamp
+	31, // 4: condenser.shim.v1.WaitResponse.exited_at:type_name -> google.protobuf.Timestamp
+	31, // 5: condenser.shim.v1.DeleteResponse.exited_at:type_name -> google.protobuf.Timestamp
+	0,  // 6: condenser.shim.v1.ExecProcess.status:type_name -> condenser.shim.v1.Status
+	31, // 7: condenser.shim.v1.ExecProcess.exited_at:type_name -> google.protobuf.Timestamp
+	26, // 8: condenser.shim.v1.ListExecsResponse.execs:type_name -> condenser.shim.v1.ExecProcess
+	3,  // 9: condenser.shim.v1.Shim.Create:input_type -> condenser.shim.v1.CreateRequest
+	5,  // 10: condenser.shim.v1.Shim.Start:input_type -> condenser.shim.v1.StartRequest
+	7,  // 11: condenser.shim.v1.Shim.State:input_type -> condenser.shim.v1.StateRequest
+	9,  // 12: condenser.shim.v1.Shim.Kill:input_type -> condenser.shim.v1.KillRequest
+	11, // 13: condenser.shim.v1.Shim.Wait:input_type -> condenser.shim.v1.WaitRequest
+	13, // 14: condenser.shim.v1.Shim.Delete:input_type -> condenser.shim.v1.DeleteRequest
+	15, // 15: condenser.shim.v1.Shim.Stats:input_type -> condenser.shim.v1.StatsRequest
+	17, // 16: condenser.shim.v1.Shim.Pids:input_type -> condenser.shim.v1.PidsRequest
+	19, // 17: condenser.shim.v1.Shim.Connect:input_type -> condenser.shim.v1.ConnectRequest
+	21, // 18: condenser.shim.v1.Shim.Shutdown:input_type -> condenser.shim.v1.ShutdownRequest
+	23, // 19: condenser.shim.v1.Shim.Exec:input_type -> condenser.shim.v1.ExecRequest
+	25, // 20: condenser.shim.v1.Shim.ExecState:input_type -> condenser.shim.v1.ExecStateRequest
+	27, // 21: condenser.shim.v1.Shim.ListExecs:input_type -> condenser.shim.v1.ListExecsRequest
+	29, // 22: condenser.shim.v1.Shim.Resize:input_type -> condenser.shim.v1.ResizeRequest
+	4,  // 23: condenser.shim.v1.Shim.Create:output_type -> condenser.shim.v1.CreateResponse
+	6,  // 24: condenser.shim.v1.Shim.Start:output_type -> condenser.shim.v1.StartResponse
+	8,  // 25: condenser.shim.v1.Shim.State:output_type -> condenser.shim.v1.StateResponse
+	10, // 26: condenser.shim.v1.Shim.Kill:output_type -> condenser.shim.v1.KillResponse
+	12, // 27: condenser.shim.v1.Shim.Wait:output_type -> condenser.shim.v1.WaitResponse
+	14, // 28: condenser.shim.v1.Shim.Delete:output_type -> condenser.shim.v1.DeleteResponse
+	16, // 29: condenser.shim.v1.Shim.Stats:output_type -> condenser.shim.v1.StatsResponse
+	18, // 30: condenser.shim.v1.Shim.Pids:output_type -> condenser.shim.v1.PidsResponse
+	20, // 31: condenser.shim.v1.Shim.Connect:output_type -> condenser.shim.v1.ConnectResponse
+	22, // 32: condenser.shim.v1.Shim.Shutdown:output_type -> condenser.shim.v1.ShutdownResponse
+	24, // 33: condenser.shim.v1.Shim.Exec:output_type -> condenser.shim.v1.ExecResponse
+	26, // 34: condenser.shim.v1.Shim.ExecState:output_type -> condenser.shim.v1.ExecProcess
+	28, // 35: condenser.shim.v1.Shim.ListExecs:output_type -> condenser.shim.v1.ListExecsResponse
+	30, // 36: condenser.shim.v1.Shim.Resize:output_type -> condenser.shim.v1.ResizeResponse
+	23, // [23:37] is the sub-list for method output_type
+	9,  // [9:23] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_shim_proto_init() }
@@ -1380,7 +1879,7 @@ func file_shim_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shim_proto_rawDesc), len(file_shim_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -18,6 +18,10 @@ type ShimService interface {
 	Pids(context.Context, *PidsRequest) (*PidsResponse, error)
 	Connect(context.Context, *ConnectRequest) (*ConnectResponse, error)
 	Shutdown(context.Context, *ShutdownRequest) (*ShutdownResponse, error)
+	Exec(context.Context, *ExecRequest) (*ExecResponse, error)
+	ExecState(context.Context, *ExecStateRequest) (*ExecProcess, error)
+	ListExecs(context.Context, *ListExecsRequest) (*ListExecsResponse, error)
+	Resize(context.Context, *ResizeRequest) (*ResizeResponse, error)
 }
 
 func RegisterShimService(srv *ttrpc.Server, svc ShimService) {
@@ -92,6 +96,34 @@ func RegisterShimService(srv *ttrpc.Server, svc ShimService) {
 					return nil, err
 				}
 				return svc.Shutdown(ctx, &req)
+			},
+			"Exec": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ExecRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.Exec(ctx, &req)
+			},
+			"ExecState": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ExecStateRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.ExecState(ctx, &req)
+			},
+			"ListExecs": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ListExecsRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.ListExecs(ctx, &req)
+			},
+			"Resize": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ResizeRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.Resize(ctx, &req)
 			},
 		},
 	})
@@ -182,6 +214,38 @@ func (c *shimClient) Connect(ctx context.Context, req *ConnectRequest) (*Connect
 func (c *shimClient) Shutdown(ctx context.Context, req *ShutdownRequest) (*ShutdownResponse, error) {
 	var resp ShutdownResponse
 	if err := c.client.Call(ctx, "condenser.shim.v1.Shim", "Shutdown", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *shimClient) Exec(ctx context.Context, req *ExecRequest) (*ExecResponse, error) {
+	var resp ExecResponse
+	if err := c.client.Call(ctx, "condenser.shim.v1.Shim", "Exec", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *shimClient) ExecState(ctx context.Context, req *ExecStateRequest) (*ExecProcess, error) {
+	var resp ExecProcess
+	if err := c.client.Call(ctx, "condenser.shim.v1.Shim", "ExecState", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *shimClient) ListExecs(ctx context.Context, req *ListExecsRequest) (*ListExecsResponse, error) {
+	var resp ListExecsResponse
+	if err := c.client.Call(ctx, "condenser.shim.v1.Shim", "ListExecs", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *shimClient) Resize(ctx context.Context, req *ResizeRequest) (*ResizeResponse, error) {
+	var resp ResizeResponse
+	if err := c.client.Call(ctx, "condenser.shim.v1.Shim", "Resize", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil

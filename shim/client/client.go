@@ -57,7 +57,8 @@ func (c *Client) Connect(ctx context.Context) (Info, error) {
 
 // Create creates the container (not started) and returns its init's pid.
 func (c *Client) Create(ctx context.Context, o CreateOptions) (int, error) {
-	req := &api.CreateRequest{Log: &api.LogOptions{Path: o.LogPath, MaxSize: o.LogMaxSize, MaxFiles: int32(o.LogMaxFiles)}}
+	req := &api.CreateRequest{Log: &api.LogOptions{Path: o.LogPath, MaxSize: o.LogMaxSize, MaxFiles: int32(o.LogMaxFiles)},
+		Terminal: o.Terminal, Stdin: o.Stdin}
 	for _, m := range o.Rootfs {
 		req.Rootfs = append(req.Rootfs, &api.Mount{Type: m.Type, Source: m.Source, Options: m.Options})
 	}
@@ -177,4 +178,55 @@ func (c *Client) Shutdown(ctx context.Context, now bool) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// Exec starts a process in the running container and returns its pid.
+func (c *Client) Exec(ctx context.Context, o ExecOptions) (int, error) {
+	r, err := c.api.Exec(ctx, &api.ExecRequest{ExecId: o.ID, Process: o.Process, Terminal: o.Terminal, Stdin: o.Stdin, Detach: o.Detach})
+	if err != nil {
+		return 0, api.FromStatus(err)
+	}
+	return int(r.Pid), nil
+}
+
+// ExecState tells an exec process's state; an unknown id is
+// errdefs.ErrNotFound.
+func (c *Client) ExecState(ctx context.Context, id string) (ExecProcess, error) {
+	r, err := c.api.ExecState(ctx, &api.ExecStateRequest{ExecId: id})
+	if err != nil {
+		return ExecProcess{}, api.FromStatus(err)
+	}
+	return execProcess(r), nil
+}
+
+// ListExecs lists the exec processes the shim knows, oldest first.
+func (c *Client) ListExecs(ctx context.Context) ([]ExecProcess, error) {
+	r, err := c.api.ListExecs(ctx, &api.ListExecsRequest{})
+	if err != nil {
+		return nil, api.FromStatus(err)
+	}
+	out := make([]ExecProcess, len(r.Execs))
+	for i, e := range r.Execs {
+		out[i] = execProcess(e)
+	}
+	return out, nil
+}
+
+func execProcess(r *api.ExecProcess) ExecProcess {
+	st, ok := statuses[r.Status]
+	if !ok {
+		st = StatusUnknown
+	}
+	e := ExecProcess{ID: r.ExecId, Pid: int(r.Pid), Terminal: r.Terminal, Status: st}
+	if st == StatusStopped {
+		e.ExitCode, e.ExitedAt = int(r.ExitCode), r.ExitedAt.AsTime()
+	}
+	return e
+}
+
+// Resize sets the window size of the terminal of the init (exec "") or of
+// an exec process; a process without a terminal is errdefs.ErrConflict.
+func (c *Client) Resize(ctx context.Context, exec string, rows, cols uint16) error {
+	_, err := c.api.Resize(ctx, &api.ResizeRequest{ExecId: exec, Rows: uint32(rows), Cols: uint32(cols)})
+	return api.FromStatus(err)
 }

@@ -46,6 +46,35 @@ type CreateOptions struct {
 	LogPath     string         // the json-file log
 	LogMaxSize  int64          // bytes per file; 0: the default
 	LogMaxFiles int            // 0: the default
+	// Terminal: the init gets a pseudo-terminal held by the shim (the
+	// bundle's config.json must say process.terminal too).
+	Terminal bool
+	// Stdin: without a terminal, the init's stdin is a pipe the shim
+	// holds, written by attached clients (else /dev/null).
+	Stdin bool
+}
+
+// ExecOptions describe a process to start in a running container.
+type ExecOptions struct {
+	ID string // [0-9a-f]{64}, unique in the container
+	// Process is the OCI runtime-spec Process to run, as JSON.
+	Process  []byte
+	Terminal bool // a pseudo-terminal (Process says terminal too)
+	Stdin    bool // without a terminal: a stdin pipe written by attached clients
+	// Detach: no standard streams (all /dev/null). Otherwise the output is
+	// held, and the process waits once the hold is full, until a client
+	// attaches.
+	Detach bool
+}
+
+// ExecProcess is what a shim tells of an exec process.
+type ExecProcess struct {
+	ID       string
+	Pid      int
+	Terminal bool
+	Status   Status // StatusRunning or StatusStopped
+	ExitCode int    // set when Status is StatusStopped
+	ExitedAt time.Time
 }
 
 // Stats are a container's cgroup statistics.
