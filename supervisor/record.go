@@ -38,6 +38,9 @@ type CreateRequest struct {
 	Name          string `json:"name,omitempty"`
 	RestartPolicy string `json:"restartPolicy,omitempty"`
 	AutoRemove    bool   `json:"autoRemove,omitempty"`
+	// OpenStdin: without a terminal, the init's stdin is a pipe its shim
+	// holds, written by attached clients (else /dev/null).
+	OpenStdin bool `json:"openStdin,omitempty"`
 	oci.Config
 }
 

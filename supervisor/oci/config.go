@@ -58,6 +58,8 @@ type Config struct {
 	PidsLimit int64 `json:"pids,omitempty"`
 	// ReadOnly makes the root filesystem read-only.
 	ReadOnly bool `json:"readOnly,omitempty"`
+	// Tty gives the process a pseudo-terminal (process.terminal).
+	Tty bool `json:"tty,omitempty"`
 
 	// Not (yet) in the Raind v1 contract; Docker's semantics.
 
