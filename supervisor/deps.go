@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"io"
 	"errors"
 	"fmt"
 	"syscall"
@@ -11,6 +12,7 @@ import (
 	"github.com/raind/condenser/imagestore"
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/rootfs"
+	"github.com/raind/condenser/shim/api"
 	"github.com/raind/condenser/shim/client"
 )
 
@@ -59,6 +61,22 @@ type Shims interface {
 	// lingers, deletes the runtime's container, unmounts and removes the
 	// cgroups. It returns the exit status the shim left, nil when none.
 	Cleanup(ctx context.Context, id, bundle string) (*client.Exit, error)
+	// Attach attaches to the standard streams of a process of the
+	// container whose bundle is bundle, through its shim's io.sock (which
+	// outlives the daemon).
+	Attach(ctx context.Context, bundle string, req api.AttachRequest) (Stream, error)
+}
+
+// Stream is a client attached to a process's standard streams
+// (*client.Stream): reads and writes carry internal/frame frames; Close
+// detaches.
+type Stream interface {
+	io.ReadWriteCloser
+	// CloseWrite says no more frames come (the process's stdin stays
+	// open: that is a CloseStdin frame).
+	CloseWrite() error
+	// Terminal tells whether the process has a terminal.
+	Terminal() bool
 }
 
 // Shim is one connected shim (*client.Client).
@@ -71,6 +89,10 @@ type Shim interface {
 	Wait(ctx context.Context) (client.Exit, error)
 	Delete(ctx context.Context) (client.Exit, error)
 	Stats(ctx context.Context) (client.Stats, error)
+	Exec(ctx context.Context, o client.ExecOptions) (pid int, err error)
+	ExecState(ctx context.Context, id string) (client.ExecProcess, error)
+	ListExecs(ctx context.Context) ([]client.ExecProcess, error)
+	Resize(ctx context.Context, exec string, rows, cols uint16) error
 	Shutdown(ctx context.Context, now bool) error
 	Close() error
 }
@@ -78,6 +100,7 @@ type Shim interface {
 var (
 	_ Rootfs = (*rootfs.Manager)(nil)
 	_ Shim   = (*client.Client)(nil)
+	_ Stream = (*client.Stream)(nil)
 )
 
 // StoreImages adapts the image store to Images.
@@ -129,4 +152,12 @@ func (m *ShimManager) Dial(ctx context.Context, address string) (Shim, error) {
 
 func (m *ShimManager) Cleanup(ctx context.Context, id, bundle string) (*client.Exit, error) {
 	return client.Cleanup(ctx, m.opts(id, bundle))
+}
+
+func (m *ShimManager) Attach(ctx context.Context, bundle string, req api.AttachRequest) (Stream, error) {
+	st, err := client.Attach(ctx, bundle, req)
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
 }

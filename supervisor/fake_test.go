@@ -3,6 +3,9 @@ package supervisor
 import (
 	"context"
 	"fmt"
+	"net"
+	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/rootfs"
+	"github.com/raind/condenser/shim/api"
 	"github.com/raind/condenser/shim/client"
 )
 
@@ -61,6 +65,8 @@ type fakeShims struct {
 	createHook func(id string) error
 	// ignoreTERM makes containers survive SIGTERM.
 	ignoreTERM bool
+	// streams are the shim's ends of the attached streams.
+	streams []net.Conn
 }
 
 func newFakeShims() *fakeShims {
@@ -76,6 +82,9 @@ type fakeShim struct {
 	exit   client.Exit
 	exited chan struct{} // closed when the container exits
 	gone   chan struct{} // closed when the shim dies or shuts down
+	create client.CreateOptions
+	execs  []client.ExecOptions
+	resize [3]int // exec index (-1: init), rows, cols of the last Resize
 }
 
 func (f *fakeShims) Address(id, _ string) string { return "fake://" + id }
@@ -217,7 +226,7 @@ func (sh *fakeShim) Create(_ context.Context, o client.CreateOptions) (int, erro
 		return 0, fmt.Errorf("create without a rootfs or log: %w", errdefs.ErrInvalidArgument)
 	}
 	delete(sh.f.exits, sh.id) // the shim removes a stale exit.json
-	sh.status, sh.pid = client.StatusCreated, 2000+sh.f.n
+	sh.status, sh.pid, sh.create = client.StatusCreated, 2000+sh.f.n, o
 	return sh.pid, nil
 }
 
@@ -299,6 +308,93 @@ func (sh *fakeShim) Shutdown(context.Context, bool) error {
 }
 
 func (sh *fakeShim) Close() error { return nil }
+
+func (sh *fakeShim) Exec(_ context.Context, o client.ExecOptions) (int, error) {
+	sh.f.mu.Lock()
+	defer sh.f.mu.Unlock()
+	if err := sh.alive(); err != nil {
+		return 0, err
+	}
+	if sh.status != client.StatusRunning {
+		return 0, fmt.Errorf("exec: it is %s: %w", sh.status, errdefs.ErrConflict)
+	}
+	sh.execs = append(sh.execs, o)
+	return 3000 + len(sh.execs), nil
+}
+
+func (sh *fakeShim) execProcess(i int) client.ExecProcess {
+	o := sh.execs[i]
+	return client.ExecProcess{ID: o.ID, Pid: 3001 + i, Terminal: o.Terminal, Status: client.StatusRunning}
+}
+
+func (sh *fakeShim) ExecState(_ context.Context, id string) (client.ExecProcess, error) {
+	sh.f.mu.Lock()
+	defer sh.f.mu.Unlock()
+	for i, o := range sh.execs {
+		if o.ID == id {
+			return sh.execProcess(i), sh.alive()
+		}
+	}
+	return client.ExecProcess{}, fmt.Errorf("exec %s: %w", id, errdefs.ErrNotFound)
+}
+
+func (sh *fakeShim) ListExecs(context.Context) ([]client.ExecProcess, error) {
+	sh.f.mu.Lock()
+	defer sh.f.mu.Unlock()
+	var out []client.ExecProcess
+	for i := range sh.execs {
+		out = append(out, sh.execProcess(i))
+	}
+	return out, sh.alive()
+}
+
+func (sh *fakeShim) Resize(_ context.Context, exec string, rows, cols uint16) error {
+	sh.f.mu.Lock()
+	defer sh.f.mu.Unlock()
+	i := -1
+	if exec != "" {
+		i = slices.IndexFunc(sh.execs, func(o client.ExecOptions) bool { return o.ID == exec })
+		if i < 0 {
+			return fmt.Errorf("exec %s: %w", exec, errdefs.ErrNotFound)
+		}
+	}
+	sh.resize = [3]int{i, int(rows), int(cols)}
+	return sh.alive()
+}
+
+// fakeStream is an attached stream: the test holds the other end.
+type fakeStream struct {
+	net.Conn
+	req      api.AttachRequest
+	terminal bool
+}
+
+func (s *fakeStream) CloseWrite() error { return nil }
+func (s *fakeStream) Terminal() bool    { return s.terminal }
+
+// Attach attaches to the live shim of the container whose bundle is
+// bundle (the fake's bundles end in the container id).
+func (f *fakeShims) Attach(_ context.Context, bundle string, req api.AttachRequest) (Stream, error) {
+	id := filepath.Base(bundle)
+	shims := f.live(id)
+	if len(shims) != 1 {
+		return nil, fmt.Errorf("attach %s: no shim: %w", id, errdefs.ErrUnavailable)
+	}
+	sh := shims[0]
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	terminal := sh.create.Terminal
+	if req.Exec != "" {
+		i := slices.IndexFunc(sh.execs, func(o client.ExecOptions) bool { return o.ID == req.Exec })
+		if i < 0 {
+			return nil, fmt.Errorf("exec %s: %w", req.Exec, errdefs.ErrNotFound)
+		}
+		terminal = sh.execs[i].Terminal
+	}
+	a, b := net.Pipe()
+	f.streams = append(f.streams, b)
+	return &fakeStream{Conn: a, req: req, terminal: terminal}, nil
+}
 
 // fakeDaemon is a supervisor over the fakes, reopenable as after a
 // daemon restart.

@@ -137,7 +137,8 @@ func (s *Supervisor) createRuntime(ctx context.Context, c *Container, spec *spec
 		return err
 	}
 	c.ShimPid = info.ShimPid
-	pid, err := cl.Create(ctx, client.CreateOptions{Rootfs: c.RootfsMounts, LogPath: s.LogPath(c)})
+	pid, err := cl.Create(ctx, client.CreateOptions{Rootfs: c.RootfsMounts, LogPath: s.LogPath(c),
+		Terminal: c.Request.Tty, Stdin: c.Request.OpenStdin && !c.Request.Tty})
 	if err != nil {
 		return err
 	}

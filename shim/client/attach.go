@@ -16,11 +16,9 @@ import (
 // shim's io.sock: reads and writes carry internal/frame frames (see
 // api.IOFile). Close detaches; the process goes on.
 type Stream struct {
-	conn *net.UnixConn
-	br   *bufio.Reader
-	// Terminal: the process has a terminal (its output is all Stdout
-	// frames).
-	Terminal bool
+	conn     *net.UnixConn
+	br       *bufio.Reader
+	terminal bool
 }
 
 // attachHandshake bounds the exchange of the request and response lines.
@@ -62,9 +60,13 @@ func Attach(ctx context.Context, bundle string, req api.AttachRequest) (*Stream,
 		return nil, err
 	}
 	conn.SetDeadline(time.Time{})
-	s.Terminal = resp.Terminal
+	s.terminal = resp.Terminal
 	return s, nil
 }
+
+// Terminal tells whether the process has a terminal (its output is all
+// Stdout frames).
+func (s *Stream) Terminal() bool { return s.terminal }
 
 // Read reads the frames the shim sends.
 func (s *Stream) Read(p []byte) (int, error) { return s.br.Read(p) }

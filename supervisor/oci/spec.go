@@ -49,6 +49,11 @@ type Request struct {
 // wrapping fs.ErrNotExist.
 type fileReader = func(path string) ([]byte, error)
 
+// noFiles is the fileReader of an image without files.
+func noFiles(p string) ([]byte, error) {
+	return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
+}
+
 // CgroupParent is the default cgroup (a cgroupfs path) under which every
 // container gets its own: the spec's cgroupsPath is parent + "/" + id.
 const CgroupParent = "/condenser"
@@ -152,9 +157,7 @@ func Generate(img *v1.Config, req Request, readFile func(path string) ([]byte, e
 		img = &v1.Config{}
 	}
 	if readFile == nil {
-		readFile = func(p string) ([]byte, error) {
-			return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
-		}
+		readFile = noFiles
 	}
 	if err := names.ValidID(req.ID); err != nil {
 		return nil, err
@@ -228,7 +231,7 @@ func Generate(img *v1.Config, req Request, readFile func(path string) ([]byte, e
 	spec := &specs.Spec{
 		Version: specOCIVersion,
 		Process: &specs.Process{
-			Terminal: false,
+			Terminal: cfg.Tty,
 			User: specs.User{
 				UID:            user.UID,
 				GID:            user.GID,
