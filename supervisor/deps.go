@@ -2,9 +2,9 @@ package supervisor
 
 import (
 	"context"
-	"io"
 	"errors"
 	"fmt"
+	"io"
 	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"

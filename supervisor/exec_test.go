@@ -209,4 +209,3 @@ func TestAttach(t *testing.T) {
 		t.Errorf("resize a stopped container: %v, want a conflict", err)
 	}
 }
-
