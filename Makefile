@@ -90,6 +90,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodePull$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeQuery$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeExec$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseDetachKeys$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
+	$(GO) test -run '^$$' -fuzz '^FuzzDetachScanner$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
 
 # The reliability suite alone: the daemon killed (-9) at random under 8
 # concurrent clients, killed shims, a pull onto a full disk, then the

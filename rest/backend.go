@@ -41,6 +41,27 @@ type Backend interface {
 	ContainerStats(ctx context.Context, ref string) (*api.ContainerStats, error)
 	AllContainerStats(ctx context.Context) ([]api.ContainerStats, error)
 
+	// ExecContainer starts a process in the running container ref (else
+	// ErrConflict) and returns its id. req.Command is not empty and
+	// req.Detach is set: the handler has filled in its endpoint's default.
+	ExecContainer(ctx context.Context, ref string, req api.ExecRequest) (id string, err error)
+	// ListExecs lists the exec processes of container ref, oldest first (a
+	// container that does not run has none).
+	ListExecs(ctx context.Context, ref string) ([]api.ExecInfo, error)
+	// InspectExec tells of one exec process of container ref; an unknown
+	// one is ErrNotFound.
+	InspectExec(ctx context.Context, ref, exec string) (*api.ExecInfo, error)
+	// Attach attaches to the standard streams of container ref's init
+	// (o.Exec "": created or running, else ErrConflict) or of its exec
+	// process o.Exec. ctx bounds the attaching only: the Attachment lasts
+	// until it is closed, which detaches (the process goes on).
+	Attach(ctx context.Context, ref string, o AttachOptions) (Attachment, error)
+	// ResizeTerminal sets the window size of the terminal of container
+	// ref's init (exec "") or of its exec process exec; a process without a
+	// terminal is ErrConflict. It returns the container's full id (exec "")
+	// or the exec process's id.
+	ResizeTerminal(ctx context.Context, ref, exec string, rows, cols uint16) (id string, err error)
+
 	// PullImage pulls image for os/arch ("" for the host's), reporting
 	// progress to progress (never concurrently, never after it returns).
 	PullImage(ctx context.Context, image, os, arch string, progress func(api.PullProgress)) (*api.PullResult, error)
@@ -68,4 +89,22 @@ type LogOptions struct {
 	Tail   int       // the last Tail entries (of those selected); negative: all
 	Stdout bool      // include stdout entries
 	Stderr bool      // include stderr entries
+}
+
+// AttachOptions say what Backend.Attach attaches to.
+type AttachOptions struct {
+	Exec  string // "": the container's init; else an exec process's id
+	Stdin bool   // the client's input goes to the process (else the process refuses it)
+}
+
+// Attachment is a client attached to a process's standard streams: reads
+// and writes carry internal/frame frames (reads: Stdout, Stderr and, when
+// the process has ended and its output is all read, Exit; writes: Stdin,
+// Resize, CloseStdin). Close detaches: the process goes on, its stdin stays
+// open.
+type Attachment interface {
+	io.ReadWriteCloser
+	// Terminal reports whether the process has a terminal (its output is
+	// all Stdout frames).
+	Terminal() bool
 }

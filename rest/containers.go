@@ -10,7 +10,6 @@ import (
 
 	"github.com/julienschmidt/httprouter"
 
-	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/rest/api"
 )
 
@@ -42,8 +41,8 @@ func (s *server) createContainer(w http.ResponseWriter, r *http.Request, _ httpr
 }
 
 // validateCreate checks what the HTTP contract itself fixes: an image, no
-// port entries (until port publishing exists), no terminal (until terminals
-// exist), and not the name "stats", which GET /v1/containers/stats takes.
+// port entries (until port publishing exists), and not the name "stats",
+// which GET /v1/containers/stats takes.
 // Everything else — restart policy, network, resources, labels, mounts, env,
 // name syntax, the image reference — is the backend's to judge (an
 // ErrInvalidArgument from it is a 400 all the same).
@@ -56,19 +55,11 @@ func validateCreate(req *api.CreateContainerRequest) error {
 			"remove the port mappings (with network \"host\" the container's ports are the host's)",
 			strings.Join(req.Port, ", "))
 	}
-	if req.Tty {
-		return errNoTerminal
-	}
 	if req.Name == statsID {
 		return invalidf("the name %q is reserved: GET /v1/containers/stats is the stats of every container", statsID)
 	}
 	return nil
 }
-
-// errNoTerminal refuses tty:true, at create and at start, until containers
-// can have a terminal.
-var errNoTerminal = invalidf("terminals are not supported yet: tty must be false " +
-	"(run without -t; the container's output is in its log: GET /v1/containers/{id}/logs?follow=1)")
 
 // listContainers is GET /v1/containers. Without ?all= it lists every
 // container, as the Raind CLI expects; ?all=0 lists the running ones.
@@ -151,12 +142,12 @@ func (s *server) containerStats(_ http.ResponseWriter, r *http.Request, p httpro
 }
 
 func (s *server) startContainer(w http.ResponseWriter, r *http.Request, p httprouter.Params) (*reply, error) {
-	var req api.StartContainerRequest // optional; the Raind CLI sends {"tty":false} unless -t
+	// Optional; the Raind CLI sends {"tty":true} with -t, else
+	// {"tty":false}. Either is accepted and has no effect: the terminal is
+	// chosen at create.
+	var req api.StartContainerRequest
 	if err := decodeBody(w, r, &req, true); err != nil {
 		return nil, err
-	}
-	if req.Tty {
-		return nil, errNoTerminal
 	}
 	id, err := s.b.StartContainer(r.Context(), p.ByName("id"))
 	if err != nil {
@@ -225,10 +216,6 @@ func (s *server) waitContainer(w http.ResponseWriter, r *http.Request, p httprou
 		return nil, err
 	}
 	return &reply{"container exited", api.WaitResponse{ExitCode: code}}, nil
-}
-
-func (s *server) execContainer(_ http.ResponseWriter, _ *http.Request, _ httprouter.Params) (*reply, error) {
-	return nil, &kindError{kind: errdefs.ErrNotImplemented, msg: "exec is not implemented yet"}
 }
 
 func (s *server) deleteContainer(w http.ResponseWriter, r *http.Request, p httprouter.Params) (*reply, error) {

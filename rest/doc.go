@@ -37,8 +37,8 @@
 // is the exception: it is streamed to the backend with no limit but the
 // request's context.
 //
-// Not enveloped: GET /v1/_ping ("OK"), the plain-text logs, and the NDJSON
-// streams. A stream's status line goes out with its first byte, so an error
+// Not enveloped: GET /v1/_ping ("OK"), the plain-text logs, the NDJSON
+// streams and, once upgraded, the WebSocket sessions (see below). A stream's status line goes out with its first byte, so an error
 // before that (no such container, image not found) still gets its status code
 // and envelope; after it, the error can only end the stream (see the routes).
 // Every stream is flushed per line, and ends when the client goes away: the
@@ -46,7 +46,9 @@
 // Handler.Shutdown (registered with http.Server.RegisterOnShutdown) ends the
 // requests that last as long as their client wants — events and followed
 // logs end cleanly (the chunked response's end: the client reads EOF), a
-// wait answers 503 — while other requests in flight finish.
+// wait answers 503, WebSocket sessions close with 1001 — while other
+// requests in flight finish. http.Server.Shutdown does not wait for the
+// sessions (their connections are hijacked): Handler.Wait does.
 //
 // # Routes
 //
@@ -69,8 +71,18 @@
 //	POST   /v1/containers/{id}/actions/kill?signal=SIG        (default KILL) → {"id"}
 //	POST   /v1/containers/{id}/actions/restart?timeout=SECONDS → {"id"}
 //	POST   /v1/containers/{id}/actions/wait   blocks until exit → {"exitCode"}
-//	POST   /v1/containers/{id}/actions/exec   501 for now
+//	POST   /v1/containers/{id}/actions/exec   ExecRequest → {"id": exec id}; detach defaults to !tty
+//	POST   /v1/containers/{id}/actions/resize?h=ROWS&w=COLS  the init's terminal → {"id"}
 //	DELETE /v1/containers/{id}/actions/delete?force=1        → {"id"}
+//	GET    /v1/containers/{id}/attach         WebSocket (Raind): the init's terminal, raw
+//	GET    /v1/containers/{id}/exec/attach    WebSocket (Raind): the terminal of the newest exec process with one, raw
+//
+//	POST   /v1/containers/{id}/execs          ExecRequest → {"id": exec id}; detach defaults to false
+//	GET    /v1/containers/{id}/execs          []ExecInfo, oldest first
+//	GET    /v1/containers/{id}/execs/{exec}   ExecInfo
+//	POST   /v1/containers/{id}/execs/{exec}/resize?h=ROWS&w=COLS → {"id": exec id}
+//	GET    /v1/containers/{id}/stdio?stdin=1&detachKeys=…          WebSocket: the init's streams, in frames
+//	GET    /v1/containers/{id}/execs/{exec}/stdio?stdin=1&detachKeys=…  WebSocket: an exec process's, in frames
 //
 //	POST   /v1/images                         PullImageRequest → PullResult; NDJSON progress with Accept: application/x-ndjson
 //	GET    /v1/images                         []ImageSummary
@@ -80,7 +92,69 @@
 //	POST   /v1/images/import                  tarball body → []ImageSummary; NDJSON progress as for a pull
 //
 // {id} is the full id, a unique prefix of at least 4 characters, or the
-// name; the backend resolves it.
+// name; the backend resolves it. {exec} is an exec process's id, as exec
+// answered it.
+//
+// # Exec processes, attach and terminals
+//
+// A container created with tty has a pseudo-terminal, held by its shim
+// with its other streams; openStdin gives one without a terminal a stdin
+// pipe that attached clients write to. POST …/actions/exec and
+// POST …/execs start a process in a running container (else 409; an
+// empty command is 400; the command line, env, user and workdir are the
+// supervisor's to judge). Unless detached, the process's output is held
+// (the process waits once the hold is full) until a client attaches, so
+// that nothing is lost; a detached one has no standard streams. The Raind
+// contract's exec detaches unless tty — the Raind CLI attaches only to a
+// terminal —, Condenser's does not unless "detach":true. Start's tty is
+// accepted and has no effect: the terminal is chosen at create.
+//
+// The attach endpoints are WebSockets (RFC 6455, github.com/coder/websocket)
+// over the same connection. Everything that can fail does so before the
+// upgrade, with a status and an envelope: a request that is not a
+// WebSocket handshake over HTTP/1.1 (400), one from a web page of another
+// origin (403: a browser's Origin must name this host; clients that send
+// none pass), a bad query (400), an unknown container or exec process
+// (404), a container that is stopped (409), on the Raind endpoints a
+// process without a terminal (400), and a daemon shutting down (503). The
+// backend is attached to first, the connection upgraded after.
+//
+// Frames are internal/frame's, [type u8][length u32 BE][payload]: towards
+// the process Stdin (0), Resize (1: rows u16 BE, cols u16 BE), CloseStdin
+// (2, no payload); from it Stdout (1), Stderr (2), Exit (3: the exit
+// status, int32 BE, 128+n for signal n). The client's binary messages form
+// one stream of frames: a message may hold several, a frame may span
+// messages; a message is at most a frame's header and its largest payload
+// (1 MiB), else 1009. A client that does not speak the protocol ends its
+// session: an unknown frame type with 1003, a malformed frame (a resize
+// payload not of 4 bytes, a close-stdin with one, a length over 1 MiB)
+// with 1007. Each session relays with one goroutine per direction.
+//
+//   - Raind's attach and exec/attach: the client's frames go to the
+//     terminal, its text messages are ignored; the terminal's bytes (the
+//     Stdout frames' payloads, headers stripped) go to it in binary
+//     messages. When the process exits the server closes with 1000
+//     ("process exited"). exec/attach takes, among the container's exec
+//     processes, the newest that has a terminal and runs (none: 400).
+//   - Condenser's stdio, for the init (created or running) or an exec
+//     process, with or without a terminal: frames both ways, one frame per
+//     server message; a text message is 1003. stdin=1 makes the client's
+//     input the process's (default: it is dropped; resizes go on). After
+//     the Exit frame the server closes with 1000 "process exited".
+//     detachKeys (Docker's syntax: comma-separated keys, each a single
+//     character or ctrl-<a-z, @, [, \, ], ^ or _>; default ctrl-p,ctrl-q;
+//     empty: none; a bad spec is 400) are looked for in the client's stdin
+//     frames, stdin=1 or not: typed out, they end the session with 1000
+//     "detached" — the bytes before them are delivered, those after are
+//     not. Bytes that may begin the sequence are held back and go on when
+//     it turns out otherwise (or before a close-stdin), as Docker does.
+//
+// A client that closes, however it closes (the Raind CLI: 1001
+// "detached"), detaches: the session closes its stream to the shim, never
+// the process's stdin, and the container goes on. A stream that ends
+// without its Exit frame is closed with 1011 ("lost the process's
+// stream"). Handler.Shutdown closes every session with 1001 "daemon
+// shutting down".
 //
 // # Choices where the contract is silent
 //
@@ -97,10 +171,10 @@
 //     (?force) is true.
 //   - Create checks only what the HTTP contract fixes — the body's shape, an
 //     image, no port entries (port publishing does not exist yet: 400 saying
-//     so), tty not true (terminals do not exist yet: 400 saying so), not the
-//     name "stats" — and leaves the container's configuration (restart
-//     policy, network, resources, labels, mounts, env, name syntax, the image
-//     reference) to the backend, whose invalid-argument errors are 400s too.
+//     so), not the name "stats" — and leaves the container's configuration
+//     (restart policy, network, resources, labels, mounts, env, name syntax,
+//     the image reference, tty and openStdin) to the backend, whose
+//     invalid-argument errors are 400s too.
 //     entrypoint absent keeps the image's, [] clears it.
 //   - A container's exit status: GET /v1/containers/{id} has exitCode (the
 //     last run's status, 128+n for signal n) once the container has exited.
@@ -112,9 +186,17 @@
 //     there, which a process can also exit with. POST …/actions/wait
 //     answers -1 too, and the "die" event has exitCode -1. Such a container
 //     can be started again or deleted like any stopped one.
-//   - start's {"tty":false}, which the Raind CLI always sends, is accepted;
-//     {"tty":true} (raind run -t) is a 400 saying that terminals are not
-//     supported yet, as tty:true at create is.
+//   - start's {"tty":…}, which the Raind CLI always sends (true with
+//     raind run -t), is accepted either way and has no effect.
+//   - httprouter: GET /v1/containers/:id/exec/attach (Raind's) and
+//     GET /v1/containers/:id/execs/:exec share no position with a :param,
+//     so both are routes; so are …/execs and …/execs/:exec.
+//   - POST …/actions/resize and …/execs/{exec}/resize take h (rows) and w
+//     (columns), both required, 0-65535 (else 400); a process without a
+//     terminal is 409. The answer's id is the container's full id, or the
+//     exec process's.
+//   - GET …/execs of a container that does not run is [] (its exec
+//     processes went with it); GET …/execs/{exec} of one is 404.
 //   - kill's signal is a name with or without SIG, any case, or a number.
 //   - logs: since is RFC 3339, Unix seconds[.fraction] or a duration back
 //     from now (10m); stdout/stderr default to both when neither is given;

@@ -3,6 +3,7 @@ package rest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -160,6 +161,10 @@ var queryRoutes = []struct{ method, path string }{
 	{"DELETE", "/v1/containers/{id}/actions/delete"},
 	{"DELETE", "/v1/images"},
 	{"GET", "/v1/images/status"},
+	{"POST", "/v1/containers/{id}/actions/resize"},
+	{"POST", "/v1/containers/{id}/execs/{id}/resize"},
+	{"GET", "/v1/containers/{id}/execs"},
+	{"GET", "/v1/containers/{id}/stdio"},
 }
 
 // FuzzDecodeQuery: the container actions, logs, lists and image routes
@@ -201,6 +206,12 @@ func FuzzDecodeQuery(f *testing.F) {
 		{10, "", "", `{"image":""}`},
 		{11, "", "image=alpine", ""},
 		{11, "", "image=", ""},
+		{12, "web", "h=24&w=80", ""},
+		{12, "web", "h=24&w=65536", ""},
+		{12, "web", "h=&w=", "{}"},
+		{13, "web", "h=1&w=1", ""},
+		{14, "web", "", ""},
+		{15, "web", "stdin=1&detachKeys=ctrl-x", ""},
 		{1, "a%2Fb", "", ""},
 		{1, "%zz", "", ""},
 	}
@@ -235,7 +246,133 @@ func FuzzDecodeQuery(f *testing.F) {
 				if n, err := strconv.Atoi(last); err != nil || n < 1 || n > 64 {
 					t.Fatalf("bad signal passed on: %q (query %q)", call, query)
 				}
+			case "ResizeTerminal":
+				var rows, cols uint16
+				if _, err := fmt.Sscanf(last, "%dx%d", &rows, &cols); err != nil {
+					t.Fatalf("bad size passed on: %q (query %q)", call, query)
+				}
 			}
+		}
+	})
+}
+
+// FuzzDecodeExec: POST …/actions/exec and POST …/execs with any body
+// answer 200 with the request the body holds (and the endpoint's detach
+// default), or a 4xx envelope; never a 5xx.
+func FuzzDecodeExec(f *testing.F) {
+	for _, s := range []string{
+		`{"command":["sh"],"tty":true}`, `{"command":["ls","-l"],"tty":false}`, `{"command":["sh"]}`,
+		`{"command":["env"],"stdin":true,"env":["A=1"],"user":"1000:1000","workdir":"/tmp","detach":false}`,
+		`{"command":[]}`, `{"command":null}`, `{}`, ``, `{"command":"sh"}`, `{"command":[""]}`, `{"command":["sh"],"detach":1}`,
+		`{"command":["sh"],"interactive":true}`, `[`, `null`,
+	} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, body string, raind bool) {
+		path := "/v1/containers/web/execs"
+		if raind {
+			path = "/v1/containers/web/actions/exec"
+		}
+		rec, fk := fuzzServe(httptest.NewRequest("POST", path, strings.NewReader(body)))
+		checkAnswer(t, rec, fk)
+		if rec.Code != http.StatusOK {
+			return
+		}
+		var want api.ExecRequest
+		dec := json.NewDecoder(strings.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&want); err != nil || len(want.Command) == 0 {
+			t.Fatalf("accepted %q (%v)", body, err)
+		}
+		if want.Detach == nil {
+			d := raind && !want.Tty
+			want.Detach = &d
+		}
+		fk.mu.Lock()
+		got := fk.exec
+		fk.mu.Unlock()
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("backend got %+v, the body says %+v", got, want)
+		}
+	})
+}
+
+// FuzzParseDetachKeys: any spec is a 400 or one key per comma-separated
+// part: the character itself, or a control character for ctrl-X.
+func FuzzParseDetachKeys(f *testing.F) {
+	for _, s := range []string{"ctrl-p,ctrl-q", "", "a", "ctrl-a,d", `ctrl-@,ctrl-[,ctrl-\,ctrl-],ctrl-^,ctrl-_`, ",", "ctrl-", "ctrl-1", "CTRL-Z", "ab,c", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		keys, err := parseDetachKeys(spec)
+		if err != nil {
+			if statusOf(err) != http.StatusBadRequest {
+				t.Fatalf("%q: %v is not a 400", spec, err)
+			}
+			return
+		}
+		if spec == "" {
+			if keys != nil {
+				t.Fatalf("empty spec: %v, want no keys", keys)
+			}
+			return
+		}
+		parts := strings.Split(spec, ",")
+		if len(keys) != len(parts) {
+			t.Fatalf("%q: %d keys for %d parts", spec, len(keys), len(parts))
+		}
+		for i, p := range parts {
+			switch {
+			case len(p) == 1:
+				if keys[i] != p[0] {
+					t.Fatalf("%q: key %d is %#x, want %#x", spec, i, keys[i], p[0])
+				}
+			case !strings.EqualFold(p[:min(len(p), 5)], "ctrl-") || keys[i] > 31:
+				t.Fatalf("%q: part %q gave %#x", spec, p, keys[i])
+			}
+		}
+	})
+}
+
+// FuzzDetachScanner: however the input is cut, what goes on is the input
+// up to the first occurrence of the keys (and the session detaches there),
+// or, when they do not occur, the input but for a held-back tail that may
+// begin them.
+func FuzzDetachScanner(f *testing.F) {
+	f.Add("ctrl-p,ctrl-q", []byte("ab\x10\x11cd"), uint64(0))
+	f.Add("ctrl-p,ctrl-q", []byte("\x10\x10\x11"), uint64(12345))
+	f.Add("a,a,b", []byte("aaab"), uint64(7))
+	f.Add("x", []byte("yyy"), uint64(1))
+	f.Fuzz(func(t *testing.T, spec string, input []byte, cuts uint64) {
+		keys, err := parseDetachKeys(spec)
+		if err != nil || len(keys) == 0 {
+			return
+		}
+		d := detachScanner{keys: keys}
+		var out []byte
+		detached := false
+		for rest := input; len(rest) > 0 && !detached; {
+			n := 1 + int(cuts%7)
+			cuts = cuts/7 + 1
+			n = min(n, len(rest))
+			var o []byte
+			o, detached = d.feed(rest[:n])
+			out = append(out, o...)
+			rest = rest[n:]
+		}
+		if i := bytes.Index(input, keys); i >= 0 {
+			if !detached || !bytes.Equal(out, input[:i]) {
+				t.Fatalf("keys at %d: out %q detached %v", i, out, detached)
+			}
+			return
+		}
+		if detached {
+			t.Fatalf("detached on %q without the keys %q", input, keys)
+		}
+		held := d.flush()
+		if !bytes.Equal(append(out, held...), input) || !bytes.HasPrefix(keys, held) {
+			t.Fatalf("out %q + held %q, want %q", out, held, input)
 		}
 	})
 }

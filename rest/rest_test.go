@@ -27,7 +27,10 @@ import (
 
 // ---- the fake backend ----
 
-const testID = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+const (
+	testID     = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	testExecID = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+)
 
 var t0 = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 
@@ -43,8 +46,11 @@ type fake struct {
 	logs   func(ctx context.Context, ref string, opts LogOptions, fn func(api.LogEntry) error) error
 	pull   func(ctx context.Context, progress func(api.PullProgress)) (*api.PullResult, error)
 	events func(ctx context.Context, fn func(api.Event) error) error
+	attach func(ctx context.Context, ref string, o AttachOptions) (Attachment, error)
+	execs  []api.ExecInfo // ListExecs' answer (nil: testExec alone)
 
 	create   api.CreateContainerRequest // the last create request
+	exec     api.ExecRequest            // the last exec request
 	imported string                     // the body ImportImage read
 }
 
@@ -85,7 +91,8 @@ var (
 		Repository: "docker.io/library/alpine", Reference: "latest", CreatedAt: t0,
 		ID: "sha256:aaaa", Digest: "sha256:bbbb", Size: 1234,
 	}
-	testLog = []api.LogEntry{
+	testExec = api.ExecInfo{ID: testExecID, ContainerID: testID, Pid: 43, Tty: true, Running: true}
+	testLog  = []api.LogEntry{
 		{Log: "one\n", Stream: "stdout", Time: t0},
 		{Log: "two\n", Stream: "stderr", Time: t0.Add(time.Second)},
 		{Log: "three\n", Stream: "stdout", Time: t0.Add(2 * time.Second)},
@@ -191,6 +198,58 @@ func (f *fake) AllContainerStats(context.Context) ([]api.ContainerStats, error) 
 		return nil, err
 	}
 	return []api.ContainerStats{testStats}, nil
+}
+
+func (f *fake) ExecContainer(_ context.Context, ref string, req api.ExecRequest) (string, error) {
+	detach := "nil"
+	if req.Detach != nil {
+		detach = fmt.Sprint(*req.Detach)
+	}
+	if err := f.enter("ExecContainer %s %q tty=%v detach=%s", ref, req.Command, req.Tty, detach); err != nil {
+		return "", err
+	}
+	f.mu.Lock()
+	f.exec = req
+	f.mu.Unlock()
+	return testExecID, nil
+}
+
+func (f *fake) ListExecs(_ context.Context, ref string) ([]api.ExecInfo, error) {
+	if err := f.enter("ListExecs %s", ref); err != nil {
+		return nil, err
+	}
+	if f.execs != nil {
+		return f.execs, nil
+	}
+	return []api.ExecInfo{testExec}, nil
+}
+
+func (f *fake) InspectExec(_ context.Context, ref, exec string) (*api.ExecInfo, error) {
+	if err := f.enter("InspectExec %s %s", ref, exec); err != nil {
+		return nil, err
+	}
+	e := testExec
+	return &e, nil
+}
+
+func (f *fake) Attach(ctx context.Context, ref string, o AttachOptions) (Attachment, error) {
+	if err := f.enter("Attach %s exec=%s stdin=%v", ref, o.Exec, o.Stdin); err != nil {
+		return nil, err
+	}
+	if f.attach != nil {
+		return f.attach(ctx, ref, o)
+	}
+	return newPipeAttachment(true), nil
+}
+
+func (f *fake) ResizeTerminal(_ context.Context, ref, exec string, rows, cols uint16) (string, error) {
+	if err := f.enter("ResizeTerminal %s exec=%s %dx%d", ref, exec, rows, cols); err != nil {
+		return "", err
+	}
+	if exec != "" {
+		return exec, nil
+	}
+	return testID, nil
 }
 
 func (f *fake) PullImage(ctx context.Context, image, os, arch string, progress func(api.PullProgress)) (*api.PullResult, error) {
@@ -375,6 +434,8 @@ func TestRoutes(t *testing.T) {
 		`,"cpu":{"usageNanos":1000},"memory":{"usage":4096,"limit":8192,"cache":0,"maxUsage":0,"oomKills":0},` +
 		`"pids":{"current":2,"limit":0},"io":{"readBytes":1,"writeBytes":2}}`
 	const idJSON = `{"id":"` + testID + `"}`
+	const execIDJSON = `{"id":"` + testExecID + `"}`
+	const execJSON = `{"id":"` + testExecID + `","containerId":"` + testID + `","pid":43,"tty":true,"running":true,"exitCode":null,"exitedAt":"0001-01-01T00:00:00Z"}`
 
 	tests := []struct {
 		name     string
@@ -436,7 +497,37 @@ func TestRoutes(t *testing.T) {
 			call: "RestartContainer web 0s", data: idJSON},
 		{name: "wait", method: "POST", path: "/v1/containers/web/actions/wait", status: 200,
 			call: "WaitContainer web", data: `{"exitCode":3}`},
-		{name: "exec is not implemented", method: "POST", path: "/v1/containers/web/actions/exec", body: `{"command":["ls"]}`, status: 501},
+		{name: "exec (Raind): detached without a terminal", method: "POST", path: "/v1/containers/web/actions/exec", body: `{"command":["ls","-l"],"tty":false}`,
+			status: 200, call: `ExecContainer web ["ls" "-l"] tty=false detach=true`, data: execIDJSON},
+		{name: "exec (Raind): held for attach with a terminal", method: "POST", path: "/v1/containers/web/actions/exec", body: `{"command":["sh"],"tty":true}`,
+			status: 200, call: `ExecContainer web ["sh"] tty=true detach=false`, data: execIDJSON},
+		{name: "exec (Raind): detach said", method: "POST", path: "/v1/containers/web/actions/exec", body: `{"command":["sh"],"tty":true,"detach":true}`,
+			status: 200, call: `ExecContainer web ["sh"] tty=true detach=true`, data: execIDJSON},
+		{name: "exec: empty command", method: "POST", path: "/v1/containers/web/actions/exec", body: `{"command":[],"tty":true}`, status: 400},
+		{name: "exec: no command", method: "POST", path: "/v1/containers/web/actions/exec", body: `{"tty":true}`, status: 400},
+		{name: "exec: no body", method: "POST", path: "/v1/containers/web/actions/exec", status: 400},
+		{name: "exec: unknown field", method: "POST", path: "/v1/containers/web/actions/exec", body: `{"command":["ls"],"interactive":true}`, status: 400},
+		{name: "execs: held by default", method: "POST", path: "/v1/containers/web/execs", body: `{"command":["ls"]}`,
+			status: 200, call: `ExecContainer web ["ls"] tty=false detach=false`, data: execIDJSON},
+		{name: "execs: detached", method: "POST", path: "/v1/containers/web/execs", body: `{"command":["ls"],"detach":true,"stdin":true,"env":["A=1"],"user":"1000","workdir":"/tmp"}`,
+			status: 200, call: `ExecContainer web ["ls"] tty=false detach=true`, data: execIDJSON},
+		{name: "execs: empty command", method: "POST", path: "/v1/containers/web/execs", body: `{"command":[]}`, status: 400},
+		{name: "list execs", method: "GET", path: "/v1/containers/web/execs", status: 200, call: "ListExecs web", data: `[` + execJSON + `]`},
+		{name: "inspect exec", method: "GET", path: "/v1/containers/web/execs/" + testExecID, status: 200,
+			call: "InspectExec web " + testExecID, data: execJSON},
+		{name: "resize", method: "POST", path: "/v1/containers/web/actions/resize?h=24&w=80", status: 200,
+			call: "ResizeTerminal web exec= 24x80", data: idJSON},
+		{name: "resize exec", method: "POST", path: "/v1/containers/web/execs/" + testExecID + "/resize?h=50&w=132", status: 200,
+			call: "ResizeTerminal web exec=" + testExecID + " 50x132", data: execIDJSON},
+		{name: "resize without size", method: "POST", path: "/v1/containers/web/actions/resize", status: 400},
+		{name: "resize without width", method: "POST", path: "/v1/containers/web/actions/resize?h=24", status: 400},
+		{name: "resize negative", method: "POST", path: "/v1/containers/web/actions/resize?h=-1&w=80", status: 400},
+		{name: "resize too large", method: "POST", path: "/v1/containers/web/actions/resize?h=24&w=65536", status: 400},
+		{name: "resize not a number", method: "POST", path: "/v1/containers/web/execs/x/resize?h=24&w=wide", status: 400},
+		{name: "attach without a WebSocket", method: "GET", path: "/v1/containers/web/attach", status: 400},
+		{name: "exec attach without a WebSocket", method: "GET", path: "/v1/containers/web/exec/attach", status: 400},
+		{name: "stdio without a WebSocket", method: "GET", path: "/v1/containers/web/stdio", status: 400},
+		{name: "exec stdio without a WebSocket", method: "GET", path: "/v1/containers/web/execs/x/stdio", status: 400},
 		{name: "delete", method: "DELETE", path: "/v1/containers/web/actions/delete", status: 200,
 			call: "DeleteContainer web force=false", data: idJSON},
 		{name: "delete force", method: "DELETE", path: "/v1/containers/web/actions/delete?force=1", status: 200,
@@ -544,22 +635,25 @@ func TestContainerKeys(t *testing.T) {
 	jsonEqual(t, detail["exitCode"], `0`)
 }
 
-// The create request's extensions reach the backend as sent.
+// The create request (a terminal and the extensions included) reaches the
+// backend as sent.
 func TestCreateExtensions(t *testing.T) {
 	f := &fake{}
 	h, _ := newTestHandler(f)
-	body := `{"image":"alpine","command":["echo","hi"],"env":["A=1"],"mount":["/h:/c:ro"],"network":"none","tty":false,"name":"web",
+	body := `{"image":"alpine","command":["echo","hi"],"env":["A=1"],"mount":["/h:/c:ro"],"network":"none","tty":true,"name":"web",
 		"entrypoint":[],"workdir":"/srv","user":"1000:1000","hostname":"box","labels":{"app":"web"},
-		"restartPolicy":"on-failure:3","resources":{"memory":67108864,"cpus":1.5,"pids":64},"readOnly":true,"autoRemove":true}`
+		"restartPolicy":"on-failure:3","resources":{"memory":67108864,"cpus":1.5,"pids":64},"readOnly":true,"autoRemove":true,
+		"openStdin":true}`
 	rec := do(h, "POST", "/v1/containers", body)
 	if rec.Code != 200 {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
 	want := api.CreateContainerRequest{
 		Image: "alpine", Command: []string{"echo", "hi"}, Env: []string{"A=1"}, Mount: []string{"/h:/c:ro"},
-		Network: "none", Name: "web", Entrypoint: []string{}, Workdir: "/srv", User: "1000:1000",
+		Network: "none", Tty: true, Name: "web", Entrypoint: []string{}, Workdir: "/srv", User: "1000:1000",
 		Hostname: "box", Labels: map[string]string{"app": "web"}, RestartPolicy: "on-failure:3",
 		Resources: &api.Resources{Memory: 64 << 20, CPUs: 1.5, Pids: 64}, ReadOnly: true, AutoRemove: true,
+		OpenStdin: true,
 	}
 	f.mu.Lock()
 	got := f.create
@@ -655,8 +749,11 @@ func TestBadRequests(t *testing.T) {
 		{"port", "POST", "/v1/containers", `{"image":"alpine","port":["8080:80"]}`, 400, "port publishing is not supported yet"},
 		{"port udp", "POST", "/v1/containers", `{"image":"alpine","port":["53:53/udp","8080:80"]}`, 400, "53:53/udp, 8080:80"},
 		{"reserved name", "POST", "/v1/containers", `{"image":"alpine","name":"stats"}`, 400, "reserved"},
-		{"tty", "POST", "/v1/containers", `{"image":"alpine","tty":true}`, 400, "terminals are not supported yet"},
-		{"start tty", "POST", "/v1/containers/web/actions/start", `{"tty":true}`, 400, "terminals are not supported yet"},
+		{"exec empty command", "POST", "/v1/containers/web/actions/exec", `{"command":[]}`, 400, "command is required"},
+		{"execs empty command", "POST", "/v1/containers/web/execs", `{"tty":true}`, 400, "command is required"},
+		{"resize without rows", "POST", "/v1/containers/web/actions/resize?w=80", ``, 400, "h="},
+		{"resize with a body", "POST", "/v1/containers/web/actions/resize?h=1&w=1", `{"h":1}`, 400, "unknown field"},
+		{"attach without a WebSocket", "GET", "/v1/containers/web/attach", ``, 400, "WebSocket endpoint"},
 		{"start unknown field", "POST", "/v1/containers/web/actions/start", `{"tty":false,"detach":true}`, 400, `unknown field "detach"`},
 		{"bad since", "GET", "/v1/containers/web/logs?since=yesterday", ``, 400, "since"},
 		{"bad tail", "GET", "/v1/containers/web/log?tail_lines=ten", ``, 400, "tail_lines"},
@@ -723,9 +820,10 @@ func TestCreateLeavesTheConfigToTheBackend(t *testing.T) {
 	}
 }
 
-// start's {"tty":false}, which the Raind CLI always sends, is accepted.
-func TestStartWithoutTerminal(t *testing.T) {
-	for _, body := range []string{``, `{}`, `{"tty":false}`} {
+// start's {"tty":…}, which the Raind CLI always sends, is accepted either
+// way: the terminal is chosen at create.
+func TestStartAcceptsTty(t *testing.T) {
+	for _, body := range []string{``, `{}`, `{"tty":false}`, `{"tty":true}`} {
 		f := &fake{}
 		h, _ := newTestHandler(f)
 		if rec := do(h, "POST", "/v1/containers/web/actions/start", body); rec.Code != 200 {

@@ -31,6 +31,8 @@ type server struct {
 	// streamContext).
 	stopping context.Context
 	stop     context.CancelFunc
+
+	sessions *sessionSet // the WebSocket sessions (see Handler.Wait)
 }
 
 // NewHandler returns the HTTP handler of the Raind v1 API, serving b. log
@@ -40,7 +42,7 @@ func NewHandler(b Backend, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &server{b: b, log: log}
+	s := &server{b: b, log: log, sessions: newSessionSet()}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 
 	r := httprouter.New()
@@ -60,12 +62,22 @@ func NewHandler(b Backend, log *slog.Logger) *Handler {
 
 // Shutdown ends, cleanly and at once, the requests that last as long as
 // their client wants — the events stream, followed logs (each ends as if
-// its subject had, with the stream's proper end) and waits (503: the daemon
-// is going away) — so that http.Server.Shutdown, which waits for the
-// requests in flight but does not cancel them, can finish. Other requests
-// (a pull, a create) are left to finish. Register it with
-// http.Server.RegisterOnShutdown.
-func (h *Handler) Shutdown() { h.s.stop() }
+// its subject had, with the stream's proper end), waits (503: the daemon
+// is going away) and WebSocket sessions (close 1001 "daemon shutting
+// down"; their processes go on) — so that http.Server.Shutdown, which
+// waits for the requests in flight but does not cancel them, can finish.
+// Other requests (a pull, a create) are left to finish; no new session
+// starts (503). Register it with http.Server.RegisterOnShutdown.
+func (h *Handler) Shutdown() {
+	h.s.sessions.close()
+	h.s.stop()
+}
+
+// Wait waits until the WebSocket sessions have ended, or ctx is done.
+// http.Server.Shutdown does not wait for them (their connections are
+// hijacked): call Wait after it, so that the sessions Shutdown ended have
+// sent their close before the process exits.
+func (h *Handler) Wait(ctx context.Context) error { return h.s.sessions.wait(ctx) }
 
 // streamContext is the context of a request that may last indefinitely:
 // the request's, cancelled also by Shutdown. Call the cancel function when
@@ -103,12 +115,21 @@ func (s *server) routes(r *httprouter.Router) {
 	r.GET("/v1/containers/:id/stats", s.wrap(s.containerStats))
 	r.GET("/v1/containers/:id/log", s.wrap(s.containerLog))
 	r.GET("/v1/containers/:id/logs", s.wrap(s.containerLogs))
+	r.GET("/v1/containers/:id/attach", s.wrap(s.attachContainer))      // WebSocket, Raind's
+	r.GET("/v1/containers/:id/exec/attach", s.wrap(s.attachExec))      // WebSocket, Raind's
+	r.GET("/v1/containers/:id/stdio", s.wrap(s.containerStdio))        // WebSocket
+	r.GET("/v1/containers/:id/execs/:exec/stdio", s.wrap(s.execStdio)) // WebSocket
+	r.POST("/v1/containers/:id/execs", s.wrap(s.createExec))
+	r.GET("/v1/containers/:id/execs", s.wrap(s.listExecs))
+	r.GET("/v1/containers/:id/execs/:exec", s.wrap(s.inspectExec))
+	r.POST("/v1/containers/:id/execs/:exec/resize", s.wrap(s.resizeExec))
 	r.POST("/v1/containers/:id/actions/start", s.wrap(s.startContainer))
 	r.POST("/v1/containers/:id/actions/stop", s.wrap(s.stopContainer))
 	r.POST("/v1/containers/:id/actions/kill", s.wrap(s.killContainer))
 	r.POST("/v1/containers/:id/actions/restart", s.wrap(s.restartContainer))
 	r.POST("/v1/containers/:id/actions/wait", s.wrap(s.waitContainer))
 	r.POST("/v1/containers/:id/actions/exec", s.wrap(s.execContainer))
+	r.POST("/v1/containers/:id/actions/resize", s.wrap(s.resizeContainer))
 	r.DELETE("/v1/containers/:id/actions/delete", s.wrap(s.deleteContainer))
 
 	r.POST("/v1/images", s.wrap(s.pullImage))
@@ -128,7 +149,8 @@ type reply struct {
 // handle is the shape of every API handler. It returns either a reply, which
 // the wrapper sends as a success envelope, or an error, which the wrapper
 // maps to a status code and a fail envelope; or neither, when it has written
-// its response itself (the plain-text logs).
+// its response itself (the plain-text logs) or upgraded the connection (a
+// WebSocket session).
 type handle func(w http.ResponseWriter, r *http.Request, p httprouter.Params) (*reply, error)
 
 // wrap turns a handle into an httprouter.Handle: the one place where
@@ -305,10 +327,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // responseWriter records whether (and with which status) a response has
-// started.
+// started. It has no Hijack of its own: websocket.Accept finds the
+// original writer's through Unwrap, as http.ResponseController does.
 type responseWriter struct {
 	http.ResponseWriter
-	status       int   // 0 until the status line is written
+	status       int   // 0 until the status line is written (101 too: the upgrade is the response)
 	bytes        int64 // body bytes written
 	envelopeLast bool  // an NDJSON stream that ends with the envelope as its last line
 }
@@ -319,7 +342,7 @@ func tracked(w http.ResponseWriter) *responseWriter {
 }
 
 func (w *responseWriter) WriteHeader(code int) {
-	if w.status == 0 && code >= 200 {
+	if w.status == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.status = code
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -342,6 +365,6 @@ func (w *responseWriter) FlushError() error {
 	return http.NewResponseController(w.ResponseWriter).Flush()
 }
 
-// Unwrap gives http.ResponseController the other powers of the original
-// writer (deadlines, full duplex).
+// Unwrap gives http.ResponseController (and websocket.Accept) the other
+// powers of the original writer (deadlines, full duplex, hijacking).
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

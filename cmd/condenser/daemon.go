@@ -103,6 +103,7 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	srv.Shutdown(sctx)
+	h.Wait(sctx) // the WebSocket sessions, hijacked: Shutdown does not wait for them
 	wg.Wait()
 	return err
 }

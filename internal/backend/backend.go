@@ -2,7 +2,9 @@
 // what the REST layer asks, in the contract's wire types (rest/api), turned
 // into calls of the supervisor and the image store and back. It holds no
 // container logic: field copies, the few views the contract defines (a
-// summary, a detail, a stats sample, an event) and label filtering.
+// summary, a detail, a stats sample, an event, an exec process) and label
+// filtering. An attachment to a process's standard streams is the
+// supervisor's stream itself (supervisor.Stream is a rest.Attachment).
 //
 // It depends on two small interfaces of its own, Supervisor and Images, so
 // that it is tested with fakes; *supervisor.Supervisor and

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +40,10 @@ type fakeSup struct {
 	logOpts    supervisor.LogOptions
 	events     chan supervisor.Event
 	stopped    bool // the event subscription was ended
+	exec       supervisor.ExecRequest
+	execs      []client.ExecProcess
+	attachOpts supervisor.AttachOptions
+	stream     supervisor.Stream
 }
 
 var _ Supervisor = (*fakeSup)(nil)
@@ -152,6 +157,67 @@ func (f *fakeSup) Subscribe() (<-chan supervisor.Event, func()) {
 
 func (f *fakeSup) ImageUsers(context.Context, string) ([]string, error) { return nil, nil }
 
+func (f *fakeSup) Exec(_ context.Context, ref string, r supervisor.ExecRequest) (string, error) {
+	if err := f.call("Exec %s", ref); err != nil {
+		return "", err
+	}
+	f.exec = r
+	return testExecID, nil
+}
+
+func (f *fakeSup) ExecState(_ context.Context, ref, exec string) (client.ExecProcess, *supervisor.Container, error) {
+	if err := f.call("ExecState %s %s", ref, exec); err != nil {
+		return client.ExecProcess{}, nil, err
+	}
+	c, err := f.find(ref)
+	if err != nil {
+		return client.ExecProcess{}, nil, err
+	}
+	for _, e := range f.execs {
+		if e.ID == exec {
+			return e, c, nil
+		}
+	}
+	return client.ExecProcess{}, c, fmt.Errorf("no exec process %s: %w", exec, errdefs.ErrNotFound)
+}
+
+func (f *fakeSup) Execs(_ context.Context, ref string) ([]client.ExecProcess, *supervisor.Container, error) {
+	if err := f.call("Execs %s", ref); err != nil {
+		return nil, nil, err
+	}
+	c, err := f.find(ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f.execs, c, nil
+}
+
+func (f *fakeSup) Attach(_ context.Context, ref string, o supervisor.AttachOptions) (supervisor.Stream, error) {
+	if err := f.call("Attach %s", ref); err != nil {
+		return nil, err
+	}
+	if _, err := f.find(ref); err != nil {
+		return nil, err
+	}
+	f.attachOpts = o
+	return f.stream, nil
+}
+
+func (f *fakeSup) Resize(_ context.Context, ref, exec string, rows, cols uint16) error {
+	return f.call("Resize %s exec=%s %dx%d", ref, exec, rows, cols)
+}
+
+// fakeStream is a supervisor.Stream over a buffer.
+type fakeStream struct {
+	bytes.Buffer
+	terminal bool
+	closed   bool
+}
+
+func (s *fakeStream) Close() error      { s.closed = true; return nil }
+func (s *fakeStream) CloseWrite() error { return nil }
+func (s *fakeStream) Terminal() bool    { return s.terminal }
+
 // fakeImages is an Images with one image; err, when set, is every call's
 // answer.
 type fakeImages struct {
@@ -206,7 +272,10 @@ func (f *fakeImages) Import(_ context.Context, r io.Reader, _ imagestore.ImportO
 
 // ---- fixtures ----
 
-const testID = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+const (
+	testID     = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	testExecID = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+)
 
 var t0 = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
 
@@ -252,6 +321,7 @@ func TestCreateRequest(t *testing.T) {
 		Network: "none", Name: "web", Entrypoint: []string{}, Workdir: "/srv", User: "1000:1000",
 		Hostname: "box", Labels: map[string]string{"app": "web"}, RestartPolicy: "on-failure:3",
 		Resources: &api.Resources{Memory: 64 << 20, CPUs: 1.5, Pids: 64}, ReadOnly: true, AutoRemove: true,
+		Tty: true, OpenStdin: true,
 	})
 	if err != nil || id != testID {
 		t.Fatalf("CreateContainer = %q, %v", id, err)
@@ -261,6 +331,7 @@ func TestCreateRequest(t *testing.T) {
 		r.Entrypoint, r.Command, r.Env, r.Mounts = []string{}, []string{"echo", "hi"}, []string{"A=1"}, []string{"/h:/c:ro"}
 		r.WorkingDir, r.User, r.Hostname, r.Labels, r.Network = "/srv", "1000:1000", "box", map[string]string{"app": "web"}, "none"
 		r.Memory, r.CPUs, r.PidsLimit, r.ReadOnly = 64<<20, 1.5, 64, true
+		r.Tty, r.OpenStdin = true, true
 	})
 	if !reflect.DeepEqual(sup.created, want) {
 		t.Errorf("supervisor got\n%+v\nwant\n%+v", sup.created, want)
@@ -314,11 +385,13 @@ func TestDetail(t *testing.T) {
 			r := &c.Request
 			r.Env, r.WorkingDir, r.User, r.Hostname, r.Network = []string{"A=1"}, "/srv", "1000", "box", "host"
 			r.Labels, r.RestartPolicy, r.ReadOnly, r.AutoRemove = map[string]string{"a": "b"}, "always", true, true
+			r.Tty, r.OpenStdin = true, true
 		}), func(d *api.ContainerDetail) {
 			d.State = "created"
 			cfg := &d.Config
 			cfg.Env, cfg.Workdir, cfg.User, cfg.Hostname, cfg.Network = []string{"A=1"}, "/srv", "1000", "box", "host"
 			cfg.Labels, cfg.RestartPolicy, cfg.ReadOnly, cfg.AutoRemove = map[string]string{"a": "b"}, "always", true, true
+			cfg.Tty, cfg.OpenStdin = true, true
 		}},
 		{"image by digest elsewhere", container("web", supervisor.StateCreated, func(c *supervisor.Container) {
 			c.Image = "registry.lan:5000/team/app@sha256:" + strings.Repeat("a", 64)
@@ -686,11 +759,130 @@ func TestErrorsPassThrough(t *testing.T) {
 			"status":    func() error { _, err := b.ImageStatus(ctx, "alpine"); return err },
 			"fs":        func() error { _, err := b.ImagesFS(ctx); return err },
 			"import":    func() error { _, err := b.ImportImage(ctx, strings.NewReader(""), nil); return err },
+			"exec": func() error {
+				_, err := b.ExecContainer(ctx, "web", api.ExecRequest{Command: []string{"sh"}})
+				return err
+			},
+			"execs":        func() error { _, err := b.ListExecs(ctx, "web"); return err },
+			"inspect exec": func() error { _, err := b.InspectExec(ctx, "web", testExecID); return err },
+			"attach":       func() error { _, err := b.Attach(ctx, "web", rest.AttachOptions{}); return err },
+			"resize":       func() error { _, err := b.ResizeTerminal(ctx, "web", "", 24, 80); return err },
 		}
 		for name, call := range calls {
 			if err := call(); err != cause {
 				t.Errorf("%s with %v: %v, want the cause itself", name, kind, err)
 			}
 		}
+	}
+}
+
+// ---- exec, attach, terminals ----
+
+func TestExec(t *testing.T) {
+	sup := &fakeSup{containers: []*supervisor.Container{container("web", supervisor.StateRunning, nil)}}
+	b := newTest(sup, nil)
+	ctx := context.Background()
+	yes, no := true, false
+	for _, tc := range []struct {
+		req  api.ExecRequest
+		want supervisor.ExecRequest
+	}{
+		{api.ExecRequest{Command: []string{"sh"}, Tty: true, Detach: &no}, supervisor.ExecRequest{Command: []string{"sh"}, Tty: true}},
+		{api.ExecRequest{Command: []string{"ls", "-l"}, Detach: &yes}, supervisor.ExecRequest{Command: []string{"ls", "-l"}, Detach: true}},
+		{api.ExecRequest{Command: []string{"env"}, Stdin: true, Env: []string{"A=1"}, User: "1000:1000", Workdir: "/tmp"},
+			supervisor.ExecRequest{Command: []string{"env"}, Stdin: true, Env: []string{"A=1"}, User: "1000:1000", WorkingDir: "/tmp"}},
+	} {
+		id, err := b.ExecContainer(ctx, "web", tc.req)
+		if err != nil || id != testExecID {
+			t.Fatalf("ExecContainer = %q, %v", id, err)
+		}
+		if !reflect.DeepEqual(sup.exec, tc.want) {
+			t.Errorf("supervisor got %+v, want %+v", sup.exec, tc.want)
+		}
+	}
+}
+
+func TestExecInfo(t *testing.T) {
+	exited := t0.Add(time.Minute)
+	sup := &fakeSup{
+		containers: []*supervisor.Container{container("web", supervisor.StateRunning, nil), container("idle", supervisor.StateStopped, nil)},
+		execs: []client.ExecProcess{
+			{ID: "e1", Pid: 7, Terminal: true, Status: client.StatusRunning},
+			{ID: "e2", Pid: 8, Status: client.StatusStopped, ExitCode: 3, ExitedAt: exited},
+			{ID: "e3", Pid: 9, Status: client.StatusUnknown},
+		},
+	}
+	b := newTest(sup, nil)
+	ctx := context.Background()
+	webID := strings.Repeat("w", 64)
+	three := 3
+	want := []api.ExecInfo{
+		{ID: "e1", ContainerID: webID, Pid: 7, Tty: true, Running: true},
+		{ID: "e2", ContainerID: webID, Pid: 8, ExitCode: &three, ExitedAt: exited},
+		{ID: "e3", ContainerID: webID, Pid: 9},
+	}
+	list, err := b.ListExecs(ctx, "web")
+	if err != nil || !reflect.DeepEqual(list, want) {
+		t.Errorf("ListExecs = %+v, %v; want %+v", list, err, want)
+	}
+	info, err := b.InspectExec(ctx, "web", "e2")
+	if err != nil || !reflect.DeepEqual(info, &want[1]) {
+		t.Errorf("InspectExec = %+v, %v", info, err)
+	}
+	if _, err := b.InspectExec(ctx, "web", "nope"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("unknown exec: %v", err)
+	}
+	// None: an empty list, not nil.
+	sup.execs = nil
+	if list, err := b.ListExecs(ctx, "idle"); err != nil || list == nil || len(list) != 0 {
+		t.Errorf("no exec processes: %#v, %v", list, err)
+	}
+}
+
+// The shim's stream is the attachment, as it is.
+func TestAttach(t *testing.T) {
+	st := &fakeStream{terminal: true}
+	sup := &fakeSup{containers: []*supervisor.Container{container("web", supervisor.StateRunning, nil)}, stream: st}
+	b := newTest(sup, nil)
+	att, err := b.Attach(context.Background(), "web", rest.AttachOptions{Exec: testExecID, Stdin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (supervisor.AttachOptions{Exec: testExecID, Stdin: true}); sup.attachOpts != want {
+		t.Errorf("supervisor got %+v", sup.attachOpts)
+	}
+	if !att.Terminal() {
+		t.Error("the terminal is lost")
+	}
+	if _, err := att.Write([]byte("frames")); err != nil || st.String() != "frames" {
+		t.Errorf("write: %v, %q", err, st.String())
+	}
+	if err := att.Close(); err != nil || !st.closed {
+		t.Errorf("close: %v, closed %v", err, st.closed)
+	}
+	if _, err := b.Attach(context.Background(), "nope", rest.AttachOptions{}); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("unknown container: %v", err)
+	}
+}
+
+// ResizeTerminal resolves the reference once and answers the container's
+// id, or the exec process's.
+func TestResizeTerminal(t *testing.T) {
+	sup := &fakeSup{containers: []*supervisor.Container{container("web", supervisor.StateRunning, nil)}}
+	b := newTest(sup, nil)
+	ctx := context.Background()
+	webID := strings.Repeat("w", 64)
+	if id, err := b.ResizeTerminal(ctx, "web", "", 24, 80); err != nil || id != webID {
+		t.Errorf("init: %q, %v", id, err)
+	}
+	if id, err := b.ResizeTerminal(ctx, "web", testExecID, 50, 132); err != nil || id != testExecID {
+		t.Errorf("exec: %q, %v", id, err)
+	}
+	want := []string{"Get web", "Resize " + webID + " exec= 24x80", "Get web", "Resize " + webID + " exec=" + testExecID + " 50x132"}
+	if !reflect.DeepEqual(sup.calls, want) {
+		t.Errorf("calls %q, want %q", sup.calls, want)
+	}
+	if _, err := b.ResizeTerminal(ctx, "nope", "", 1, 1); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("unknown container: %v", err)
 	}
 }

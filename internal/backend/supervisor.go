@@ -15,7 +15,7 @@ import (
 
 // This file is everything the adapter knows of the supervisor's API: the
 // interface it uses, and the conversions of a create request, a stored
-// request and a stats sample.
+// request, a stats sample, an exec request and an exec process.
 
 // Supervisor is what the adapter uses of the supervisor
 // (*supervisor.Supervisor).
@@ -32,6 +32,11 @@ type Supervisor interface {
 	Logs(ctx context.Context, ref string, o supervisor.LogOptions, fn func(logging.Entry) error) error
 	Stats(ctx context.Context, ref string) (client.Stats, *supervisor.Container, error)
 	Subscribe() (<-chan supervisor.Event, func())
+	Exec(ctx context.Context, ref string, r supervisor.ExecRequest) (string, error)
+	ExecState(ctx context.Context, ref, exec string) (client.ExecProcess, *supervisor.Container, error)
+	Execs(ctx context.Context, ref string) ([]client.ExecProcess, *supervisor.Container, error)
+	Attach(ctx context.Context, ref string, o supervisor.AttachOptions) (supervisor.Stream, error)
+	Resize(ctx context.Context, ref, exec string, rows, cols uint16) error
 	// ImageUsers answers the image store, before an image's last name goes,
 	// which containers use it.
 	ImageUsers(ctx context.Context, imageID string) ([]string, error)
@@ -42,8 +47,9 @@ var _ Supervisor = (*supervisor.Supervisor)(nil)
 // createRequest is the supervisor's request for a REST create request.
 func createRequest(r api.CreateContainerRequest) supervisor.CreateRequest {
 	req := supervisor.CreateRequest{Image: r.Image, Name: r.Name, RestartPolicy: r.RestartPolicy, AutoRemove: r.AutoRemove,
+		OpenStdin: r.OpenStdin,
 		Config: oci.Config{Entrypoint: r.Entrypoint, Command: r.Command, Env: r.Env, Mounts: r.Mount, WorkingDir: r.Workdir,
-			User: r.User, Hostname: r.Hostname, Labels: r.Labels, Network: r.Network, ReadOnly: r.ReadOnly}}
+			User: r.User, Hostname: r.Hostname, Labels: r.Labels, Network: r.Network, ReadOnly: r.ReadOnly, Tty: r.Tty}}
 	if res := r.Resources; res != nil {
 		req.Memory, req.CPUs, req.PidsLimit = res.Memory, res.CPUs, res.Pids
 	}
@@ -57,8 +63,8 @@ func config(c *supervisor.Container) api.ContainerConfig {
 	r := c.Request
 	cfg := api.ContainerConfig{
 		Args: c.Args, Env: r.Env, Workdir: r.WorkingDir, User: r.User, Mounts: []api.Mount{},
-		Hostname: r.Hostname, Network: r.Network, Labels: r.Labels, RestartPolicy: r.RestartPolicy,
-		ReadOnly: r.ReadOnly, AutoRemove: r.AutoRemove,
+		Hostname: r.Hostname, Network: r.Network, Tty: r.Tty, OpenStdin: r.OpenStdin, Labels: r.Labels,
+		RestartPolicy: r.RestartPolicy, ReadOnly: r.ReadOnly, AutoRemove: r.AutoRemove,
 	}
 	for _, m := range r.Mounts {
 		parts := strings.Split(m, ":")
@@ -81,4 +87,24 @@ func statsOf(st client.Stats, c *supervisor.Container, now time.Time) *api.Conta
 		Pids:   api.PidsStats{Current: st.PidsCurrent, Limit: st.PidsLimit},
 		IO:     api.IOStats{ReadBytes: st.BlkioReadBytes, WriteBytes: st.BlkioWriteBytes},
 	}
+}
+
+// execRequest is the supervisor's request for a REST exec request.
+func execRequest(r api.ExecRequest) supervisor.ExecRequest {
+	return supervisor.ExecRequest{Command: r.Command, Env: r.Env, User: r.User, WorkingDir: r.Workdir,
+		Tty: r.Tty, Stdin: r.Stdin, Detach: r.Detach != nil && *r.Detach}
+}
+
+// execInfo is an exec process of container c as the REST contract shows
+// it.
+func execInfo(e client.ExecProcess, c *supervisor.Container) api.ExecInfo {
+	info := api.ExecInfo{ID: e.ID, Pid: e.Pid, Tty: e.Terminal, Running: e.Status == client.StatusRunning}
+	if c != nil {
+		info.ContainerID = c.ID
+	}
+	if e.Status == client.StatusStopped {
+		code := e.ExitCode
+		info.ExitCode, info.ExitedAt = &code, e.ExitedAt
+	}
+	return info
 }

@@ -12,7 +12,7 @@ func wireValues() []any {
 		PullImageRequest{}, IDResponse{}, WaitResponse{}, ImageResponse{}, ImagesFSResponse{}, Forward{},
 		ContainerSummary{}, ContainerDetail{}, ContainerConfig{}, Mount{}, ContainerStats{}, CPUStats{},
 		MemoryStats{}, PidsStats{}, IOStats{}, LogEntry{}, PullProgress{}, PullResult{}, ImageSummary{},
-		ImageStatus{}, VersionInfo{}, SystemInfo{}, Event{},
+		ImageStatus{}, VersionInfo{}, SystemInfo{}, Event{}, ExecRequest{}, ExecInfo{},
 	}
 }
 
@@ -36,7 +36,7 @@ func jsonKeys(t reflect.Type) []string {
 // here breaks clients; make it only with the contract.
 var wantKeys = map[string]string{
 	"Envelope":               "status message data,omitempty",
-	"CreateContainerRequest": "image command,omitempty env,omitempty mount,omitempty port,omitempty network,omitempty tty,omitempty name,omitempty entrypoint workdir,omitempty user,omitempty hostname,omitempty labels,omitempty restartPolicy,omitempty resources,omitempty readOnly,omitempty autoRemove,omitempty",
+	"CreateContainerRequest": "image command,omitempty env,omitempty mount,omitempty port,omitempty network,omitempty tty,omitempty name,omitempty entrypoint workdir,omitempty user,omitempty hostname,omitempty labels,omitempty restartPolicy,omitempty resources,omitempty readOnly,omitempty autoRemove,omitempty openStdin,omitempty",
 	"Resources":              "memory,omitempty cpus,omitempty pids,omitempty",
 	"StartContainerRequest":  "tty",
 	"RemoveImageRequest":     "image",
@@ -48,7 +48,7 @@ var wantKeys = map[string]string{
 	"Forward":                "source destination protocol",
 	"ContainerSummary":       "containerId name state pid imageRepository imageReference command address forwards creatingAt createdAt statedAt stoppedAt",
 	"ContainerDetail":        "containerId name state pid imageRepository imageReference command address forwards creatingAt createdAt statedAt stoppedAt exitCode,omitempty error,omitempty oomKilled restartCount shimPid bundle rootfs config imageDigest",
-	"ContainerConfig":        "args env workdir user mounts resources hostname,omitempty network,omitempty tty,omitempty labels,omitempty restartPolicy,omitempty readOnly,omitempty autoRemove,omitempty",
+	"ContainerConfig":        "args env workdir user mounts resources hostname,omitempty network,omitempty tty,omitempty openStdin,omitempty labels,omitempty restartPolicy,omitempty readOnly,omitempty autoRemove,omitempty",
 	"Mount":                  "source destination readOnly,omitempty",
 	"ContainerStats":         "containerId name time cpu memory pids io",
 	"CPUStats":               "usageNanos",
@@ -63,6 +63,8 @@ var wantKeys = map[string]string{
 	"VersionInfo":            "version apiVersion gitCommit,omitempty goVersion os arch",
 	"SystemInfo":             "runtime runtimeVersion,omitempty cgroupMode storageDriver root state containers containersRunning containersStopped images kernelVersion,omitempty os arch ncpu memTotal",
 	"Event":                  "type action id name,omitempty attributes,omitempty time",
+	"ExecRequest":            "command tty stdin,omitempty env,omitempty user,omitempty workdir,omitempty detach,omitempty",
+	"ExecInfo":               "id containerId pid tty running exitCode exitedAt",
 }
 
 func TestJSONKeysAreTheContract(t *testing.T) {
