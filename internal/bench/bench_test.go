@@ -161,6 +161,17 @@ func measure(b *testing.B, e Engine, img Images) (_ *results, err error) {
 		return nil, err
 	}
 
+	// 7. Exec and terminals (Condenser's own rows).
+	if c, ok := e.(*Condenser); ok {
+		if r.execTrue, r.runcExec, err = c.execBench(ctx, *runsFlag); err != nil {
+			return nil, fmt.Errorf("exec: %w", err)
+		}
+		if r.terminalShim, err = c.terminalShimMemory(ctx); err != nil {
+			return nil, fmt.Errorf("terminal: %w", err)
+		}
+		r.hasTerminalShim = true
+	}
+
 	// Last, so that the writeback of 122 MiB per pull slows no other
 	// workload's fsyncs.
 	// 4. Cold pulls of the large image.

@@ -21,6 +21,9 @@ type results struct {
 	restartNA           bool
 	lists               []time.Duration
 	listTotal           time.Duration
+	execTrue, runcExec  []time.Duration
+	terminalShim        memory
+	hasTerminalShim     bool
 }
 
 // row is one line of the table: a value per engine (ok false: none).
@@ -83,6 +86,14 @@ func rows() []row {
 		}},
 		durations("6. list containers under load, median", 0.5, func(r *results) []time.Duration { return r.lists }),
 		durations("6. list containers under load, p99", 0.99, func(r *results) []time.Duration { return r.lists }),
+		durations("7. exec `true` in a running container, median", 0.5, func(r *results) []time.Duration { return r.execTrue }),
+		durations("7. exec `true`, p95", 0.95, func(r *results) []time.Duration { return r.execTrue }),
+		durations("7. bare `runc exec` of the same container, median", 0.5, func(r *results) []time.Duration { return r.runcExec }),
+		{"7. exec `true` ÷ bare runc exec (medians)", "×", func(r *results) (float64, bool) {
+			return ms(quantile(r.execTrue, 0.5)) / ms(quantile(r.runcExec, 0.5)), len(r.runcExec) > 0
+		}},
+		{"7. shim with a terminal and a client attached, RSS", "MiB", func(r *results) (float64, bool) { return mib(r.terminalShim.rss), r.hasTerminalShim }},
+		{"7. shim with a terminal and a client attached, PSS", "MiB", func(r *results) (float64, bool) { return mib(r.terminalShim.pss), r.hasTerminalShim }},
 	}
 }
 
