@@ -49,7 +49,7 @@ const (
 //     linux.cgroupsPath, in every v1 hierarchy and the v2 one) and removes
 //     it, and removes the runtime's state directory RuntimeRoot/ID that a
 //     runtime killed half-way through create leaves;
-//  4. removes the shim's socket and pid file.
+//  4. removes the shim's sockets and pid file.
 //
 // config.json, exit.json and the logs stay. It returns the exit status in
 // exit.json, or nil when none is known. A missing bundle or config.json is
@@ -93,7 +93,7 @@ func Delete(ctx context.Context, o Options) (*api.Exit, error) {
 			errs = append(errs, fmt.Errorf("remove the runtime state of %s: %w", o.ID, err))
 		}
 	}
-	for _, p := range []string{o.socket(), filepath.Join(o.Bundle, api.PidFile)} {
+	for _, p := range []string{o.socket(), o.ioSocket(), filepath.Join(o.Bundle, api.PidFile)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}

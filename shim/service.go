@@ -4,6 +4,13 @@
 // exit status in the bundle, writes its logs (shim/logging) and reads its
 // cgroup statistics (shim/stats).
 //
+// It also holds the standard streams of the container's processes — the
+// init's and those of its exec processes (exec.go): a terminal's master,
+// a stdin pipe, the output not yet taken by a client (streams.go) — and
+// serves them on the bundle's io.sock (attach.go, api.IOFile), which lives
+// as long as the shim: a daemon restarted attaches again. One exit watch
+// (exits.go) hands the reaper's exits to the init and the exec processes.
+//
 // The process boundary is the package boundary: the daemon links only
 // shim/client (Launch, Dial, Cleanup) and shim/api (the wire and on-disk
 // contract), never this package. The commands of condenser-shim are
@@ -30,6 +37,7 @@ import (
 
 	"github.com/raind/condenser/internal/atomicfile"
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/internal/frame"
 	"github.com/raind/condenser/shim/api"
 	"github.com/raind/condenser/shim/logging"
 	"github.com/raind/condenser/shim/reaper"
@@ -66,7 +74,11 @@ type service struct {
 
 	cgReady chan struct{} // closed once cg is loaded (or could not be)
 
-	pidc     chan int        // tells the exit watcher the init pid
+	init      *streams                // the init's standard streams, once created
+	execs     map[string]*execProcess // by id, those being started included
+	execOrder []*execProcess          // the started ones, oldest first
+
+	exits    *exitWatch
 	ctx      context.Context // ends with the service
 	stop     context.CancelFunc
 	shutOnce sync.Once
@@ -80,44 +92,37 @@ func newService(cfg ServiceConfig) *service {
 		cfg.Logger = slog.Default()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &service{cfg: cfg, log: cfg.Logger, exited: make(chan struct{}), pidc: make(chan int, 1), ctx: ctx, stop: cancel}
+	s := &service{cfg: cfg, log: cfg.Logger, exited: make(chan struct{}), execs: map[string]*execProcess{},
+		exits: newExitWatch(), ctx: ctx, stop: cancel}
 	ch := cfg.Reaper.Subscribe()
-	go s.watch(ctx, ch)
+	go func() {
+		defer cfg.Reaper.Unsubscribe(ch)
+		s.exits.run(ctx, ch)
+	}()
 	return s
 }
 
-func (s *service) close() { s.stop() }
-
-// watch waits for the init process's exit. Exits that arrive before the
-// pid is known (the init can die during Create) are kept until it is.
-func (s *service) watch(ctx context.Context, ch <-chan reaper.Exit) {
-	defer s.cfg.Reaper.Unsubscribe(ch)
-	pending := map[int]reaper.Exit{}
-	pid := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case pid = <-s.pidc:
-			if e, ok := pending[pid]; ok {
-				s.setExit(e)
-				return
-			}
-			pending = nil
-		case e := <-ch:
-			switch {
-			case pid == 0:
-				if len(pending) > 4096 {
-					clear(pending)
-				}
-				pending[e.Pid] = e
-			case e.Pid == pid:
-				s.setExit(e)
-				return
-			}
-		}
+// close stops the exit watch and lets go of the processes' streams (their
+// clients are closed).
+func (s *service) close() {
+	s.stop()
+	s.mu.Lock()
+	all := make([]*streams, 0, len(s.execOrder)+1)
+	if s.init != nil {
+		all = append(all, s.init)
+	}
+	for _, x := range s.execOrder {
+		all = append(all, x.io)
+	}
+	s.mu.Unlock()
+	for _, st := range all {
+		st.release()
 	}
 }
+
+// initExited is told the init's exit by the exit watch, which it must not
+// hold up: recording the exit waits for the output to be logged.
+func (s *service) initExited(e reaper.Exit) { go s.setExit(e) }
 
 // setExit records the init's exit: on disk first, then for waiters.
 func (s *service) setExit(e reaper.Exit) {
@@ -148,8 +153,11 @@ func (s *service) setExit(e reaper.Exit) {
 	s.mu.Lock()
 	s.exit = &ex
 	s.status = api.Status_STOPPED
+	init := s.init
 	s.mu.Unlock()
 	close(s.exited)
+	// Then the attached clients get their Exit frame.
+	init.exit(e.Status)
 }
 
 func (s *service) Create(ctx context.Context, req *api.CreateRequest) (*api.CreateResponse, error) {
@@ -173,51 +181,69 @@ func (s *service) Create(ctx context.Context, req *api.CreateRequest) (*api.Crea
 	if err != nil {
 		return nil, api.ToStatus(fmt.Errorf("open log: %w", err))
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		logw.Close()
-		return nil, api.ToStatus(err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		logw.Close()
-		return nil, api.ToStatus(err)
-	}
 	mounts := make([]runtime.Mount, len(req.GetRootfs()))
 	for i, m := range req.GetRootfs() {
 		mounts[i] = runtime.Mount{Type: m.GetType(), Source: m.GetSource(), Options: m.GetOptions()}
 	}
+	opts := runtime.CreateOptions{ID: s.cfg.ID, Bundle: s.cfg.Bundle, Mounts: mounts, Terminal: req.GetTerminal()}
+	// The output is logged: from the terminal (all of it "stdout"), or
+	// from a pipe per stream. Without a terminal, stdin is a pipe when
+	// asked for, else /dev/null.
+	var pp *pipes
+	if !req.GetTerminal() {
+		if pp, err = newPipes(req.GetStdin()); err != nil {
+			logw.Close()
+			return nil, api.ToStatus(err)
+		}
+		opts.Stdin, opts.Stdout, opts.Stderr = pp.in, pp.out, pp.err
+	}
 	// A create runs to its end even if its caller goes (a daemon killed
 	// meanwhile): cut short, the runtime could leave a container and its
 	// waiting init that nothing knows of. The next daemon finds it created.
-	pid, err := s.cfg.Driver.Create(context.WithoutCancel(ctx), runtime.CreateOptions{ID: s.cfg.ID, Bundle: s.cfg.Bundle, Mounts: mounts, Stdout: outW, Stderr: errW})
-	outW.Close()
-	errW.Close()
+	t := s.exits.expect()
+	p, err := s.cfg.Driver.Create(context.WithoutCancel(ctx), opts)
+	if pp != nil {
+		pp.closeProcess()
+	}
+	if err == nil && req.GetTerminal() && p.Console == nil {
+		// A driver that says it made a terminal and did not.
+		s.cfg.Driver.Delete(context.WithoutCancel(ctx), s.cfg.ID, s.cfg.Bundle, true)
+		err = errors.New("the runtime gave no terminal")
+	}
 	if err != nil {
-		outR.Close()
-		errR.Close()
+		s.exits.cancel(t)
+		if pp != nil {
+			pp.closeShim()
+		}
 		logw.Close()
 		return nil, api.ToStatus(fmt.Errorf("create container %s: %w", s.cfg.ID, err))
 	}
-	s.logw, s.pid, s.status = logw, pid, api.Status_CREATED
-	s.pidc <- pid
-	for stream, r := range map[string]*os.File{"stdout": outR, "stderr": errR} {
-		s.copiers.Add(1)
-		go func() {
-			defer s.copiers.Done()
-			defer r.Close()
-			if err := logw.Copy(stream, r); err != nil {
-				s.log.Error("container log", "stream", stream, "error", err)
-				io.Copy(io.Discard, r) // never block the container on its output
-			}
-		}()
+	s.logw, s.pid, s.status = logw, p.Pid, api.Status_CREATED
+	copier := func(stream string, r io.Reader, c io.Closer) {
+		defer s.copiers.Done()
+		defer c.Close()
+		if err := logw.Copy(stream, r); err != nil {
+			s.log.Error("container log", "stream", stream, "error", err)
+			io.Copy(io.Discard, r) // never block the container on its output
+		}
 	}
+	if req.GetTerminal() {
+		s.init = newStreams(true, p.Console, nil, holdDropOldest, false)
+		s.copiers.Add(1)
+		go copier("stdout", io.TeeReader(ptyReader{p.Console}, s.init.tee(frame.Stdout)), p.Console)
+	} else {
+		s.init = newStreams(false, nil, pp.inW, holdNone, false)
+		s.copiers.Add(2)
+		go copier("stdout", io.TeeReader(pp.outR, s.init.tee(frame.Stdout)), pp.outR)
+		go copier("stderr", io.TeeReader(pp.errR, s.init.tee(frame.Stderr)), pp.errR)
+	}
+	// The watch may call initExited at once: setExit waits for s.mu, so
+	// the copiers are counted before it waits for them.
+	s.exits.register(t, p.Pid, s.initExited)
 	// Loading the cgroup reads many files: keep it off the start path.
 	s.cgReady = make(chan struct{})
 	go s.watchCgroup()
-	return &api.CreateResponse{Pid: uint32(pid)}, nil
+	return &api.CreateResponse{Pid: uint32(p.Pid)}, nil
 }
 
 // watchCgroup loads the container's cgroup (for stats) and watches it for
@@ -371,8 +397,9 @@ func (s *service) Delete(ctx context.Context, _ *api.DeleteRequest) (*api.Delete
 }
 
 // logDrainWait bounds how long the exit waits for the container's output
-// to reach its log.
-const logDrainWait = 2 * time.Second
+// to reach its log, and an exec process's session for its output to reach
+// the clients. (A variable for the tests.)
+var logDrainWait = 2 * time.Second
 
 // awaitCopiers waits up to d for the log copiers to reach the end of the
 // pipes; it reports whether they did.

@@ -37,6 +37,19 @@ type Options struct {
 	Socket      string // unix socket path to serve on; empty: bundle/shim.sock
 }
 
+// ioSocket is the path of the socket serving the processes' standard
+// streams (api.IOFile in the bundle).
+func (o Options) ioSocket() string { return filepath.Join(o.Bundle, api.IOFile) }
+
+// checkIOSocket checks that the io socket's path fits in a unix socket
+// address (the shim's own socket may be elsewhere, shorter).
+func (o Options) checkIOSocket() error {
+	if len(o.ioSocket()) >= len(unix.RawSockaddrUnix{}.Path) {
+		return fmt.Errorf("shim: io socket path %q is longer than %d bytes: %w", o.ioSocket(), len(unix.RawSockaddrUnix{}.Path)-1, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
 // socket is the socket path: Socket, or the bundle's.
 func (o Options) socket() string {
 	if o.Socket == "" && o.Bundle != "" {
@@ -78,6 +91,9 @@ func (o Options) validate() error {
 // launch whose starter is killed half-way still holds it until then.
 func StartDetached(ctx context.Context, o Options) (string, error) {
 	if err := o.validate(); err != nil {
+		return "", err
+	}
+	if err := o.checkIOSocket(); err != nil {
 		return "", err
 	}
 	self, err := os.Executable()
@@ -174,11 +190,15 @@ func listen(path string) (net.Listener, error) {
 }
 
 // Serve is `condenser-shim serve`: it serves the inherited listener (fd 3)
-// until Shutdown, reaping every child. It tells the starter it is ready on
-// fd 4, and lets go of the bundle's lock (fd 5) once its pid file is
-// written.
+// until Shutdown, reaping every child, and the processes' standard streams
+// on the bundle's io socket (api.IOFile), which it binds itself. It tells
+// the starter it is ready on fd 4, and lets go of the bundle's lock (fd 5)
+// once its pid file is written.
 func Serve(o Options, version string) error {
 	if err := o.validate(); err != nil {
+		return err
+	}
+	if err := o.checkIOSocket(); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("id", o.ID)
@@ -208,6 +228,12 @@ func Serve(o Options, version string) error {
 	if err != nil {
 		return err
 	}
+	// The io socket lives as long as the shim, which outlives the daemon:
+	// a daemon restarted attaches again.
+	iol, err := listen(o.ioSocket())
+	if err != nil {
+		return err
+	}
 	done := make(chan struct{})
 	svc := newService(ServiceConfig{
 		ID: o.ID, Bundle: o.Bundle, Reaper: r, Version: version, Logger: log,
@@ -218,6 +244,16 @@ func Serve(o Options, version string) error {
 	api.RegisterShimService(srv, svc)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ctx, l) }()
+	ioDone := make(chan struct{})
+	go func() {
+		defer close(ioDone)
+		svc.serveIO(iol.(*net.UnixListener))
+	}()
+	defer func() {
+		iol.Close()
+		<-ioDone
+		os.Remove(o.ioSocket())
+	}()
 	ready.WriteString("ready\n")
 	ready.Close()
 	select {

@@ -4,7 +4,8 @@
 //	condenser-shim delete --id ID --bundle B --runtime R --runtime-root DIR [--socket PATH]
 //
 // `start` starts a detached shim server (`serve`) for the container and
-// prints the address it serves on. `delete` cleans up after a container
+// prints the address it serves on; the server also serves the standard
+// streams of the container's processes on bundle/io.sock. `delete` cleans up after a container
 // whose shim is gone or must go (the shim, the runtime's container, the
 // mounts, the cgroup; see shim.Delete) and prints its exit status as one
 // JSON line: exit.json's content, or {"unknown":true}. Both take the

@@ -8,7 +8,8 @@ import (
 )
 
 // TestClassifyCommand: a create or start that fails because of the
-// container's configuration (runc's and crun's wordings) is an invalid
+// container's configuration, or an exec because of its process's (runc's
+// and crun's wordings), is an invalid
 // argument — never "not found" (a 404 would say the container is missing)
 // nor an unclassified internal fault (whose message the REST API hides) —
 // and keeps the runtime's message; the other kinds stay classify's.
@@ -29,6 +30,11 @@ func TestClassifyCommand(t *testing.T) {
 		{"state", "runc state failed (exit status 1): container does not exist", errdefs.ErrNotFound},
 		{"delete", "crun delete failed (exit status 1): error opening file `/run/x/status`: No such file or directory", errdefs.ErrNotFound},
 		{"create", "crun create failed (exit status 1): cgroups in hybrid mode not supported, drop all controllers from cgroupv2", nil},
+		{"exec", `runc exec failed (exit status 255): unable to start container process: exec: "nosuch": executable file not found in $PATH`, errdefs.ErrInvalidArgument},
+		{"exec", "crun exec failed (exit status 1): executable file `nosuch` not found in $PATH: No such file or directory", errdefs.ErrInvalidArgument},
+		{"exec", `runc exec failed (exit status 255): unable to start container process: chdir to cwd ("/nope") set in config.json failed: no such file or directory`, errdefs.ErrInvalidArgument},
+		{"exec", "runc exec failed (exit status 1): cannot exec in a stopped container", errdefs.ErrConflict},
+		{"exec", "runc exec failed (exit status 1): container does not exist", errdefs.ErrNotFound},
 	} {
 		err := classifyCommand(tc.cmd, errors.New(tc.msg))
 		if k := errdefs.Kind(err); k != tc.kind {

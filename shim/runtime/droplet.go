@@ -79,8 +79,23 @@ var dropletSignals = map[syscall.Signal]string{
 // droplet create. Droplet writes the init's stdout and stderr both to
 // logs/init.log, which is therefore made a link to opts.Stdout (or
 // opts.Stderr when there is no Stdout). The pid is the one droplet state
-// reports.
-func (d *Droplet) Create(ctx context.Context, opts CreateOptions) (int, error) {
+// reports. Terminals and a stdin pipe are not supported yet.
+func (d *Droplet) Create(ctx context.Context, opts CreateOptions) (Process, error) {
+	pid, err := d.create(ctx, opts)
+	return Process{Pid: pid}, err
+}
+
+// errDropletStreams refuses what a later step does through Droplet's
+// tty.sock.
+var errDropletStreams = fmt.Errorf("Droplet: terminals and exec are not supported yet: %w", errdefs.ErrNotImplemented)
+
+func (d *Droplet) create(ctx context.Context, opts CreateOptions) (int, error) {
+	switch {
+	case opts.Terminal:
+		return 0, errDropletStreams
+	case opts.Stdin != nil:
+		return 0, fmt.Errorf("Droplet: a stdin pipe is not supported yet: %w", errdefs.ErrNotImplemented)
+	}
 	dir, err := d.containerDir(opts.ID)
 	if err != nil {
 		return 0, err
@@ -155,6 +170,12 @@ func (d *Droplet) prepare(dir, rootfs string, config []byte, opts CreateOptions)
 		}
 	}
 	return atomicfile.WriteFile(filepath.Join(dir, "config.json"), config, 0o600, true)
+}
+
+// Exec is not supported yet (droplet exec runs nsenter in the background
+// and exposes a terminal on its own socket, which a later step drives).
+func (d *Droplet) Exec(context.Context, ExecOptions) (Process, error) {
+	return Process{}, errDropletStreams
 }
 
 func (d *Droplet) Start(ctx context.Context, id string) error {

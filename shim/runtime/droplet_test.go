@@ -157,8 +157,8 @@ func TestDropletCommandLines(t *testing.T) {
 		gone    bool // no $RAIND_ROOT_DIR/testID afterwards
 	}{
 		{name: "create", do: func(d *Droplet, b string) error {
-			pid, err := d.Create(ctx, CreateOptions{ID: testID, Bundle: b, Mounts: testOverlay})
-			if err == nil && pid != 4242 {
+			p, err := d.Create(ctx, CreateOptions{ID: testID, Bundle: b, Mounts: testOverlay})
+			if err == nil && p.Pid != 4242 {
 				return errors.New("pid is not 4242")
 			}
 			return err
@@ -257,13 +257,13 @@ func TestDropletCreateBundle(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			pid, err := f.d.Create(context.Background(), CreateOptions{ID: testID, Bundle: f.bundle, Mounts: testOverlay, Stdout: w, Stderr: w})
+			p, err := f.d.Create(context.Background(), CreateOptions{ID: testID, Bundle: f.bundle, Mounts: testOverlay, Stdout: w, Stderr: w})
 			w.Close()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if pid != 4242 {
-				t.Errorf("pid %d, want 4242", pid)
+			if p.Pid != 4242 {
+				t.Errorf("pid %d, want 4242", p.Pid)
 			}
 			// The init's output (logs/init.log) reaches opts.Stdout.
 			if out, _ := io.ReadAll(r); string(out) != "hello from init\n" {
@@ -437,6 +437,37 @@ func TestDropletErrors(t *testing.T) {
 		_, err := f.d.Create(ctx, CreateOptions{ID: testID, Bundle: f.bundle, Mounts: testOverlay})
 		if !errors.Is(err, errdefs.ErrAlreadyExists) {
 			t.Fatalf("error %v", err)
+		}
+		if got := f.calls(t); got != nil {
+			t.Errorf("ran %q", got)
+		}
+	})
+	t.Run("terminals and exec", func(t *testing.T) {
+		f := newFakeDroplet(t)
+		f.writeBundle(t, testBundle)
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		defer w.Close()
+		for name, do := range map[string]func() error{
+			"terminal": func() error {
+				_, err := f.d.Create(ctx, CreateOptions{ID: testID, Bundle: f.bundle, Mounts: testOverlay, Terminal: true})
+				return err
+			},
+			"stdin": func() error {
+				_, err := f.d.Create(ctx, CreateOptions{ID: testID, Bundle: f.bundle, Mounts: testOverlay, Stdin: r})
+				return err
+			},
+			"exec": func() error {
+				_, err := f.d.Exec(ctx, ExecOptions{ID: testID, Bundle: f.bundle, Process: []byte(`{"args":["sh"]}`)})
+				return err
+			},
+		} {
+			if err := do(); !errors.Is(err, errdefs.ErrNotImplemented) || !strings.HasPrefix(err.Error(), "Droplet: ") {
+				t.Errorf("%s: %v, want Droplet's not implemented", name, err)
+			}
 		}
 		if got := f.calls(t); got != nil {
 			t.Errorf("ran %q", got)

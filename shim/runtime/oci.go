@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/raind/condenser/internal/errdefs"
@@ -30,6 +31,7 @@ type OCI struct {
 
 	mu       sync.Mutex
 	fifoInit map[string]int // created runc containers startable by their exec FIFO: init pid by id
+	execSeq  atomic.Uint64  // names the files of the exec processes being started
 }
 
 var _ Driver = (*OCI)(nil)
@@ -37,40 +39,63 @@ var _ Driver = (*OCI)(nil)
 // logName is the runtime's log (--log, JSON lines) in the bundle.
 const logName = "runtime.log"
 
-func (o *OCI) Create(ctx context.Context, opts CreateOptions) (int, error) {
+func (o *OCI) Create(ctx context.Context, opts CreateOptions) (Process, error) {
 	rootfsDir := filepath.Join(opts.Bundle, "rootfs")
 	if len(opts.Mounts) > 0 {
 		if err := os.MkdirAll(rootfsDir, 0o755); err != nil {
-			return 0, err
+			return Process{}, err
 		}
 		if err := rootfs.MountAll(opts.Mounts, rootfsDir); err != nil {
-			return 0, err
+			return Process{}, err
 		}
 	}
 	pidFile := filepath.Join(opts.Bundle, "init.pid")
-	_, err := o.run(ctx, opts.Bundle, opts.Stdout, opts.Stderr, "create", "--bundle", opts.Bundle, "--pid-file", pidFile, opts.ID)
+	args := []string{"create", "--bundle", opts.Bundle, "--pid-file", pidFile}
+	streams := &stdio{in: opts.Stdin, out: opts.Stdout, err: opts.Stderr}
+	var cs *consoleSocket
+	if opts.Terminal {
+		// The runtime's own standard streams are /dev/null: the init's
+		// are the terminal.
+		streams = &stdio{}
+		var err error
+		if cs, err = listenConsole(filepath.Join(opts.Bundle, "c.sock")); err != nil {
+			return Process{}, err
+		}
+		args = append(args, "--console-socket", cs.path)
+	}
+	_, err := o.run(ctx, o.logPath(opts.Bundle), streams, append(args, opts.ID)...)
+	var console *os.File
+	if cs != nil {
+		var cerr error
+		console, cerr = cs.wait(err == nil)
+		if err == nil && cerr != nil {
+			err = fmt.Errorf("%s create: %w", o.name(), cerr)
+		}
+	}
+	var pid int
+	if err == nil {
+		pid, err = readPidFile(pidFile)
+		if err != nil {
+			err = fmt.Errorf("%s create: %w", o.name(), err)
+		}
+	}
 	if err != nil {
+		if console != nil {
+			console.Close()
+		}
 		// A create that failed half-way may leave the runtime's state, and
 		// an init waiting to be started: remove them (not when the
 		// container existed before: it is not this create's).
 		if !strings.Contains(err.Error(), "already exists") {
 			dctx := context.WithoutCancel(ctx)
-			if _, derr := o.run(dctx, "", nil, nil, "delete", "--force", opts.ID); derr != nil {
+			if _, derr := o.run(dctx, o.logPath(""), nil, "delete", "--force", opts.ID); derr != nil {
 				os.RemoveAll(filepath.Join(o.Root, opts.ID))
 			}
 		}
 		if len(opts.Mounts) > 0 {
 			rootfs.UnmountAll(rootfsDir)
 		}
-		return 0, err
-	}
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		return 0, fmt.Errorf("%s create: pid file: %w", o.name(), err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0, fmt.Errorf("%s create: pid file holds %q", o.name(), b)
+		return Process{}, err
 	}
 	if o.name() == "runc" && !hasPoststartHooks(opts.Bundle) {
 		o.mu.Lock()
@@ -80,7 +105,80 @@ func (o *OCI) Create(ctx context.Context, opts CreateOptions) (int, error) {
 		o.fifoInit[opts.ID] = pid
 		o.mu.Unlock()
 	}
+	return Process{Pid: pid, Console: console}, nil
+}
+
+// readPidFile reads the pid a runtime wrote to path.
+func readPidFile(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("pid file: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("pid file holds %q", b)
+	}
 	return pid, nil
+}
+
+// execNames numbers the runtime's files of the exec processes being
+// started (process, pid file, console socket, log) in the bundle: base 36,
+// three digits at most, so that a console socket's path is no longer than
+// the shim's own socket's (bundle/shim.sock).
+const execNames = 36 * 36 * 36
+
+// Exec runs `exec --detach --pid-file F --process P [--console-socket S]
+// ID`. The runtime's files for the exec (the process, its pid file, the
+// console socket and the runtime's log of this command, which concurrent
+// execs must not share) are removed before it returns.
+func (o *OCI) Exec(ctx context.Context, opts ExecOptions) (Process, error) {
+	base := filepath.Join(opts.Bundle, "x"+strconv.FormatUint((o.execSeq.Add(1)-1)%execNames, 36))
+	procFile, pidFile, logFile := base+".json", base+".pid", base+".log"
+	defer func() {
+		for _, f := range []string{procFile, pidFile, logFile} {
+			os.Remove(f)
+		}
+	}()
+	if err := os.WriteFile(procFile, opts.Process, 0o600); err != nil {
+		return Process{}, fmt.Errorf("%s exec: %w", o.name(), err)
+	}
+	os.Remove(pidFile) // a killed shim's
+	os.Remove(logFile)
+	args := []string{"exec", "--detach", "--pid-file", pidFile, "--process", procFile}
+	streams := &stdio{in: opts.Stdin, out: opts.Stdout, err: opts.Stderr}
+	var cs *consoleSocket
+	if opts.Terminal {
+		streams = &stdio{}
+		var err error
+		if cs, err = listenConsole(base + ".sock"); err != nil {
+			return Process{}, fmt.Errorf("%s exec: %w", o.name(), err)
+		}
+		args = append(args, "--console-socket", cs.path)
+	}
+	_, err := o.run(ctx, logFile, streams, append(args, opts.ID)...)
+	var console *os.File
+	if cs != nil {
+		var cerr error
+		console, cerr = cs.wait(err == nil)
+		if err == nil && cerr != nil {
+			// The process runs, but the master of its terminal was never
+			// taken: closed with the socket, it hangs the process up.
+			err = fmt.Errorf("%s exec: %w", o.name(), cerr)
+		}
+	}
+	var pid int
+	if err == nil {
+		if pid, err = readPidFile(pidFile); err != nil {
+			err = fmt.Errorf("%s exec: %w", o.name(), err)
+		}
+	}
+	if err != nil {
+		if console != nil {
+			console.Close()
+		}
+		return Process{}, err
+	}
+	return Process{Pid: pid, Console: console}, nil
 }
 
 // hasPoststartHooks reports whether the bundle's configuration may have
@@ -102,12 +200,12 @@ func (o *OCI) Start(ctx context.Context, id string) error {
 			return err
 		}
 	}
-	_, err := o.run(ctx, "", nil, nil, "start", id)
+	_, err := o.run(ctx, o.logPath(""), nil, "start", id)
 	return err
 }
 
 func (o *OCI) State(ctx context.Context, id string) (State, error) {
-	out, err := o.run(ctx, "", nil, nil, "state", id)
+	out, err := o.run(ctx, o.logPath(""), nil, "state", id)
 	if err != nil {
 		return State{}, err
 	}
@@ -128,7 +226,7 @@ func (o *OCI) Kill(ctx context.Context, id string, sig syscall.Signal, all bool)
 	if all {
 		args = append(args, "--all")
 	}
-	_, err := o.run(ctx, "", nil, nil, append(args, id, strconv.Itoa(int(sig)))...)
+	_, err := o.run(ctx, o.logPath(""), nil, append(args, id, strconv.Itoa(int(sig)))...)
 	if err != nil && strings.Contains(err.Error(), "not running") {
 		// The init is gone: its exit is on its way to the reaper.
 		return fmt.Errorf("process already finished: %w: %w", errdefs.ErrNotFound, err)
@@ -144,7 +242,7 @@ func (o *OCI) Delete(ctx context.Context, id string, bundle string, force bool) 
 	if force {
 		args = append(args, "--force")
 	}
-	if _, err := o.run(ctx, "", nil, nil, append(args, id)...); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+	if _, err := o.run(ctx, o.logPath(""), nil, append(args, id)...); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		return err
 	}
 	return rootfs.UnmountAll(filepath.Join(bundle, "rootfs"))
@@ -152,14 +250,24 @@ func (o *OCI) Delete(ctx context.Context, id string, bundle string, force bool) 
 
 func (o *OCI) name() string { return filepath.Base(o.Binary) }
 
-// run runs one runtime command. Its stdout is returned unless stdout is
-// given; on failure the runtime's own error message (from its log, or its
-// stderr) is in the error.
-func (o *OCI) run(ctx context.Context, bundle string, stdout, stderr *os.File, args ...string) ([]byte, error) {
-	logPath := filepath.Join(o.Root, logName)
+// logPath is the runtime's log (--log) for the commands on a container
+// whose bundle is bundle, or for those that name no bundle.
+func (o *OCI) logPath(bundle string) string {
 	if bundle != "" {
-		logPath = filepath.Join(bundle, logName)
+		return filepath.Join(bundle, logName)
 	}
+	return filepath.Join(o.Root, logName)
+}
+
+// stdio are the standard streams of a runtime command that hands them to
+// a container's process; nil is /dev/null.
+type stdio struct{ in, out, err *os.File }
+
+// run runs one runtime command with its log at logPath. Without streams
+// its stdout is returned; with them, they are its standard streams. On
+// failure the runtime's own error message (from its log, or its stderr)
+// is in the error.
+func (o *OCI) run(ctx context.Context, logPath string, streams *stdio, args ...string) ([]byte, error) {
 	var offset int64
 	if fi, err := os.Stat(logPath); err == nil {
 		offset = fi.Size()
@@ -168,11 +276,18 @@ func (o *OCI) run(ctx context.Context, bundle string, stdout, stderr *os.File, a
 	cmd := exec.Command(o.Binary, full...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if stdout != nil {
-		cmd.Stdout = stdout
-	}
-	if stderr != nil {
-		cmd.Stderr = stderr
+	if streams != nil {
+		// A nil *os.File must not become a non-nil io.Writer.
+		cmd.Stdout, cmd.Stderr = nil, nil
+		if streams.in != nil {
+			cmd.Stdin = streams.in
+		}
+		if streams.out != nil {
+			cmd.Stdout = streams.out
+		}
+		if streams.err != nil {
+			cmd.Stderr = streams.err
+		}
 	}
 	cmd.Env = CleanEnv()
 	status, err := runMonitored(ctx, o.Monitor, cmd)
@@ -239,12 +354,13 @@ var requestFaults = []string{
 
 // classifyCommand gives a failure of the runtime command cmd its errdefs
 // kind. A create or a start that fails because of the container's
-// configuration is an invalid argument, with the runtime's own message;
-// the rest is classify's.
+// configuration, or an exec because of its process's, is an invalid
+// argument, with the runtime's own message; the rest is classify's.
 func classifyCommand(cmd string, err error) error {
 	m := strings.ToLower(err.Error())
-	if cmd == "create" || cmd == "start" {
-		if strings.Contains(m, "already exists") || strings.Contains(m, "cannot start") || strings.Contains(m, "not running") {
+	if cmd == "create" || cmd == "start" || cmd == "exec" {
+		if strings.Contains(m, "already exists") || strings.Contains(m, "cannot start") || strings.Contains(m, "not running") ||
+			strings.Contains(m, "cannot exec") || cmd == "exec" && strings.Contains(m, "container does not exist") {
 			return classify(err)
 		}
 		for _, f := range requestFaults {
@@ -262,7 +378,8 @@ func classify(err error) error {
 	switch {
 	case strings.Contains(m, "does not exist"), strings.Contains(m, "not found"), strings.Contains(m, "No such file"):
 		return fmt.Errorf("%w: %w", errdefs.ErrNotFound, err)
-	case strings.Contains(m, "not running"), strings.Contains(m, "already exists"), strings.Contains(m, "cannot start"):
+	case strings.Contains(m, "not running"), strings.Contains(m, "already exists"), strings.Contains(m, "cannot start"),
+		strings.Contains(m, "cannot exec"): // runc: cannot exec in a stopped container
 		return fmt.Errorf("%w: %w", errdefs.ErrConflict, err)
 	}
 	return err

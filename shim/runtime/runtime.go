@@ -23,9 +23,38 @@ type CreateOptions struct {
 	ID     string
 	Bundle string  // directory holding config.json (and rootfs/ for runc and crun)
 	Mounts []Mount // root filesystem mounts
-	// Stdout and Stderr become the container init's standard output and
-	// error (write ends of the shim's log pipes). Its stdin is /dev/null.
-	Stdout, Stderr *os.File
+	// Terminal: the init gets a pseudo-terminal (config.json says
+	// process.terminal too), whose master Create returns; the standard
+	// streams below are then not used.
+	Terminal bool
+	// Stdin, Stdout and Stderr become the container init's standard
+	// streams (the read end of the shim's stdin pipe, the write ends of its
+	// log pipes); nil is /dev/null.
+	Stdin, Stdout, Stderr *os.File
+}
+
+// ExecOptions describe a process to start in a running container.
+type ExecOptions struct {
+	ID     string // the container
+	Bundle string // the container's bundle: the runtime's files for the exec go there, briefly
+	// Process is the OCI runtime-spec Process to run, as JSON; its
+	// terminal says the same as Terminal.
+	Process []byte
+	// Terminal: the process gets a pseudo-terminal, whose master Exec
+	// returns; the standard streams below are then not used.
+	Terminal bool
+	// Stdin, Stdout and Stderr become the process's standard streams; nil
+	// is /dev/null.
+	Stdin, Stdout, Stderr *os.File
+}
+
+// Process is a process the runtime started: a container's init or an exec
+// process.
+type Process struct {
+	Pid int
+	// Console is the master of the process's pseudo-terminal when it has
+	// one (non-blocking, close-on-exec); the caller owns it.
+	Console *os.File
 }
 
 // State is what the runtime reports of a container.
@@ -45,10 +74,10 @@ type Monitor interface {
 
 // Driver is one low-level runtime.
 type Driver interface {
-	// Create creates the container (not started) and returns the pid of its
-	// init process. For runc and crun it first mounts opts.Mounts on
+	// Create creates the container (not started) and returns its init
+	// process. For runc and crun it first mounts opts.Mounts on
 	// bundle/rootfs.
-	Create(ctx context.Context, opts CreateOptions) (pid int, err error)
+	Create(ctx context.Context, opts CreateOptions) (Process, error)
 	Start(ctx context.Context, id string) error
 	State(ctx context.Context, id string) (State, error)
 	// Kill signals the init process, or every process when all is set.
@@ -56,4 +85,11 @@ type Driver interface {
 	// Delete removes the runtime's state of the container (forcefully when
 	// it still runs) and, for runc and crun, unmounts bundle/rootfs.
 	Delete(ctx context.Context, id, bundle string, force bool) error
+	// Exec starts a process in the running container and returns it once
+	// it runs (the runtime does not wait for it: it is the shim's child,
+	// reparented to it as a child subreaper, and its exit reaches the
+	// reaper). A process the runtime cannot start because of the request
+	// (its executable is missing, …) is errdefs.ErrInvalidArgument, with
+	// the runtime's message.
+	Exec(ctx context.Context, opts ExecOptions) (Process, error)
 }
