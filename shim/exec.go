@@ -67,7 +67,9 @@ func (s *service) Exec(ctx context.Context, req *api.ExecRequest) (*api.ExecResp
 	if err != nil {
 		delete(s.execs, id)
 		s.mu.Unlock()
-		return nil, api.ToStatus(fmt.Errorf("exec in container %s: %w", s.cfg.ID, err))
+		// The runtime's message names what failed; the caller names
+		// the container.
+		return nil, api.ToStatus(err)
 	}
 	x.pid, x.io, x.status = pid, st, api.Status_RUNNING
 	s.execOrder = append(s.execOrder, x)

@@ -1232,7 +1232,9 @@ type ExecRequest struct {
 	Terminal bool `protobuf:"varint,3,opt,name=terminal,proto3" json:"terminal,omitempty"`
 	// without a terminal: stdin is a pipe written by attached clients
 	Stdin bool `protobuf:"varint,4,opt,name=stdin,proto3" json:"stdin,omitempty"`
-	// no standard streams: stdin, stdout and stderr are /dev/null
+	// nobody is expected to attach: without a terminal, stdin, stdout and
+	// stderr are /dev/null; with one, the process keeps its terminal
+	// (closing it would hang the process up) but its output is not held
 	Detach        bool `protobuf:"varint,5,opt,name=detach,proto3" json:"detach,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
