@@ -358,6 +358,11 @@ func (c *container) deleteAndShutdown() client.Exit {
 	if err := c.client.Shutdown(ctx, false); err != nil {
 		c.t.Fatalf("shutdown: %v", err)
 	}
+	// The io socket is gone by the time the connection is: the daemon may
+	// launch the container's next shim on this bundle at once.
+	if _, err := os.Stat(filepath.Join(c.bundle, api.IOFile)); !errors.Is(err, os.ErrNotExist) {
+		c.t.Errorf("io.sock still there when the shim's connection closed: %v", err)
+	}
 	waitGone(c.t, pid)
 	if mounted(c.t, filepath.Join(c.bundle, "rootfs")) {
 		c.t.Error("rootfs still mounted")

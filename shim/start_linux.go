@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"strings"
 	"syscall"
 	"time"
@@ -249,11 +250,18 @@ func Serve(o Options, version string) error {
 		defer close(ioDone)
 		svc.serveIO(iol.(*net.UnixListener))
 	}()
-	defer func() {
-		iol.Close()
-		<-ioDone
-		os.Remove(o.ioSocket())
-	}()
+	// The io socket goes before the ttrpc connections close: the daemon
+	// takes a closed connection for a shim that is gone, and may launch
+	// the container's next shim on this bundle at once.
+	var ioOnce sync.Once
+	closeIO := func() {
+		ioOnce.Do(func() {
+			iol.Close()
+			<-ioDone
+			os.Remove(o.ioSocket())
+		})
+	}
+	defer closeIO()
 	ready.WriteString("ready\n")
 	ready.Close()
 	select {
@@ -263,6 +271,7 @@ func Serve(o Options, version string) error {
 			log.Error("serve", "error", err)
 		}
 	}
+	closeIO()
 	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer scancel()
 	srv.Shutdown(sctx)

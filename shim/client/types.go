@@ -61,9 +61,10 @@ type ExecOptions struct {
 	Process  []byte
 	Terminal bool // a pseudo-terminal (Process says terminal too)
 	Stdin    bool // without a terminal: a stdin pipe written by attached clients
-	// Detach: no standard streams (all /dev/null). Otherwise the output is
-	// held, and the process waits once the hold is full, until a client
-	// attaches.
+	// Detach: nobody is expected to attach: without a terminal the
+	// process's streams are /dev/null; with one it keeps its terminal, its
+	// output not held. Otherwise the output is held (64 KiB, then the
+	// process waits) until a client attaches.
 	Detach bool
 }
 
