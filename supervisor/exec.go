@@ -33,6 +33,9 @@ type ExecRequest struct {
 	WorkingDir string   // "": the container's; else absolute
 	Tty        bool     // a pseudo-terminal
 	Stdin      bool     // without a terminal: a stdin pipe written by attached clients
+	// ConsoleSize is the terminal's size at the start, [rows, cols]; nil
+	// leaves it to a resize.
+	ConsoleSize *[2]uint16
 	// Detach: no standard streams; otherwise the output is held until a
 	// client attaches (Attach with Exec).
 	Detach bool
@@ -49,7 +52,7 @@ type AttachOptions struct {
 // runtime cannot run (not found, not executable) errdefs.ErrInvalidArgument
 // with the runtime's message.
 func (s *Supervisor) Exec(ctx context.Context, ref string, r ExecRequest) (string, error) {
-	e := oci.Exec{Args: r.Command, Env: r.Env, User: r.User, WorkingDir: r.WorkingDir, Tty: r.Tty}
+	e := oci.Exec{Args: r.Command, Env: r.Env, User: r.User, WorkingDir: r.WorkingDir, Tty: r.Tty, ConsoleSize: r.ConsoleSize}
 	if err := e.Validate(); err != nil {
 		return "", err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/coder/websocket"
 
 	"github.com/raind/condenser/internal/testutil"
 	"github.com/raind/condenser/rest/api"
@@ -32,6 +35,9 @@ type fakeDaemon struct {
 		status int
 		body   string
 	}
+	// upgrade, by "METHOD /path": a WebSocket session the request is
+	// accepted into (stdio_test.go).
+	upgrade map[string]func(*websocket.Conn)
 }
 
 func startFake(t *testing.T) *fakeDaemon {
@@ -44,7 +50,7 @@ func startFake(t *testing.T) *fakeDaemon {
 	f := &fakeDaemon{sock: filepath.Join(dir, "d.sock"), body: map[string][]byte{}, answer: map[string]struct {
 		status int
 		body   string
-	}{}}
+	}{}, upgrade: map[string]func(*websocket.Conn){}}
 	l, err := net.Listen("unix", f.sock)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +62,18 @@ func startFake(t *testing.T) *fakeDaemon {
 		f.reqs = append(f.reqs, key+"?"+r.URL.RawQuery)
 		f.body[key] = b
 		a, ok := f.answer[key]
+		session := f.upgrade[key]
 		f.mu.Unlock()
+		if session != nil && !ok {
+			conn, err := websocket.Accept(w, r, nil)
+			if err != nil {
+				t.Errorf("%s: accept: %v", key, err)
+				return
+			}
+			defer conn.CloseNow()
+			session(conn)
+			return
+		}
 		if !ok {
 			a.status, a.body = 200, `{"status":"success","message":"ok"}`
 		}
@@ -86,11 +103,17 @@ func (f *fakeDaemon) requests() []string {
 // ctl runs the command line in-process against f (nil: no daemon).
 func ctl(t *testing.T, f *fakeDaemon, args ...string) result {
 	t.Helper()
+	return ctlIn(t, f, strings.NewReader(""), args...)
+}
+
+// ctlIn is ctl with in as the standard input.
+func ctlIn(t *testing.T, f *fakeDaemon, in io.Reader, args ...string) result {
+	t.Helper()
 	if f != nil {
 		args = append([]string{"--host", "unix://" + f.sock}, args...)
 	}
 	var out, errOut bytes.Buffer
-	code := run(args, strings.NewReader(""), &out, &errOut)
+	code := run(args, in, &out, &errOut)
 	return result{out.String(), errOut.String(), code}
 }
 
@@ -100,13 +123,17 @@ func TestHelp(t *testing.T) {
 		want []string
 	}{
 		// Every command's help lists its flags …
-		{[]string{"container", "run", "-h"}, []string{"--memory", "--rm", "-d, --detach", "-e, --env", "-p, --publish", "--restart", "IMAGE [COMMAND [ARG...]]", "--host"}},
+		{[]string{"container", "run", "-h"}, []string{"--memory", "--rm", "-d, --detach", "-e, --env", "-p, --publish", "--restart", "IMAGE [COMMAND [ARG...]]", "--host",
+			"-i, --interactive", "-t, --tty", "--detach-keys keys", "none when the input is not a terminal) (default ctrl-p,ctrl-q)"}},
+		{[]string{"container", "exec", "-h"}, []string{"CONTAINER COMMAND [ARG...]", "-i, --interactive", "-t, --tty", "-d, --detach", "-e, --env", "-u, --user", "-w, --workdir", "--detach-keys"}},
+		{[]string{"container", "attach", "-h"}, []string{"--no-stdin", "--detach-keys", "ctrl-p,ctrl-q"}},
+		{[]string{"container", "start", "-h"}, []string{"-a, --attach", "-i, --interactive", "--detach-keys"}},
 		{[]string{"container", "create", "--help"}, []string{"--memory", "--name", "--read-only"}},
 		{[]string{"container", "logs", "--help"}, []string{"-f, --follow", "--tail", "--timestamps", "--since"}},
 		{[]string{"container", "stop", "-h"}, []string{"-t, --timeout"}},
 		{[]string{"image", "pull", "-h"}, []string{"--platform"}},
 		// … and a group's help lists its commands.
-		{[]string{"container", "--help"}, []string{"run", "logs", "stats", "wait", "inspect"}},
+		{[]string{"container", "--help"}, []string{"run", "logs", "stats", "wait", "inspect", "exec", "attach"}},
 		{[]string{"container", "-h"}, []string{"Available Commands"}},
 		{[]string{"image", "--help"}, []string{"pull", "import", "inspect"}},
 		{[]string{"help", "container"}, []string{"restart", "kill"}},
@@ -138,6 +165,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"container", "logs", "a", "b"}, "container logs: one CONTAINER required"},
 		{[]string{"container", "rm"}, "container rm: CONTAINER required"},
 		{[]string{"container", "run"}, "container run: IMAGE required"},
+		{[]string{"container", "exec", "web"}, "container exec: CONTAINER and COMMAND required"},
+		{[]string{"container", "attach"}, "container attach: one CONTAINER required"},
+		{[]string{"container", "run", "--detach-keys", "ctrl-1", "busybox"}, `container run: invalid argument "ctrl-1" for "--detach-keys" flag: "ctrl-1" is not a key: want comma-separated ctrl-<a-z@[\]^_> or single characters`},
+		{[]string{"container", "exec", "--detach-keys", "ctrl-p,,x", "web", "sh"}, `"" is not a key`},
+		{[]string{"container", "start", "-a", "a", "b"}, "you cannot start and attach multiple containers at once"},
 		{[]string{"container", "ls", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"container", "ls", "extra"}, "container ls takes no arguments"},
 		{[]string{"completion", "tcsh"}, `unknown command "tcsh"`},
@@ -231,6 +263,8 @@ func TestRunExecFailure(t *testing.T) {
 	} {
 		f := startFake(t)
 		f.respond("POST /v1/containers", 200, `{"status":"success","message":"created","data":{"id":"abc"}}`)
+		// Attached before the start, which fails: the client hangs up.
+		f.upgrade["GET /v1/containers/abc/stdio"] = func(conn *websocket.Conn) { conn.Read(context.Background()) }
 		b, _ := json.Marshal(api.Envelope{Status: api.StatusFail, Message: tc.msg})
 		f.respond(tc.at, 400, string(b))
 		r := ctl(t, f, "container", "run", "--rm", "busybox", "/nonexistent")
@@ -267,6 +301,9 @@ func TestCompletion(t *testing.T) {
 		want []string
 	}{
 		{[]string{"__complete", "container", "r"}, []string{"restart", "rm", "run"}},
+		{[]string{"__complete", "container", "a"}, []string{"attach"}},
+		{[]string{"__complete", "container", "exec", ""}, []string{"web", "db"}},
+		{[]string{"__complete", "container", "exec", "--d"}, []string{"--detach", "--detach-keys"}},
 		{[]string{"__complete", "container", "logs", ""}, []string{"web", "db"}},
 		{[]string{"__complete", "container", "rm", "web", ""}, []string{"db"}},
 		{[]string{"__complete", "container", "run", ""}, []string{"busybox:latest"}},

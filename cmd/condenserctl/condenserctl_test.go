@@ -25,6 +25,20 @@ type env struct {
 	t    *testing.T
 	ctl  string
 	sock string
+	d    *daemon
+}
+
+// daemon is the daemon's command line, its process (nil while it is down)
+// and the log of all its runs.
+type daemon struct {
+	args []string
+	cmd  *exec.Cmd
+	logs bytes.Buffer
+}
+
+// in is the environment for a subtest.
+func (e *env) in(t *testing.T) *env {
+	return &env{t: t, ctl: e.ctl, sock: e.sock, d: e.d}
 }
 
 // result is one condenserctl invocation.
@@ -35,8 +49,17 @@ type result struct {
 
 func (e *env) run(args ...string) result {
 	e.t.Helper()
+	return e.runIn("", args...)
+}
+
+// runIn runs condenserctl with input as its standard input ("": none).
+func (e *env) runIn(input string, args ...string) result {
+	e.t.Helper()
 	cmd := exec.Command(e.ctl, args...)
 	cmd.Env = append(os.Environ(), "RAIND_HOST=unix://"+e.sock)
+	if input != "" {
+		cmd.Stdin = strings.NewReader(input)
+	}
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
@@ -71,15 +94,19 @@ func startEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, ctl: dir + "/condenserctl", sock: filepath.Join(state, "condenser.sock")}
-	var logs bytes.Buffer
-	daemon := exec.Command(dir+"/condenser", "--root", t.TempDir(), "--state", state, "--runtime", "runc", "--cgroup-parent", testutil.CgroupParent(t),
-		"--listen", "unix://"+e.sock, "--registry-mirror", "docker.io=http://"+reg.Host)
-	daemon.Stdout, daemon.Stderr = &logs, &logs
-	if err := daemon.Start(); err != nil {
-		t.Fatal(err)
-	}
+	e := &env{t: t, ctl: dir + "/condenserctl", sock: filepath.Join(state, "condenser.sock"), d: &daemon{}}
+	e.d.args = []string{dir + "/condenser", "--root", t.TempDir(), "--state", state, "--runtime", "runc", "--cgroup-parent", testutil.CgroupParent(t),
+		"--listen", "unix://" + e.sock, "--registry-mirror", "docker.io=http://" + reg.Host}
 	t.Cleanup(func() {
+		defer func() {
+			os.RemoveAll(state)
+			if t.Failed() {
+				t.Logf("daemon log:\n%s", &e.d.logs)
+			}
+		}()
+		if e.d.cmd == nil { // a test that failed while it was down
+			e.startDaemon()
+		}
 		if r := e.run("container", "ls", "--format", "json"); r.code == 0 {
 			var list []api.ContainerSummary
 			json.Unmarshal([]byte(r.stdout), &list)
@@ -87,21 +114,37 @@ func startEnv(t *testing.T) *env {
 				e.run("container", "rm", "-f", c.ContainerID)
 			}
 		}
-		daemon.Process.Signal(syscall.SIGTERM)
-		daemon.Wait()
-		os.RemoveAll(state)
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", &logs)
-		}
+		e.stopDaemon(syscall.SIGTERM)
 	})
+	e.startDaemon()
+	return e
+}
+
+// startDaemon starts the daemon and waits until it answers.
+func (e *env) startDaemon() {
+	e.t.Helper()
+	d := e.d
+	d.cmd = exec.Command(d.args[0], d.args[1:]...)
+	d.cmd.Stdout, d.cmd.Stderr = &d.logs, &d.logs
+	d.cmd.WaitDelay = 5 * time.Second // should a child hold its output open
+	if err := d.cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if e.run("version").code == 0 {
-			return e
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("daemon not answering:\n%s", &logs)
+			e.t.Fatalf("daemon not answering:\n%s", &d.logs)
 		}
 	}
+}
+
+// stopDaemon signals the daemon and waits for it (SIGKILL: kill -9).
+func (e *env) stopDaemon(sig syscall.Signal) {
+	e.d.cmd.Process.Signal(sig)
+	e.d.cmd.Wait()
+	e.d.cmd = nil
 }
 
 func TestCondenserctl(t *testing.T) {

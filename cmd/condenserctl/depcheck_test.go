@@ -4,21 +4,24 @@ import (
 	"go/build"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
 
 // TestClientImportsOnlyTheWireTypes fails when condenserctl links the
-// daemon's code: of this module it may import the wire types (rest/api) and pure
-// helpers, never the server (rest), the supervisor, the image store, the
-// shim or the root filesystems — a client of the contract is built on the
-// contract alone.
+// daemon's code: of this module it may import the wire types (rest/api), the
+// frame codec of the stdio sessions (internal/frame) and pure helpers, never
+// the server (rest), the supervisor, the image store, the shim or the root
+// filesystems — a client of the contract is built on the contract alone. Of
+// other modules it links only the ones listed: cobra, a WebSocket client and
+// the terminal.
 func TestClientImportsOnlyTheWireTypes(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(build.Default.GOROOT, "bin", "go")
 	}
-	out, err := exec.Command(goBin, "list", "-deps", ".").Output()
+	out, err := exec.Command(goBin, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
@@ -27,6 +30,16 @@ func TestClientImportsOnlyTheWireTypes(t *testing.T) {
 		module + "/rest/api":         true,
 		module + "/internal/errdefs": true,
 		module + "/internal/names":   true,
+		module + "/internal/frame":   true,
+	}
+	// Modules other than this one and the standard library.
+	modules := []string{
+		"github.com/spf13/cobra",
+		"github.com/spf13/pflag",
+		"github.com/inconshreveable/mousetrap", // cobra's, on Windows
+		"github.com/coder/websocket",
+		"golang.org/x/term",
+		"golang.org/x/sys",
 	}
 	forbidden := []string{
 		"github.com/julienschmidt/httprouter",
@@ -42,8 +55,12 @@ func TestClientImportsOnlyTheWireTypes(t *testing.T) {
 		if dep == module+"/rest/api" {
 			sawAPI = true
 		}
-		if (dep == module || strings.HasPrefix(dep, module+"/")) && !allowed[dep] {
-			t.Errorf("condenserctl imports %s: a client may use only %s/rest/api of the daemon's packages", dep, module)
+		if dep == module || strings.HasPrefix(dep, module+"/") {
+			if !allowed[dep] {
+				t.Errorf("condenserctl imports %s: a client may use only the wire types (%s/rest/api, internal/frame) of the daemon's packages", dep, module)
+			}
+		} else if !slices.ContainsFunc(modules, func(m string) bool { return dep == m || strings.HasPrefix(dep, m+"/") }) {
+			t.Errorf("condenserctl links %s, not among its dependencies %q", dep, modules)
 		}
 		for _, f := range forbidden {
 			if dep == f || strings.HasPrefix(dep, f+"/") {

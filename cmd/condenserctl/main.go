@@ -6,9 +6,10 @@
 //	condenserctl [--host unix:///run/condenser/condenser.sock] container|image|version|info|completion …
 //
 // Exit status: 0 success, 1 an error (the daemon's message, or that it
-// cannot be reached), 2 a usage error; `container run` exits with the
-// container's exit code, 127 when its command does not exist and 126 when
-// it cannot be executed (Docker's convention).
+// cannot be reached), 2 a usage error; `container run`, `exec`, `attach`
+// and `start -a` exit with the process's exit code, 127 when its command
+// does not exist and 126 when it cannot be executed (Docker's convention),
+// and 0 when the client detaches (the detach keys).
 package main
 
 import (
@@ -309,23 +310,35 @@ func (c *cli) do(method, path string, body io.Reader, header map[string]string) 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
-			//lint:ignore ST1005 the program's last word to its user: a sentence
-			return nil, fmt.Errorf("cannot reach Condenser at %s: is it running? Start it with `make run` or `systemctl start condenser.socket`.", c.host)
-		}
-		return nil, err
+		return nil, c.transportError(err)
 	}
 	if resp.StatusCode >= 300 {
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		var env api.Envelope
-		if json.Unmarshal(b, &env) == nil && env.Message != "" {
-			return nil, &apiError{resp.StatusCode, env.Message}
-		}
-		return nil, &apiError{resp.StatusCode, fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))}
+		return nil, responseError(method, path, resp)
 	}
 	return resp, nil
+}
+
+// transportError says that the daemon cannot be reached, when that is
+// what err is.
+func (c *cli) transportError(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		//lint:ignore ST1005 the program's last word to its user: a sentence
+		return fmt.Errorf("cannot reach Condenser at %s: is it running? Start it with `make run` or `systemctl start condenser.socket`.", c.host)
+	}
+	return err
+}
+
+// responseError is a failure answer as an *apiError with the envelope's
+// message; it closes the body.
+func responseError(method, path string, resp *http.Response) error {
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var env api.Envelope
+	if json.Unmarshal(b, &env) == nil && env.Message != "" {
+		return &apiError{resp.StatusCode, env.Message}
+	}
+	return &apiError{resp.StatusCode, fmt.Sprintf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))}
 }
 
 // call sends a JSON request and decodes the envelope's data into out.

@@ -3,14 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 
+	"github.com/coder/websocket"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -50,18 +48,20 @@ type createFlags struct {
 	name, entrypoint, workdir, user, restart string
 	env, volume, publish                     list
 	memory                                   memBytes
-	tty, readOnly, rm, detach                bool
+	tty, interactive, readOnly, rm, detach   bool
 	cpus                                     float64
 	pids                                     int64
+	detachKeys                               detachKeys // run's
 }
 
-// flags defines them on fs; run adds --rm and -d.
+// flags defines them on fs; run adds --rm, -d and --detach-keys.
 func (f *createFlags) flags(fs *pflag.FlagSet, run bool) {
 	fs.StringVar(&f.name, "name", "", "container name")
 	fs.VarP(&f.env, "env", "e", "set an environment variable KEY=VALUE (repeatable; also --environment)")
 	fs.VarP(&f.volume, "volume", "v", "bind mount /host:/ctr[:ro|rw] (repeatable)")
 	fs.VarP(&f.publish, "publish", "p", "publish a port HOST:CONTAINER[/proto] (repeatable)")
 	fs.BoolVarP(&f.tty, "tty", "t", false, "allocate a terminal")
+	fs.BoolVarP(&f.interactive, "interactive", "i", false, "open the container's standard input (run: and attach this input to it)")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "replace the image's entrypoint")
 	fs.StringVarP(&f.workdir, "workdir", "w", "", "working directory in the container")
 	fs.StringVarP(&f.user, "user", "u", "", "user[:group], as names or ids")
@@ -73,6 +73,7 @@ func (f *createFlags) flags(fs *pflag.FlagSet, run bool) {
 	if run {
 		fs.BoolVar(&f.rm, "rm", false, "remove the container when it exits")
 		fs.BoolVarP(&f.detach, "detach", "d", false, "print the container's id and return")
+		detachKeysFlag(fs, &f.detachKeys)
 	}
 	fs.SetNormalizeFunc(flagAliases(map[string]string{"environment": "env"}))
 	// Flags after IMAGE are the container command's own, as with docker:
@@ -85,7 +86,7 @@ func (f *createFlags) request(args []string) *api.CreateContainerRequest {
 	req := &api.CreateContainerRequest{
 		Image: args[0], Command: args[1:], Env: f.env, Mount: f.volume, Port: f.publish,
 		Network: "raind0", Tty: f.tty, Name: f.name, Workdir: f.workdir, User: f.user,
-		RestartPolicy: f.restart, ReadOnly: f.readOnly, AutoRemove: f.rm && f.detach,
+		RestartPolicy: f.restart, ReadOnly: f.readOnly, AutoRemove: f.rm && f.detach, OpenStdin: f.interactive,
 	}
 	if f.entrypoint != "" {
 		req.Entrypoint = []string{f.entrypoint}
@@ -125,17 +126,23 @@ func parseBytes(s string) (int64, error) {
 	return int64(v), nil
 }
 
+// runLong is run's own help.
+const runLong = "\n\nUnless detached (-d), run attaches to the container's output before starting it (nothing is\n" +
+	"lost), with -i to its input too and with -t on this terminal (-it for a shell), and exits with\n" +
+	"its status. The detach keys (--detach-keys) leave it running: " + prog + " container attach gets back."
+
 func (c *cli) createCommand(run bool) *cobra.Command {
 	var f createFlags
-	name, short := "create", "Create a container"
+	name, short, more := "create", "Create a container", ""
 	if run {
 		name, short = "run", "Create and start a container, stream its output and exit with its code"
+		more = runLong
 	}
 	cmd := &cobra.Command{
 		Use:   name + " [flags] IMAGE [COMMAND [ARG...]]",
 		Short: short,
 		Long: short + ".\n\nFlags go before IMAGE: whatever follows IMAGE is the container's command and its\n" +
-			"arguments, flags included (" + prog + " container " + name + " busybox ls -l).",
+			"arguments, flags included (" + prog + " container " + name + " busybox ls -l)." + more,
 		Args: needArgs(1, "IMAGE"),
 		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]string, cobra.ShellCompDirective) {
 			if len(args) == 0 {
@@ -202,55 +209,50 @@ func runError(err error) error {
 	return err
 }
 
-// runContainer creates and starts; unless detached it streams the log until
-// the container stops, exits with its code and, with --rm, removes it.
+// runContainer creates and starts; unless detached it attaches to the
+// container's stdio first (so that no output is lost), relays until the
+// container exits, exits with its code and, with --rm, removes it. A
+// container the client detaches from (the detach keys) goes on.
 func (c *cli) runContainer(f *createFlags, args []string) (err error) {
+	o := stdio{stdin: f.interactive, tty: f.tty, detachKeys: f.detachKeys.value(c)}
+	if f.tty && !f.detach {
+		if err := c.requireTerminal(); err != nil {
+			return err
+		}
+	}
 	id, err := c.create(f, args)
 	if err != nil {
 		return runError(err)
 	}
-	if f.rm && !f.detach {
-		defer func() {
-			if rerr := c.call("DELETE", "/v1/containers/"+id+"/actions/delete?force=true", nil, nil); rerr != nil && err == nil {
-				err = rerr
-			}
-		}()
+	remove := f.rm && !f.detach
+	defer func() {
+		if !remove {
+			return
+		}
+		if rerr := c.call("DELETE", "/v1/containers/"+id+"/actions/delete?force=true", nil, nil); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+	var conn *websocket.Conn
+	if !f.detach {
+		if conn, err = c.openStdio("/v1/containers/"+id+"/stdio", o); err != nil {
+			return err
+		}
+	}
+	if f.tty {
+		c.presize(id)
 	}
 	if err := c.call("POST", "/v1/containers/"+id+"/actions/start", api.StartContainerRequest{Tty: f.tty}, nil); err != nil {
+		if conn != nil {
+			conn.CloseNow()
+		}
 		return runError(err)
 	}
 	if f.detach {
 		fmt.Fprintln(c.out, id)
 		return nil
 	}
-	// The log from its beginning, stdout and stderr to their own streams.
-	var wg sync.WaitGroup
-	errs := make([]error, 2)
-	for i, s := range []struct {
-		name string
-		w    io.Writer
-	}{{"stdout", c.out}, {"stderr", c.errOut}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = c.copyLogs(id, url.Values{"follow": {"1"}, s.name: {"1"}}, s.w)
-		}()
-	}
-	wg.Wait()
-	if c.ctx.Err() != nil {
-		return fmt.Errorf("interrupted; container %s is still there", short(id))
-	}
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	var w api.WaitResponse
-	if err := c.call("POST", "/v1/containers/"+id+"/actions/wait", nil, &w); err != nil {
-		return err
-	}
-	if w.ExitCode != 0 {
-		return exitError{code: w.ExitCode}
-	}
-	return nil
+	ended, err := c.session(conn, o, id)
+	remove = remove && ended
+	return err
 }

@@ -788,6 +788,7 @@ func TestExec(t *testing.T) {
 		want supervisor.ExecRequest
 	}{
 		{api.ExecRequest{Command: []string{"sh"}, Tty: true, Detach: &no}, supervisor.ExecRequest{Command: []string{"sh"}, Tty: true}},
+		{api.ExecRequest{Command: []string{"sh"}, Tty: true, ConsoleSize: &[2]uint16{24, 80}}, supervisor.ExecRequest{Command: []string{"sh"}, Tty: true, ConsoleSize: &[2]uint16{24, 80}}},
 		{api.ExecRequest{Command: []string{"ls", "-l"}, Detach: &yes}, supervisor.ExecRequest{Command: []string{"ls", "-l"}, Detach: true}},
 		{api.ExecRequest{Command: []string{"env"}, Stdin: true, Env: []string{"A=1"}, User: "1000:1000", Workdir: "/tmp"},
 			supervisor.ExecRequest{Command: []string{"env"}, Stdin: true, Env: []string{"A=1"}, User: "1000:1000", WorkingDir: "/tmp"}},

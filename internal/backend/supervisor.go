@@ -92,7 +92,7 @@ func statsOf(st client.Stats, c *supervisor.Container, now time.Time) *api.Conta
 // execRequest is the supervisor's request for a REST exec request.
 func execRequest(r api.ExecRequest) supervisor.ExecRequest {
 	return supervisor.ExecRequest{Command: r.Command, Env: r.Env, User: r.User, WorkingDir: r.Workdir,
-		Tty: r.Tty, Stdin: r.Stdin, Detach: r.Detach != nil && *r.Detach}
+		Tty: r.Tty, Stdin: r.Stdin, Detach: r.Detach != nil && *r.Detach, ConsoleSize: r.ConsoleSize}
 }
 
 // execInfo is an exec process of container c as the REST contract shows

@@ -97,6 +97,9 @@ type ExecRequest struct {
 	// container's).
 	User    string `json:"user,omitempty"`
 	Workdir string `json:"workdir,omitempty"`
+	// ConsoleSize is the terminal's size when the process starts, [rows,
+	// cols] (Docker's ConsoleSize, [height, width]); ignored without Tty.
+	ConsoleSize *[2]uint16 `json:"consoleSize,omitempty"`
 	// Detach: the process has no standard streams (its output is
 	// discarded) and nobody attaches to it. Default: false on
 	// POST …/execs (the output is held until a client attaches to

@@ -16,6 +16,9 @@ type Exec struct {
 	User       string   // as Config.User
 	WorkingDir string   // absolute
 	Tty        bool
+	// ConsoleSize is the terminal's size at the start, [rows, cols]
+	// (with Tty; nil: none, until a resize).
+	ConsoleSize *[2]uint16
 }
 
 // Validate checks e: a command, env entries, an absolute working directory,
@@ -55,6 +58,9 @@ func ExecProcess(init *specs.Process, e Exec, readFile fileReader) (*specs.Proce
 	p.Args = slices.Clone(e.Args)
 	p.Terminal = e.Tty
 	p.ConsoleSize = nil
+	if cs := e.ConsoleSize; e.Tty && cs != nil && cs[0] > 0 && cs[1] > 0 {
+		p.ConsoleSize = &specs.Box{Height: uint(cs[0]), Width: uint(cs[1])}
+	}
 	if e.WorkingDir != "" {
 		p.Cwd = e.WorkingDir
 	}

@@ -36,8 +36,18 @@ func TestExecProcess(t *testing.T) {
 			}
 		}, ""},
 		{"terminal and workdir", Exec{Args: []string{"sh"}, Tty: true, WorkingDir: "/tmp"}, func(t *testing.T, p *specs.Process) {
-			if !p.Terminal || p.Cwd != "/tmp" {
+			if !p.Terminal || p.Cwd != "/tmp" || p.ConsoleSize != nil {
 				t.Errorf("%+v", p)
+			}
+		}, ""},
+		{"console size", Exec{Args: []string{"sh"}, Tty: true, ConsoleSize: &[2]uint16{24, 80}}, func(t *testing.T, p *specs.Process) {
+			if p.ConsoleSize == nil || *p.ConsoleSize != (specs.Box{Height: 24, Width: 80}) {
+				t.Errorf("console size %+v", p.ConsoleSize)
+			}
+		}, ""},
+		{"console size without a terminal", Exec{Args: []string{"sh"}, ConsoleSize: &[2]uint16{24, 80}}, func(t *testing.T, p *specs.Process) {
+			if p.ConsoleSize != nil {
+				t.Errorf("console size %+v", p.ConsoleSize)
 			}
 		}, ""},
 		{"user from passwd, HOME follows", Exec{Args: []string{"id"}, User: "app"}, func(t *testing.T, p *specs.Process) {
