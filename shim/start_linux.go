@@ -12,8 +12,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 

@@ -128,4 +128,3 @@ func (c *Condenser) terminalShimMemory(ctx context.Context) (_ memory, err error
 	}
 	return memoryOf(pids[0])
 }
-
