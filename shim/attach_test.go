@@ -262,6 +262,61 @@ func (c *container) fdBaseline() int {
 	return fds(c.t, c.shimPid())
 }
 
+// goroutines asks the shim for a stack dump (SIGUSR1) and returns how
+// many goroutines it has.
+func (c *container) goroutines() int {
+	c.t.Helper()
+	n, _ := c.stackDump()
+	return n
+}
+
+// stackDump has the shim write a stack dump to its log and returns it
+// with its goroutine count.
+func (c *container) stackDump() (int, string) {
+	c.t.Helper()
+	path := filepath.Join(c.bundle, api.LogFile)
+	before := strings.Count(c.shimLog(), "=== condenser-shim goroutine dump")
+	if err := syscall.Kill(c.shimPid(), syscall.SIGUSR1); err != nil {
+		c.t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		dumps := strings.Split(string(b), "=== condenser-shim goroutine dump")
+		if len(dumps)-1 > before {
+			last := dumps[len(dumps)-1]
+			var n int
+			if _, err := fmt.Sscanf(last, ": %d goroutines ===", &n); err == nil && strings.Count(last, "\ngoroutine ") >= n {
+				return n, last
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("no stack dump in %s", path)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitGoroutines waits until the shim has want goroutines (those of the
+// sessions end just after their streams do).
+func (c *container) waitGoroutines(want int) {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, dump := c.stackDump()
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("the shim has %d goroutines, want %d:%s", n, want, dump)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // waitFds waits until the shim has want descriptors open (clients and
 // pipes are closed by the shim's goroutines, just after the stream ends).
 func waitFds(t testing.TB, pid, want int) {
@@ -710,6 +765,7 @@ func TestConcurrentExecs(t *testing.T) {
 			ctx := context.Background()
 			shim := c.shimPid()
 			baseline := c.fdBaseline()
+			goroutines := c.goroutines()
 
 			const n = 50
 			errs := make(chan error, n)
@@ -764,6 +820,7 @@ func TestConcurrentExecs(t *testing.T) {
 				t.Errorf("zombies: %v", z)
 			}
 			waitFds(t, shim, baseline)
+			c.waitGoroutines(goroutines)
 			if left, _ := filepath.Glob(filepath.Join(c.bundle, "x*")); len(left) > 0 {
 				t.Errorf("exec files left in the bundle: %v", left)
 			}

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -262,15 +264,27 @@ func Serve(o Options, version string) error {
 		})
 	}
 	defer closeIO()
+	// SIGUSR1 writes every goroutine's stack to the shim's log, as
+	// containerd's shim does: what a stuck or leaking shim is doing.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
 	ready.WriteString("ready\n")
 	ready.Close()
-	select {
-	case <-done:
-	case err := <-errc:
-		if err != nil && !errors.Is(err, ttrpc.ErrServerClosed) {
-			log.Error("serve", "error", err)
+serving:
+	for {
+		select {
+		case <-done:
+			break serving
+		case err := <-errc:
+			if err != nil && !errors.Is(err, ttrpc.ErrServerClosed) {
+				log.Error("serve", "error", err)
+			}
+			break serving
+		case <-usr1:
+			dumpStacks(os.Stderr)
 		}
 	}
+	signal.Stop(usr1)
 	closeIO()
 	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer scancel()
@@ -279,6 +293,18 @@ func Serve(o Options, version string) error {
 	os.Remove(filepath.Join(o.Bundle, api.PidFile))
 	return nil
 }
+
+// dumpStacks writes every goroutine's stack to w, after a header line
+// that counts them (StackDumpHeader).
+func dumpStacks(w io.Writer) {
+	buf := make([]byte, 1<<20)
+	n := goruntime.Stack(buf, true)
+	fmt.Fprintf(w, StackDumpHeader+"\n%s\n", goruntime.NumGoroutine(), buf[:n])
+}
+
+// StackDumpHeader starts a stack dump in the shim's log (SIGUSR1); %d is
+// the number of goroutines.
+const StackDumpHeader = "=== condenser-shim goroutine dump: %d goroutines ==="
 
 // newDriver picks the runtime driver by the runtime binary's name: Droplet
 // (whose root is its RAIND_ROOT_DIR), or the OCI command line of runc and
