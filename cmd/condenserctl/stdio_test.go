@@ -94,9 +94,10 @@ func TestRunRelay(t *testing.T) {
 	if want := []clientFrame{{frame.Stdin, "hi\n"}, {frame.CloseStdin, ""}}; !slices.Equal(got, want) {
 		t.Errorf("the client sent %q, want %q", got, want)
 	}
-	// Attached before the start, so that no output is lost; removed after.
+	// Attached before the start, so that no output is lost; the exit's
+	// record looked for (settle); removed after.
 	want := "POST /v1/containers?\nGET /v1/containers/abc/stdio?detachKeys=&stdin=1\n" +
-		"POST /v1/containers/abc/actions/start?\nDELETE /v1/containers/abc/actions/delete?force=true"
+		"POST /v1/containers/abc/actions/start?\nGET /v1/containers/abc?\nDELETE /v1/containers/abc/actions/delete?force=true"
 	if s := sequence(f); s != want {
 		t.Errorf("requests:\n%s\nwant:\n%s", s, want)
 	}
@@ -399,6 +400,9 @@ func TestAttach(t *testing.T) {
 			default:
 				want = append(want, stdioKey+"?"+tc.query)
 			}
+			if tc.query != "" {
+				want = append(want, "GET /v1/containers/"+id+"?") // settle: the exit recorded?
+			}
 			if !slices.Equal(reqs, want) {
 				t.Errorf("requests %q, want %q", reqs, want)
 			}
@@ -527,7 +531,7 @@ func TestTerminalSession(t *testing.T) {
 	// is set before the start, so that the process's first instruction
 	// sees it.
 	want := "POST /v1/containers?\nGET /v1/containers/abc/stdio?detachKeys=ctrl-p%2Cctrl-q&stdin=1\n" +
-		"POST /v1/containers/abc/actions/resize?h=30&w=100\nPOST /v1/containers/abc/actions/start?"
+		"POST /v1/containers/abc/actions/resize?h=30&w=100\nPOST /v1/containers/abc/actions/start?\nGET /v1/containers/abc?"
 	if s := sequence(f); s != want {
 		t.Errorf("requests:\n%s\nwant:\n%s", s, want)
 	}

@@ -63,7 +63,7 @@ var wantKeys = map[string]string{
 	"VersionInfo":            "version apiVersion gitCommit,omitempty goVersion os arch",
 	"SystemInfo":             "runtime runtimeVersion,omitempty cgroupMode storageDriver root state containers containersRunning containersStopped images kernelVersion,omitempty os arch ncpu memTotal",
 	"Event":                  "type action id name,omitempty attributes,omitempty time",
-	"ExecRequest":            "command tty stdin,omitempty env,omitempty user,omitempty workdir,omitempty detach,omitempty",
+	"ExecRequest":            "command tty stdin,omitempty env,omitempty user,omitempty workdir,omitempty consoleSize,omitempty detach,omitempty",
 	"ExecInfo":               "id containerId pid tty running exitCode exitedAt",
 }
 
