@@ -50,39 +50,13 @@ func (o *OCI) Create(ctx context.Context, opts CreateOptions) (Process, error) {
 		}
 	}
 	pidFile := filepath.Join(opts.Bundle, "init.pid")
-	args := []string{"create", "--bundle", opts.Bundle, "--pid-file", pidFile}
-	streams := &stdio{in: opts.Stdin, out: opts.Stdout, err: opts.Stderr}
-	var cs *consoleSocket
+	var console string
 	if opts.Terminal {
-		// The runtime's own standard streams are /dev/null: the init's
-		// are the terminal.
-		streams = &stdio{}
-		var err error
-		if cs, err = listenConsole(filepath.Join(opts.Bundle, "c.sock")); err != nil {
-			return Process{}, err
-		}
-		args = append(args, "--console-socket", cs.path)
+		console = filepath.Join(opts.Bundle, "c.sock")
 	}
-	_, err := o.run(ctx, o.logPath(opts.Bundle), streams, append(args, opts.ID)...)
-	var console *os.File
-	if cs != nil {
-		var cerr error
-		console, cerr = cs.wait(err == nil)
-		if err == nil && cerr != nil {
-			err = fmt.Errorf("%s create: %w", o.name(), cerr)
-		}
-	}
-	var pid int
-	if err == nil {
-		pid, err = readPidFile(pidFile)
-		if err != nil {
-			err = fmt.Errorf("%s create: %w", o.name(), err)
-		}
-	}
+	p, err := o.runProcess(ctx, o.logPath(opts.Bundle), &stdio{in: opts.Stdin, out: opts.Stdout, err: opts.Stderr}, console, pidFile,
+		opts.ID, "create", "--bundle", opts.Bundle, "--pid-file", pidFile)
 	if err != nil {
-		if console != nil {
-			console.Close()
-		}
 		// A create that failed half-way may leave the runtime's state, and
 		// an init waiting to be started: remove them (not when the
 		// container existed before: it is not this create's).
@@ -102,10 +76,50 @@ func (o *OCI) Create(ctx context.Context, opts CreateOptions) (Process, error) {
 		if o.fifoInit == nil {
 			o.fifoInit = map[string]int{}
 		}
-		o.fifoInit[opts.ID] = pid
+		o.fifoInit[opts.ID] = p.Pid
 		o.mu.Unlock()
 	}
-	return Process{Pid: pid, Console: console}, nil
+	return p, nil
+}
+
+// runProcess runs a runtime command that starts a process (create, exec
+// --detach) with streams as its standard streams, or, with a console
+// socket path, with a terminal whose master it receives there (the
+// runtime's own streams are then /dev/null); then it reads the process's
+// pid from pidFile. On failure nothing of the terminal is left open.
+func (o *OCI) runProcess(ctx context.Context, logFile string, streams *stdio, console, pidFile, id string, args ...string) (Process, error) {
+	var cs *consoleSocket
+	if console != "" {
+		var err error
+		if cs, err = listenConsole(console); err != nil {
+			return Process{}, fmt.Errorf("%s %s: %w", o.name(), args[0], err)
+		}
+		streams = &stdio{}
+		args = append(args, "--console-socket", cs.path)
+	}
+	_, err := o.run(ctx, logFile, streams, append(args, id)...)
+	var p Process
+	if cs != nil {
+		var cerr error
+		p.Console, cerr = cs.wait(err == nil)
+		if err == nil && cerr != nil {
+			// The process runs, but the master of its terminal was never
+			// taken: closed with the socket, it hangs the process up.
+			err = fmt.Errorf("%s %s: %w", o.name(), args[0], cerr)
+		}
+	}
+	if err == nil {
+		if p.Pid, err = readPidFile(pidFile); err != nil {
+			err = fmt.Errorf("%s %s: %w", o.name(), args[0], err)
+		}
+	}
+	if err != nil {
+		if p.Console != nil {
+			p.Console.Close()
+		}
+		return Process{}, err
+	}
+	return p, nil
 }
 
 // readPidFile reads the pid a runtime wrote to path.
@@ -144,41 +158,12 @@ func (o *OCI) Exec(ctx context.Context, opts ExecOptions) (Process, error) {
 	}
 	os.Remove(pidFile) // a killed shim's
 	os.Remove(logFile)
-	args := []string{"exec", "--detach", "--pid-file", pidFile, "--process", procFile}
-	streams := &stdio{in: opts.Stdin, out: opts.Stdout, err: opts.Stderr}
-	var cs *consoleSocket
+	var console string
 	if opts.Terminal {
-		streams = &stdio{}
-		var err error
-		if cs, err = listenConsole(base + ".sock"); err != nil {
-			return Process{}, fmt.Errorf("%s exec: %w", o.name(), err)
-		}
-		args = append(args, "--console-socket", cs.path)
+		console = base + ".sock"
 	}
-	_, err := o.run(ctx, logFile, streams, append(args, opts.ID)...)
-	var console *os.File
-	if cs != nil {
-		var cerr error
-		console, cerr = cs.wait(err == nil)
-		if err == nil && cerr != nil {
-			// The process runs, but the master of its terminal was never
-			// taken: closed with the socket, it hangs the process up.
-			err = fmt.Errorf("%s exec: %w", o.name(), cerr)
-		}
-	}
-	var pid int
-	if err == nil {
-		if pid, err = readPidFile(pidFile); err != nil {
-			err = fmt.Errorf("%s exec: %w", o.name(), err)
-		}
-	}
-	if err != nil {
-		if console != nil {
-			console.Close()
-		}
-		return Process{}, err
-	}
-	return Process{Pid: pid, Console: console}, nil
+	return o.runProcess(ctx, logFile, &stdio{in: opts.Stdin, out: opts.Stdout, err: opts.Stderr}, console, pidFile,
+		opts.ID, "exec", "--detach", "--pid-file", pidFile, "--process", procFile)
 }
 
 // hasPoststartHooks reports whether the bundle's configuration may have
