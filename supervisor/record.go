@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,6 +42,9 @@ type CreateRequest struct {
 	// OpenStdin: without a terminal, the init's stdin is a pipe its shim
 	// holds, written by attached clients (else /dev/null).
 	OpenStdin bool `json:"openStdin,omitempty"`
+	// Ports are published ports, as the Raind CLI writes them
+	// (HOST:CONTAINER[:tcp|udp]) or Docker ([IP:]HOST:CONTAINER[/proto]).
+	Ports []string `json:"ports,omitempty"`
 	oci.Config
 }
 
@@ -89,6 +93,27 @@ type Container struct {
 	CreatedAt     time.Time      `json:"createdAt,omitzero"`
 	StartedAt     time.Time      `json:"startedAt,omitzero"`
 	StoppedAt     time.Time      `json:"stoppedAt,omitzero"`
+	// Endpoint is the container's place on its network while it has one
+	// (created or running on a bridge network); nil otherwise.
+	Endpoint *Endpoint `json:"endpoint,omitempty"`
+}
+
+// Endpoint is a container's attachment to a network.
+type Endpoint struct {
+	Network string          `json:"network"`
+	IP      netip.Addr      `json:"ip"`
+	Prefix  netip.Prefix    `json:"prefix"` // the network's subnet
+	Gateway netip.Addr      `json:"gateway"`
+	MAC     string          `json:"mac,omitempty"`
+	Ports   []PublishedPort `json:"ports,omitempty"`
+}
+
+// PublishedPort is a container port reachable from the host.
+type PublishedPort struct {
+	HostIP        netip.Addr `json:"hostIp"` // unspecified: all the host's addresses
+	HostPort      uint16     `json:"hostPort"`
+	ContainerPort uint16     `json:"containerPort"`
+	Protocol      string     `json:"protocol"` // tcp or udp
 }
 
 // ShortID is the 12-digit form of the id.
@@ -104,6 +129,12 @@ func (c *Container) clone() *Container {
 	d.Request.Env = slices.Clone(c.Request.Env)
 	d.Request.Mounts = slices.Clone(c.Request.Mounts)
 	d.Request.Labels = maps.Clone(c.Request.Labels)
+	d.Request.Ports = slices.Clone(c.Request.Ports)
+	if c.Endpoint != nil {
+		e := *c.Endpoint
+		e.Ports = slices.Clone(e.Ports)
+		d.Endpoint = &e
+	}
 	d.Args = slices.Clone(c.Args)
 	d.RootfsMounts = slices.Clone(c.RootfsMounts)
 	for i := range d.RootfsMounts {

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"net/netip"
 	"reflect"
 	"testing"
 )
@@ -15,6 +16,14 @@ func fill(t *testing.T, v reflect.Value) {
 	case reflect.Struct:
 		if v.Type().PkgPath() == "time" { // time.Time: opaque, a value
 			v.Set(reflect.ValueOf(reflect.Zero(v.Type()).Interface()))
+			return
+		}
+		switch v.Type() { // opaque values
+		case reflect.TypeFor[netip.Addr]():
+			v.Set(reflect.ValueOf(netip.MustParseAddr("10.0.0.1")))
+			return
+		case reflect.TypeFor[netip.Prefix]():
+			v.Set(reflect.ValueOf(netip.MustParsePrefix("10.0.0.0/24")))
 			return
 		}
 		for i := range v.NumField() {
@@ -35,7 +44,7 @@ func fill(t *testing.T, v reflect.Value) {
 		v.SetBool(true)
 	case reflect.Int, reflect.Int64:
 		v.SetInt(1)
-	case reflect.Uint64:
+	case reflect.Uint64, reflect.Uint16:
 		v.SetUint(1)
 	case reflect.Float64:
 		v.SetFloat(1)
@@ -46,6 +55,10 @@ func fill(t *testing.T, v reflect.Value) {
 
 // shared reports where a and b share memory.
 func shared(a, b reflect.Value, path string) []string {
+	switch a.Type() {
+	case reflect.TypeFor[netip.Addr](), reflect.TypeFor[netip.Prefix](): // immutable values (their zone is interned)
+		return nil
+	}
 	switch a.Kind() {
 	case reflect.Pointer, reflect.Slice, reflect.Map:
 		if a.IsNil() {
