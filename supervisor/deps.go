@@ -67,6 +67,32 @@ type Shims interface {
 	Attach(ctx context.Context, bundle string, req api.AttachRequest) (Stream, error)
 }
 
+// Networks connects containers to networks: the daemon passes an adapter
+// over supervisor/network and supervisor/network/nat; nil runs without
+// networking (a container has loopback only, or the host's network).
+type Networks interface {
+	List(ctx context.Context) ([]Network, error)
+	// Get returns network name (raind0, host, none, user-defined, CNI);
+	// unknown is errdefs.ErrNotFound.
+	Get(ctx context.Context, name string) (Network, error)
+	Create(ctx context.Context, cfg NetworkConfig) (Network, error)
+	Remove(ctx context.Context, name string) error
+	// ParsePorts parses published-port specs (errdefs.ErrInvalidArgument).
+	ParsePorts(specs []string) ([]PublishedPort, error)
+	// Namespace makes container id's network namespace and returns its
+	// path, for the OCI spec.
+	Namespace(ctx context.Context, id string) (path string, err error)
+	// Connect connects the namespace to its network and publishes its
+	// ports (a taken host port is errdefs.ErrConflict).
+	Connect(ctx context.Context, id string, r ConnectRequest) (*Endpoint, error)
+	// Disconnect undoes Namespace and Connect; idempotent, and it cleans
+	// up whatever a crash left of them.
+	Disconnect(ctx context.Context, id string) error
+	// Reconcile disconnects every container that keep rejects, and what
+	// belongs to no container.
+	Reconcile(ctx context.Context, keep func(id string) bool) error
+}
+
 // Stream is a client attached to a process's standard streams
 // (*client.Stream): reads and writes carry internal/frame frames; Close
 // detaches.

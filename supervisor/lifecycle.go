@@ -27,6 +27,9 @@ func (s *Supervisor) Create(ctx context.Context, req CreateRequest) (*Container,
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
+	if _, err := s.checkNetwork(ctx, &req); err != nil {
+		return nil, err
+	}
 	img, err := s.cfg.Images.Image(ctx, req.Image, true)
 	if err != nil {
 		return nil, err
@@ -99,6 +102,33 @@ func (s *Supervisor) createRuntime(ctx context.Context, c *Container, spec *spec
 	if err := os.MkdirAll(c.Bundle, 0o700); err != nil {
 		return err
 	}
+	if err := s.joinNetwork(ctx, c, spec); err != nil {
+		return err
+	}
+	// The network is connected while the shim creates the container: both
+	// take milliseconds, and neither needs the other (the namespace
+	// exists).
+	type connected struct {
+		ep  *Endpoint
+		err error
+	}
+	netc := make(chan connected, 1)
+	go func() {
+		ep, err := s.connectNetwork(ctx, c) // reads c's id, name and request only
+		netc <- connected{ep, err}
+	}()
+	err := s.createShimContainer(ctx, c, spec)
+	n := <-netc
+	c.Endpoint = n.ep // release disconnects it whatever happened
+	if err == nil {
+		err = n.err
+	}
+	return err
+}
+
+// createShimContainer writes c's config.json, starts its shim (unless c
+// has a spare's) and creates the container in it.
+func (s *Supervisor) createShimContainer(ctx context.Context, c *Container, spec *specs.Spec) error {
 	b, err := json.Marshal(spec)
 	if err != nil {
 		return err

@@ -2,11 +2,27 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/supervisor/oci"
 )
+
+// Container networking. A container on a bridge network (raind0, a
+// user-defined one, a CNI conflist) gets a network namespace of Condenser's
+// own, made before the runtime's create (the spec names it) and connected
+// — veth, address, routes, published ports — while the shim creates the
+// container; it is torn down with the runtime's container (release), so
+// an address is held only while the container is created or running. "host"
+// shares the host's; "none" is a namespace with loopback only, the
+// runtime's own. At start, Reconcile removes what a killed daemon left.
 
 // Network is a network containers can be on.
 type Network struct {
@@ -26,25 +42,208 @@ type NetworkConfig struct {
 	Gateway string // "" the subnet's first address
 }
 
+// ConnectRequest is what Networks.Connect needs of a container.
+type ConnectRequest struct {
+	Network  string
+	Name     string // the container's name
+	Hostname string
+	Ports    []PublishedPort
+}
+
+// attached tells whether a container on network gets a namespace of
+// Condenser's own, connected by Networks.
+func attached(network string) bool { return network != "host" && network != "none" }
+
+// networkName is the network a container's request names.
+func networkName(r *CreateRequest) string {
+	if r.Network == "" {
+		return "raind0"
+	}
+	return r.Network
+}
+
+// checkNetwork checks a create request's network and published ports
+// against the networks that exist, and returns the ports.
+func (s *Supervisor) checkNetwork(ctx context.Context, r *CreateRequest) ([]PublishedPort, error) {
+	name := networkName(r)
+	if s.cfg.Networks == nil {
+		if len(r.Ports) > 0 {
+			return nil, fmt.Errorf("port publishing needs networking, which this daemon runs without: %w", errdefs.ErrInvalidArgument)
+		}
+		return nil, nil
+	}
+	ports, err := s.cfg.Networks.ParsePorts(r.Ports)
+	if err != nil {
+		return nil, err
+	}
+	if len(ports) > 0 && !attached(name) {
+		return nil, fmt.Errorf("ports cannot be published on network %q (with \"host\" the container's ports are the host's): %w", name, errdefs.ErrInvalidArgument)
+	}
+	if _, err := s.cfg.Networks.Get(ctx, name); err != nil {
+		return nil, err
+	}
+	return ports, nil
+}
+
+// joinNetwork gives c its network namespace before the runtime creates
+// it: the spec names the namespace's path. The caller connects it
+// (connectNetwork), and release tears it down.
+func (s *Supervisor) joinNetwork(ctx context.Context, c *Container, spec *specs.Spec) error {
+	if s.cfg.Networks == nil || !attached(networkName(&c.Request)) || spec.Linux == nil {
+		return nil
+	}
+	path, err := s.cfg.Networks.Namespace(ctx, c.ID)
+	if err != nil {
+		return fmt.Errorf("container %s: its network namespace: %w", c.Name, err)
+	}
+	for i, ns := range spec.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			spec.Linux.Namespaces[i].Path = path
+		}
+	}
+	return nil
+}
+
+// connectNetwork connects c's namespace to its network (address, routes,
+// published ports) and writes its /etc/hosts; it returns where c is. It
+// changes nothing of c (it runs beside the shim's create).
+func (s *Supervisor) connectNetwork(ctx context.Context, c *Container) (*Endpoint, error) {
+	name := networkName(&c.Request)
+	if s.cfg.Networks == nil || !attached(name) {
+		return nil, nil
+	}
+	ports, err := s.cfg.Networks.ParsePorts(c.Request.Ports)
+	if err != nil {
+		return nil, err
+	}
+	hostname := c.Request.Hostname
+	if hostname == "" {
+		hostname = c.ShortID()
+	}
+	ep, err := s.cfg.Networks.Connect(ctx, c.ID, ConnectRequest{Network: name, Name: c.Name, Hostname: hostname, Ports: ports})
+	if err != nil {
+		return nil, fmt.Errorf("container %s: connect it to network %s: %w", c.Name, name, err)
+	}
+	return ep, s.writeHosts(c, ep, hostname)
+}
+
+// writeHosts rewrites c's /etc/hosts with its address (in place: the
+// running container has it bind-mounted).
+func (s *Supervisor) writeHosts(c *Container, ep *Endpoint, hostname string) error {
+	var entries []oci.Host
+	if ep != nil {
+		names := []string{hostname}
+		if c.Name != hostname {
+			names = append(names, c.Name)
+		}
+		entries = append(entries, oci.Host{IP: ep.IP, Names: names})
+	}
+	path := filepath.Join(s.containerDir(c.ID), "etc", "hosts")
+	return os.WriteFile(path, []byte(oci.Hosts(hostname, entries)), 0o644)
+}
+
+// disconnectNetwork undoes joinNetwork and connectNetwork (idempotent).
+func (s *Supervisor) disconnectNetwork(ctx context.Context, c *Container) error {
+	if s.cfg.Networks == nil {
+		return nil
+	}
+	if err := s.cfg.Networks.Disconnect(ctx, c.ID); err != nil {
+		return fmt.Errorf("container %s: disconnect it from its network: %w", c.Name, err)
+	}
+	c.Endpoint = nil
+	return nil
+}
+
+// reconcileNetworks removes every namespace, veth, address and rule of a
+// container that is not created or running (what a killed daemon left).
+func (s *Supervisor) reconcileNetworks(ctx context.Context) {
+	if s.cfg.Networks == nil {
+		return
+	}
+	all, err := s.recs.all()
+	if err != nil {
+		s.log.Error("reconcile networks: read the records", "error", err)
+		return
+	}
+	live := map[string]bool{}
+	for _, c := range all {
+		if c.State == StateCreated || c.State == StateRunning {
+			live[c.ID] = true
+		}
+	}
+	if err := s.cfg.Networks.Reconcile(ctx, func(id string) bool { return live[id] }); err != nil {
+		s.log.Error("reconcile networks", "error", err)
+	}
+}
+
 // Networks lists the networks.
 func (s *Supervisor) Networks(ctx context.Context) ([]Network, error) {
-	return nil, fmt.Errorf("networks: %w", errdefs.ErrNotImplemented)
+	if s.cfg.Networks == nil {
+		return nil, errNoNetworking
+	}
+	nets, err := s.cfg.Networks.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	users := s.networkUsers()
+	for i := range nets {
+		nets[i].Containers = users[nets[i].Name]
+	}
+	return nets, nil
 }
+
+// networkUsers are the ids of the containers on each network.
+func (s *Supervisor) networkUsers() map[string][]string {
+	users := map[string][]string{}
+	all, _ := s.recs.all()
+	for _, c := range all {
+		if c.Endpoint != nil {
+			users[c.Endpoint.Network] = append(users[c.Endpoint.Network], c.ID)
+		}
+	}
+	for _, ids := range users {
+		slices.Sort(ids)
+	}
+	return users
+}
+
+var errNoNetworking = fmt.Errorf("this daemon runs without networking: %w", errdefs.ErrNotImplemented)
 
 // Network returns network name; unknown is errdefs.ErrNotFound.
 func (s *Supervisor) Network(ctx context.Context, name string) (Network, error) {
-	return Network{}, fmt.Errorf("networks: %w", errdefs.ErrNotImplemented)
+	if s.cfg.Networks == nil {
+		return Network{}, errNoNetworking
+	}
+	n, err := s.cfg.Networks.Get(ctx, name)
+	if err != nil {
+		return Network{}, err
+	}
+	n.Containers = s.networkUsers()[n.Name]
+	return n, nil
 }
 
 // CreateNetwork creates a user-defined bridge network: a taken name is
 // errdefs.ErrAlreadyExists, a bad or overlapping subnet
 // errdefs.ErrInvalidArgument.
 func (s *Supervisor) CreateNetwork(ctx context.Context, cfg NetworkConfig) (Network, error) {
-	return Network{}, fmt.Errorf("networks: %w", errdefs.ErrNotImplemented)
+	if s.cfg.Networks == nil {
+		return Network{}, errNoNetworking
+	}
+	return s.cfg.Networks.Create(ctx, cfg)
 }
 
 // RemoveNetwork removes a user-defined network: one a container is on is
 // errdefs.ErrConflict, a built-in one errdefs.ErrInvalidArgument.
 func (s *Supervisor) RemoveNetwork(ctx context.Context, name string) error {
-	return fmt.Errorf("networks: %w", errdefs.ErrNotImplemented)
+	if s.cfg.Networks == nil {
+		return errNoNetworking
+	}
+	if users := s.networkUsers()[name]; len(users) > 0 {
+		return fmt.Errorf("network %s is in use by %d container(s): %w", name, len(users), errdefs.ErrConflict)
+	}
+	err := s.cfg.Networks.Remove(ctx, name)
+	if errors.Is(err, errdefs.ErrConflict) {
+		return err
+	}
+	return err
 }

@@ -172,6 +172,9 @@ func (s *Supervisor) release(ctx context.Context, c *Container) (*client.Exit, e
 		}
 	}
 	c.ShimAddress, c.ShimPid, c.Pid = "", 0, 0
+	if err := s.disconnectNetwork(ctx, c); err != nil {
+		return exit, err
+	}
 	return exit, nil
 }
 

@@ -37,6 +37,9 @@ type Config struct {
 	// container gets its own, a cgroupfs path (oci.ValidCgroupParent); "":
 	// oci.CgroupParent.
 	CgroupParent string
+	// Networks connects containers to networks; nil: none (loopback only,
+	// or the host's network).
+	Networks Networks
 }
 
 // Supervisor owns the containers: their records, their shims and their
@@ -111,6 +114,7 @@ func Open(ctx context.Context, cfg Config) (*Supervisor, error) {
 	orphans := s.orphans(all)
 	s.reconnect(ctx, all)
 	s.sweep(orphans)
+	s.reconcileNetworks(ctx)
 	s.resume()
 	return s, nil
 }

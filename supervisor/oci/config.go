@@ -13,6 +13,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/internal/names"
 )
 
 // Config is what a user chooses about a container that shapes its OCI
@@ -47,8 +48,9 @@ type Config struct {
 	Hostname string `json:"hostname,omitempty"`
 	// Labels become annotations, over the image's labels.
 	Labels map[string]string `json:"labels,omitempty"`
-	// Network is "" or "raind0" (default: own network namespace with
-	// loopback), "none" (the same until bridge networking exists) or "host".
+	// Network is "host" (the host's network namespace) or the name of a
+	// network the container gets its own namespace on: "" or "raind0"
+	// (the default bridge), "none" (loopback only), a user-defined one.
 	Network string `json:"network,omitempty"`
 	// Memory is the memory limit in bytes; 0 means unset.
 	Memory int64 `json:"memory,omitempty"`
@@ -123,6 +125,9 @@ func invalid(format string, a ...any) error {
 	return fmt.Errorf(format+": %w", append(a, errdefs.ErrInvalidArgument)...)
 }
 
+// parseNetwork tells whether network n is the host's; any other is a
+// namespace of the container's own (whether n exists is the supervisor's
+// to check: networks are created at run time).
 func parseNetwork(n string) (host bool, err error) {
 	switch n {
 	case "", "raind0", "none":
@@ -130,7 +135,10 @@ func parseNetwork(n string) (host bool, err error) {
 	case "host":
 		return true, nil
 	}
-	return false, invalid("network %q: unknown network (want raind0, none or host)", n)
+	if err := names.ValidName(n); err != nil {
+		return false, invalid("network %q: not a valid network name", n)
+	}
+	return false, nil
 }
 
 func checkHostname(h string) error {

@@ -34,10 +34,7 @@ func WriteEtcFiles(dir, hostname string, hostNetwork bool) (EtcFiles, error) {
 		Hostname:   filepath.Join(dir, "hostname"),
 		ResolvConf: filepath.Join(dir, "resolv.conf"),
 	}
-	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-	if hostname != "" {
-		hosts += "127.0.1.1\t" + hostname + "\n"
-	}
+	hosts := Hosts(hostname, nil)
 	resolv, err := os.ReadFile(hostResolvConf)
 	if err != nil && !os.IsNotExist(err) {
 		return f, fmt.Errorf("read %s: %w", hostResolvConf, err)
@@ -59,6 +56,35 @@ func WriteEtcFiles(dir, hostname string, hostNetwork bool) (EtcFiles, error) {
 		}
 	}
 	return f, nil
+}
+
+// Host is an /etc/hosts entry: an address and its names.
+type Host struct {
+	IP    netip.Addr
+	Names []string
+}
+
+// Hosts is a container's /etc/hosts: localhost, then its own entries
+// (its address on its network with its hostname and name, or 127.0.1.1
+// with its hostname when it has none), then its peers' (the containers on
+// the same user-defined network, by name).
+func Hosts(hostname string, entries []Host) string {
+	var b strings.Builder
+	b.WriteString("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	if len(entries) == 0 && hostname != "" {
+		entries = []Host{{IP: netip.AddrFrom4([4]byte{127, 0, 1, 1}), Names: []string{hostname}}}
+	}
+	for _, e := range entries {
+		if !e.IP.IsValid() || len(e.Names) == 0 {
+			continue
+		}
+		b.WriteString(e.IP.String())
+		for _, n := range e.Names {
+			b.WriteString("\t" + n)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // containerResolvConf drops loopback nameservers from a resolv.conf and
