@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -124,22 +125,88 @@ func (s *Supervisor) connectNetwork(ctx context.Context, c *Container) (*Endpoin
 	if err != nil {
 		return nil, fmt.Errorf("container %s: connect it to network %s: %w", c.Name, name, err)
 	}
-	return ep, s.writeHosts(c, ep, hostname)
+	return ep, s.join(name, c.ID, member{name: c.Name, hostname: hostname, ip: ep.IP})
 }
 
-// writeHosts rewrites c's /etc/hosts with its address (in place: the
-// running container has it bind-mounted).
-func (s *Supervisor) writeHosts(c *Container, ep *Endpoint, hostname string) error {
-	var entries []oci.Host
-	if ep != nil {
-		names := []string{hostname}
-		if c.Name != hostname {
-			names = append(names, c.Name)
-		}
-		entries = append(entries, oci.Host{IP: ep.IP, Names: names})
+// member is a container on a network, as its peers' /etc/hosts name it.
+type member struct {
+	name, hostname string
+	ip             netip.Addr
+}
+
+// resolvesNames tells whether the containers of a network find each other
+// by name (/etc/hosts): on user-defined networks, as on Docker's; not on
+// the default one.
+func resolvesNames(network string) bool { return network != "raind0" }
+
+// join adds container id to network's members and rewrites the /etc/hosts
+// of those it concerns: its own, and its peers' on a network that resolves
+// names.
+func (s *Supervisor) join(network, id string, m member) error {
+	s.hostsMu.Lock()
+	defer s.hostsMu.Unlock()
+	if s.members[network] == nil {
+		s.members[network] = map[string]member{}
 	}
-	path := filepath.Join(s.containerDir(c.ID), "etc", "hosts")
-	return os.WriteFile(path, []byte(oci.Hosts(hostname, entries)), 0o644)
+	s.members[network][id] = m
+	if !resolvesNames(network) {
+		return s.writeHosts(network, id)
+	}
+	return s.writeNetworkHosts(network)
+}
+
+// leave removes container id from network's members (and from its peers'
+// /etc/hosts).
+func (s *Supervisor) leave(network, id string) error {
+	s.hostsMu.Lock()
+	defer s.hostsMu.Unlock()
+	if _, ok := s.members[network][id]; !ok {
+		return nil
+	}
+	delete(s.members[network], id)
+	if !resolvesNames(network) {
+		return nil
+	}
+	return s.writeNetworkHosts(network)
+}
+
+// writeNetworkHosts rewrites the /etc/hosts of every member of network.
+func (s *Supervisor) writeNetworkHosts(network string) error {
+	var errs []error
+	for id := range s.members[network] {
+		errs = append(errs, s.writeHosts(network, id))
+	}
+	return errors.Join(errs...)
+}
+
+// writeHosts rewrites member id's /etc/hosts: its own address and names,
+// then its peers' when the network resolves names. In place: a running
+// container has it bind-mounted. The caller holds hostsMu.
+func (s *Supervisor) writeHosts(network, id string) error {
+	self := s.members[network][id]
+	names := []string{self.hostname}
+	if self.name != self.hostname {
+		names = append(names, self.name)
+	}
+	entries := []oci.Host{{IP: self.ip, Names: names}}
+	if resolvesNames(network) {
+		peers := make([]string, 0, len(s.members[network]))
+		for pid := range s.members[network] {
+			if pid != id {
+				peers = append(peers, pid)
+			}
+		}
+		slices.Sort(peers)
+		for _, pid := range peers {
+			p := s.members[network][pid]
+			entries = append(entries, oci.Host{IP: p.ip, Names: []string{p.name}})
+		}
+	}
+	path := filepath.Join(s.containerDir(id), "etc", "hosts")
+	if err := os.WriteFile(path, []byte(oci.Hosts(self.hostname, entries)), 0o644); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // disconnectNetwork undoes joinNetwork and connectNetwork (idempotent).
@@ -149,6 +216,11 @@ func (s *Supervisor) disconnectNetwork(ctx context.Context, c *Container) error 
 	}
 	if err := s.cfg.Networks.Disconnect(ctx, c.ID); err != nil {
 		return fmt.Errorf("container %s: disconnect it from its network: %w", c.Name, err)
+	}
+	if c.Endpoint != nil {
+		if err := s.leave(c.Endpoint.Network, c.ID); err != nil {
+			s.log.Warn("update the /etc/hosts of a network's containers", "network", c.Endpoint.Network, "error", err)
+		}
 	}
 	c.Endpoint = nil
 	return nil
@@ -166,11 +238,23 @@ func (s *Supervisor) reconcileNetworks(ctx context.Context) {
 		return
 	}
 	live := map[string]bool{}
+	s.hostsMu.Lock()
 	for _, c := range all {
 		if c.State == StateCreated || c.State == StateRunning {
 			live[c.ID] = true
+			if ep := c.Endpoint; ep != nil {
+				hostname := c.Request.Hostname
+				if hostname == "" {
+					hostname = c.ShortID()
+				}
+				if s.members[ep.Network] == nil {
+					s.members[ep.Network] = map[string]member{}
+				}
+				s.members[ep.Network][c.ID] = member{name: c.Name, hostname: hostname, ip: ep.IP}
+			}
 		}
 	}
+	s.hostsMu.Unlock()
 	if err := s.cfg.Networks.Reconcile(ctx, func(id string) bool { return live[id] }); err != nil {
 		s.log.Error("reconcile networks", "error", err)
 	}

@@ -283,3 +283,48 @@ func readFullSpec(t *testing.T, bundle string) *specs.Spec {
 	}
 	return &spec
 }
+
+// TestNamesOnUserDefinedNetworks: containers on a user-defined network
+// find each other by name (/etc/hosts, kept up to date as they come and
+// go); on raind0 they do not, as on Docker's default bridge.
+func TestNamesOnUserDefinedNetworks(t *testing.T) {
+	ctx := context.Background()
+	d, _ := newNetDaemon(t)
+	if _, err := d.sup.CreateNetwork(ctx, NetworkConfig{Name: "backend", Subnet: "10.167.0.0/24"}); err != nil {
+		t.Fatal(err)
+	}
+	hosts := func(c *Container) string {
+		b, err := os.ReadFile(filepath.Join(d.sup.containerDir(c.ID), "etc", "hosts"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	a := d.create("a", func(r *CreateRequest) { r.Network = "backend" })
+	b := d.create("b", func(r *CreateRequest) { r.Network = "backend" })
+	x := d.create("x", nil) // raind0
+	y := d.create("y", nil)
+	a, b, x = d.get(a.ID), d.get(b.ID), d.get(x.ID)
+	if h := hosts(a); !strings.Contains(h, b.Endpoint.IP.String()+"\tb\n") {
+		t.Errorf("a's hosts lack b:\n%s", h)
+	}
+	if h := hosts(b); !strings.Contains(h, a.Endpoint.IP.String()+"\ta\n") {
+		t.Errorf("b's hosts lack a:\n%s", h)
+	}
+	if h := hosts(x); strings.Contains(h, "\ty\n") || strings.Contains(h, "\ta\n") {
+		t.Errorf("x on raind0 resolves others:\n%s", h)
+	}
+	_ = y
+	if _, err := d.sup.Delete(ctx, "b", true); err != nil {
+		t.Fatal(err)
+	}
+	if h := hosts(a); strings.Contains(h, "\tb\n") {
+		t.Errorf("a's hosts still name b after it went:\n%s", h)
+	}
+	// After a daemon restart the members are known again.
+	d.restart()
+	c := d.create("c", func(r *CreateRequest) { r.Network = "backend" })
+	if h := hosts(d.get(a.ID)); !strings.Contains(h, d.get(c.ID).Endpoint.IP.String()+"\tc\n") {
+		t.Errorf("a's hosts lack c after a restart:\n%s", h)
+	}
+}

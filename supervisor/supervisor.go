@@ -60,6 +60,11 @@ type Supervisor struct {
 	spare       *spare        // a shim launched for the next container
 	spareFilled chan struct{} // while a spare is being launched: closed when it is
 
+	// members of the user-defined networks, for their /etc/hosts (see
+	// networks.go); hostsMu serializes their rewrites.
+	hostsMu sync.Mutex
+	members map[string]map[string]member // network → id → member
+
 	events *hub
 	ctx    context.Context // lives as long as the supervisor
 	cancel context.CancelFunc
@@ -105,7 +110,7 @@ func Open(ctx context.Context, cfg Config) (*Supervisor, error) {
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &Supervisor{cfg: cfg, log: cfg.Logger, recs: recs, db: db,
 		locks: map[string]*sync.Mutex{}, shims: map[string]Shim{}, runs: map[string]chan struct{}{},
-		events: newHub(), ctx: sctx, cancel: cancel}
+		events: newHub(), ctx: sctx, cancel: cancel, members: map[string]map[string]member{}}
 	all, err := s.recs.all()
 	if err != nil {
 		s.Close()
