@@ -93,6 +93,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeExec$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDetachKeys$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
 	$(GO) test -run '^$$' -fuzz '^FuzzDetachScanner$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreateNetwork$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
 
 # The reliability suite alone: the daemon killed (-9) at random under 8
 # concurrent clients, killed shims, a pull onto a full disk, then the

@@ -74,6 +74,21 @@ type Backend interface {
 	// ImportImage reads a `docker save` or OCI image-layout tarball from r.
 	ImportImage(ctx context.Context, r io.Reader, progress func(api.PullProgress)) ([]api.ImageSummary, error)
 
+	// ListNetworks lists the networks, the built-in ones (raind0, host,
+	// none) included.
+	ListNetworks(ctx context.Context) ([]api.NetworkSummary, error)
+	// InspectNetwork returns network name; an unknown one is ErrNotFound.
+	InspectNetwork(ctx context.Context, name string) (*api.NetworkSummary, error)
+	// CreateNetwork creates a user-defined bridge network (req.Name is a
+	// valid name: the handler has checked it); a taken name is
+	// ErrAlreadyExists, a bad or overlapping subnet or gateway
+	// ErrInvalidArgument.
+	CreateNetwork(ctx context.Context, req api.CreateNetworkRequest) (*api.NetworkSummary, error)
+	// RemoveNetwork removes a user-defined network: one a container is on
+	// is ErrConflict, a built-in one ErrInvalidArgument, an unknown one
+	// ErrNotFound.
+	RemoveNetwork(ctx context.Context, name string) error
+
 	Version(ctx context.Context) api.VersionInfo
 	Info(ctx context.Context) (*api.SystemInfo, error)
 	// Events calls fn for each lifecycle event from now on until ctx is done

@@ -40,20 +40,15 @@ func (s *server) createContainer(w http.ResponseWriter, r *http.Request, _ httpr
 	return &reply{"container created", api.IDResponse{ID: id}}, nil
 }
 
-// validateCreate checks what the HTTP contract itself fixes: an image, no
-// port entries (until port publishing exists), and not the name "stats",
-// which GET /v1/containers/stats takes.
-// Everything else — restart policy, network, resources, labels, mounts, env,
-// name syntax, the image reference — is the backend's to judge (an
-// ErrInvalidArgument from it is a 400 all the same).
+// validateCreate checks what the HTTP contract itself fixes: an image, and
+// not the name "stats", which GET /v1/containers/stats takes.
+// Everything else — restart policy, network, published ports, resources,
+// labels, mounts, env, name syntax, the image reference — is the backend's
+// to judge (an ErrInvalidArgument from it is a 400 all the same, a host
+// port already taken a 409).
 func validateCreate(req *api.CreateContainerRequest) error {
 	if strings.TrimSpace(req.Image) == "" {
 		return invalidf("image is required")
-	}
-	if len(req.Port) > 0 {
-		return invalidf("port publishing is not supported yet: cannot publish %s; "+
-			"remove the port mappings (with network \"host\" the container's ports are the host's)",
-			strings.Join(req.Port, ", "))
 	}
 	if req.Name == statsID {
 		return invalidf("the name %q is reserved: GET /v1/containers/stats is the stats of every container", statsID)
@@ -118,6 +113,9 @@ func (s *server) getContainer(w http.ResponseWriter, r *http.Request, p httprout
 	}
 	if c.Config.Mounts == nil {
 		c.Config.Mounts = []api.Mount{}
+	}
+	if ns := c.NetworkSettings; ns != nil && ns.Ports == nil {
+		ns.Ports = []api.PortBinding{}
 	}
 	return &reply{"container " + c.Name, c}, nil
 }

@@ -91,9 +91,47 @@
 //	GET    /v1/images/fs                      {"usedBytes"}
 //	POST   /v1/images/import                  tarball body → []ImageSummary; NDJSON progress as for a pull
 //
+//	GET    /v1/networks                       []NetworkSummary
+//	POST   /v1/networks                       CreateNetworkRequest → NetworkSummary
+//	GET    /v1/networks/{name}                NetworkSummary
+//	DELETE /v1/networks/{name}                → {"name"}
+//
 // {id} is the full id, a unique prefix of at least 4 characters, or the
 // name; the backend resolves it. {exec} is an exec process's id, as exec
 // answered it.
+//
+// # Networks
+//
+// A container is on one network, named by create's "network": "raind0"
+// (the default bridge, Raind's 10.166.0.0/24, also what "" means), "host"
+// (the host's network namespace), "none" (loopback only) or a user-defined
+// bridge network made with POST /v1/networks. create's "port" entries —
+// the Raind CLI's HOST:CONTAINER[:tcp|udp] or Docker's
+// [IP:]HOST:CONTAINER[/tcp|udp] — publish container ports on the host;
+// the backend checks them (a malformed one is 400, a host port already
+// taken 409), and the network, whether it exists included.
+//
+// While a container has its place on a bridge network (created or
+// running), the summary's "address" is its IPv4 address ("" otherwise) and
+// "forwards" its published ports ([] otherwise), each
+// {"source": host port, "destination": container port, "protocol"} and,
+// as an extension, "hostIp" when the port is published on one host address
+// rather than all of them. The detail adds "networkSettings" (absent
+// without a place): {"network", "address", "prefixLen", "gateway", "mac",
+// "ports": [{"hostIp", "hostPort", "containerPort", "protocol"}]}, hostIp
+// 0.0.0.0 (or ::) for all the host's addresses; its config keeps the
+// create request's "network" and "ports" as they were asked.
+//
+// POST /v1/networks creates a user-defined bridge network,
+// {"name", "subnet", "gateway"}: the name follows the rule of container
+// names (else 400), subnet is a CIDR ("" picks a free /24) and gateway an
+// address in it ("" its first); a bad or overlapping subnet is 400, a taken
+// name 409. The answer is the network, as GET /v1/networks/{name} shows
+// it: {"name", "driver" (bridge, host, null or cni), "bridge" (the Linux
+// bridge), "subnet", "gateway", "builtIn", "containers" (their ids)}.
+// GET of an unknown network is 404. DELETE /v1/networks/{name} refuses a
+// network a container is on (409) and the built-in ones, raind0, host and
+// none (400).
 //
 // # Exec processes, attach and terminals
 //
@@ -170,11 +208,10 @@
 //   - Booleans in queries take 1/0, true/false, yes/no, on/off; a bare key
 //     (?force) is true.
 //   - Create checks only what the HTTP contract fixes — the body's shape, an
-//     image, no port entries (port publishing does not exist yet: 400 saying
-//     so), not the name "stats" — and leaves the container's configuration
-//     (restart policy, network, resources, labels, mounts, env, name syntax,
-//     the image reference, tty and openStdin) to the backend, whose
-//     invalid-argument errors are 400s too.
+//     image, not the name "stats" — and leaves the container's configuration
+//     (restart policy, network, published ports, resources, labels, mounts,
+//     env, name syntax, the image reference, tty and openStdin) to the
+//     backend, whose invalid-argument errors are 400s too.
 //     entrypoint absent keeps the image's, [] clears it.
 //   - A container's exit status: GET /v1/containers/{id} has exitCode (the
 //     last run's status, 128+n for signal n) once the container has exited.

@@ -165,6 +165,9 @@ var queryRoutes = []struct{ method, path string }{
 	{"POST", "/v1/containers/{id}/execs/{id}/resize"},
 	{"GET", "/v1/containers/{id}/execs"},
 	{"GET", "/v1/containers/{id}/stdio"},
+	{"GET", "/v1/networks"},
+	{"GET", "/v1/networks/{id}"},
+	{"DELETE", "/v1/networks/{id}"},
 }
 
 // FuzzDecodeQuery: the container actions, logs, lists and image routes
@@ -212,6 +215,11 @@ func FuzzDecodeQuery(f *testing.F) {
 		{13, "web", "h=1&w=1", ""},
 		{14, "web", "", ""},
 		{15, "web", "stdin=1&detachKeys=ctrl-x", ""},
+		{16, "", "", ""},
+		{17, "raind0", "", ""},
+		{18, "backend", "", ""},
+		{18, "backend", "", "{}"},
+		{18, "backend", "force=1", `{"force":true}`},
 		{1, "a%2Fb", "", ""},
 		{1, "%zz", "", ""},
 	}
@@ -252,6 +260,43 @@ func FuzzDecodeQuery(f *testing.F) {
 					t.Fatalf("bad size passed on: %q (query %q)", call, query)
 				}
 			}
+		}
+	})
+}
+
+// FuzzDecodeCreateNetwork: POST /v1/networks with any body answers 200
+// with exactly the request the body holds, whose name is a valid one, or a
+// 4xx envelope; never a 5xx.
+func FuzzDecodeCreateNetwork(f *testing.F) {
+	for _, s := range []string{
+		`{"name":"backend"}`, `{"name":"backend","subnet":"10.167.0.0/24","gateway":"10.167.0.1"}`,
+		`{"name":"b.e_n-d1","subnet":"fd00::/64"}`, `{"name":""}`, `{"name":"-x"}`, `{"name":"a/b"}`, `{"name":".."}`,
+		`{"name":"` + strings.Repeat("a", 129) + `"}`, `{"name":"` + strings.Repeat("ab", 32) + `"}`,
+		`{"name":"backend","subnet":24}`, `{"name":"backend","driver":"macvlan"}`, `{"subnet":"10.0.0.0/8"}`,
+		`{}`, ``, `[`, `null`, `"backend"`, `{"name":"a"}{"name":"b"}`, `{"name":"\u0000"}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		rec, fk := fuzzServe(httptest.NewRequest("POST", "/v1/networks", strings.NewReader(body)))
+		checkAnswer(t, rec, fk)
+		if rec.Code != http.StatusOK {
+			return
+		}
+		var want api.CreateNetworkRequest
+		dec := json.NewDecoder(strings.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&want); err != nil {
+			t.Fatalf("accepted a body that does not decode (%v): %q", err, body)
+		}
+		fk.mu.Lock()
+		got := fk.netCreate
+		fk.mu.Unlock()
+		if got != want {
+			t.Fatalf("backend got %+v, the body says %+v", got, want)
+		}
+		if err := validNetworkName(got.Name); err != nil {
+			t.Fatalf("accepted an invalid name (%v): %q", err, body)
 		}
 	})
 }

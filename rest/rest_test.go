@@ -52,6 +52,10 @@ type fake struct {
 	create   api.CreateContainerRequest // the last create request
 	exec     api.ExecRequest            // the last exec request
 	imported string                     // the body ImportImage read
+
+	settings   *api.NetworkSettings     // InspectContainer's networkSettings
+	netCreate  api.CreateNetworkRequest // the last create-network request
+	noNetworks bool                     // ListNetworks answers nil and the network has nil containers
 }
 
 var _ Backend = (*fake)(nil)
@@ -91,8 +95,10 @@ var (
 		Repository: "docker.io/library/alpine", Reference: "latest", CreatedAt: t0,
 		ID: "sha256:aaaa", Digest: "sha256:bbbb", Size: 1234,
 	}
-	testExec = api.ExecInfo{ID: testExecID, ContainerID: testID, Pid: 43, Tty: true, Running: true}
-	testLog  = []api.LogEntry{
+	testExec    = api.ExecInfo{ID: testExecID, ContainerID: testID, Pid: 43, Tty: true, Running: true}
+	testNetwork = api.NetworkSummary{Name: "raind0", Driver: "bridge", Bridge: "raind0", Subnet: "10.166.0.0/24",
+		Gateway: "10.166.0.254", BuiltIn: true, Containers: []string{testID}}
+	testLog = []api.LogEntry{
 		{Log: "one\n", Stream: "stdout", Time: t0},
 		{Log: "two\n", Stream: "stderr", Time: t0.Add(time.Second)},
 		{Log: "three\n", Stream: "stdout", Time: t0.Add(2 * time.Second)},
@@ -128,7 +134,7 @@ func (f *fake) InspectContainer(_ context.Context, ref string) (*api.ContainerDe
 			Args: []string{"sh"}, Env: []string{"PATH=/bin"}, Workdir: "/", User: "0:0",
 			Resources: &api.Resources{Memory: 1 << 20},
 		},
-		ImageDigest: "sha256:bbbb",
+		ImageDigest: "sha256:bbbb", NetworkSettings: f.settings,
 	}, nil
 }
 
@@ -331,6 +337,42 @@ func (f *fake) Events(ctx context.Context, fn func(api.Event) error) error {
 	return ctx.Err()
 }
 
+func (f *fake) ListNetworks(context.Context) ([]api.NetworkSummary, error) {
+	if err := f.enter("ListNetworks"); err != nil {
+		return nil, err
+	}
+	if f.noNetworks {
+		return nil, nil
+	}
+	return []api.NetworkSummary{testNetwork, {Name: "none", Driver: "null", BuiltIn: true}}, nil
+}
+
+func (f *fake) InspectNetwork(_ context.Context, name string) (*api.NetworkSummary, error) {
+	if err := f.enter("InspectNetwork %s", name); err != nil {
+		return nil, err
+	}
+	n := testNetwork
+	n.Name = name
+	if f.noNetworks {
+		n.Containers = nil
+	}
+	return &n, nil
+}
+
+func (f *fake) CreateNetwork(_ context.Context, req api.CreateNetworkRequest) (*api.NetworkSummary, error) {
+	if err := f.enter("CreateNetwork %s subnet=%s gateway=%s", req.Name, req.Subnet, req.Gateway); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	f.netCreate = req
+	f.mu.Unlock()
+	return &api.NetworkSummary{Name: req.Name, Driver: "bridge", Bridge: "rd-" + req.Name, Subnet: "10.167.0.0/24", Gateway: "10.167.0.1"}, nil
+}
+
+func (f *fake) RemoveNetwork(_ context.Context, name string) error {
+	return f.enter("RemoveNetwork %s", name)
+}
+
 // ---- helpers ----
 
 // syncBuffer is a log destination safe for the handler's goroutines.
@@ -435,6 +477,7 @@ func TestRoutes(t *testing.T) {
 		`"pids":{"current":2,"limit":0},"io":{"readBytes":1,"writeBytes":2}}`
 	const idJSON = `{"id":"` + testID + `"}`
 	const execIDJSON = `{"id":"` + testExecID + `"}`
+	const networkJSON = `{"name":"raind0","driver":"bridge","bridge":"raind0","subnet":"10.166.0.0/24","gateway":"10.166.0.254","builtIn":true,"containers":["` + testID + `"]}`
 	const execJSON = `{"id":"` + testExecID + `","containerId":"` + testID + `","pid":43,"tty":true,"running":true,"exitCode":null,"exitedAt":"0001-01-01T00:00:00Z"}`
 
 	tests := []struct {
@@ -552,6 +595,23 @@ func TestRoutes(t *testing.T) {
 		{name: "images fs", method: "GET", path: "/v1/images/fs", status: 200, call: "ImagesFS", data: `{"usedBytes":4096}`},
 		{name: "import", method: "POST", path: "/v1/images/import", body: "tarball bytes", status: 200, call: "ImportImage",
 			data: `[` + imageJSON + `]`},
+
+		{name: "create with ports", method: "POST", path: "/v1/containers", body: `{"image":"alpine","port":["8080:80","53:53:udp","127.0.0.1:8443:443/tcp"]}`,
+			status: 200, call: "CreateContainer alpine", data: idJSON},
+		{name: "list networks", method: "GET", path: "/v1/networks", status: 200, call: "ListNetworks",
+			data: `[` + networkJSON + `,{"name":"none","driver":"null","bridge":"","subnet":"","gateway":"","builtIn":true,"containers":[]}]`},
+		{name: "inspect network", method: "GET", path: "/v1/networks/raind0", status: 200, call: "InspectNetwork raind0", data: networkJSON},
+		{name: "create network", method: "POST", path: "/v1/networks", body: `{"name":"backend","subnet":"10.167.0.0/24","gateway":"10.167.0.1"}`,
+			status: 200, call: "CreateNetwork backend subnet=10.167.0.0/24 gateway=10.167.0.1",
+			data: `{"name":"backend","driver":"bridge","bridge":"rd-backend","subnet":"10.167.0.0/24","gateway":"10.167.0.1","builtIn":false,"containers":[]}`},
+		{name: "create network, the daemon's subnet", method: "POST", path: "/v1/networks", body: `{"name":"backend"}`,
+			status: 200, call: "CreateNetwork backend subnet= gateway="},
+		{name: "create network without a name", method: "POST", path: "/v1/networks", body: `{"subnet":"10.167.0.0/24"}`, status: 400},
+		{name: "create network, bad name", method: "POST", path: "/v1/networks", body: `{"name":"-x"}`, status: 400},
+		{name: "create network without a body", method: "POST", path: "/v1/networks", status: 400},
+		{name: "remove network", method: "DELETE", path: "/v1/networks/backend", status: 200, call: "RemoveNetwork backend", data: `{"name":"backend"}`},
+		{name: "remove network with a body", method: "DELETE", path: "/v1/networks/backend", body: `{"force":true}`, status: 400},
+		{name: "networks: wrong method", method: "PUT", path: "/v1/networks/backend", status: 405},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -635,12 +695,44 @@ func TestContainerKeys(t *testing.T) {
 	jsonEqual(t, detail["exitCode"], `0`)
 }
 
-// The create request (a terminal and the extensions included) reaches the
-// backend as sent.
+// The detail's networkSettings: absent without an endpoint (the keys of
+// TestContainerKeys), its keys and an empty list of ports as [] with one.
+func TestNetworkSettings(t *testing.T) {
+	f := &fake{settings: &api.NetworkSettings{Network: "raind0", Address: "10.166.0.1", PrefixLen: 24, Gateway: "10.166.0.254", MAC: "02:42:0a:a6:00:01"}}
+	h, _ := newTestHandler(f)
+	env := decodeEnvelope(t, do(h, "GET", "/v1/containers/web", "").Body.Bytes())
+	var detail map[string]json.RawMessage
+	if err := json.Unmarshal(env.Data, &detail); err != nil {
+		t.Fatal(err)
+	}
+	jsonEqual(t, detail["networkSettings"], `{"network":"raind0","address":"10.166.0.1","prefixLen":24,"gateway":"10.166.0.254","mac":"02:42:0a:a6:00:01","ports":[]}`)
+
+	f.settings.Ports = []api.PortBinding{{HostIP: "0.0.0.0", HostPort: 18080, ContainerPort: 80, Protocol: "tcp"}}
+	env = decodeEnvelope(t, do(h, "GET", "/v1/containers/web", "").Body.Bytes())
+	_ = json.Unmarshal(env.Data, &detail)
+	jsonEqual(t, detail["networkSettings"], `{"network":"raind0","address":"10.166.0.1","prefixLen":24,"gateway":"10.166.0.254","mac":"02:42:0a:a6:00:01",
+		"ports":[{"hostIp":"0.0.0.0","hostPort":18080,"containerPort":80,"protocol":"tcp"}]}`)
+}
+
+// Networks' empty lists are [], not null.
+func TestNetworksEmptyLists(t *testing.T) {
+	h, _ := newTestHandler(&fake{noNetworks: true})
+	env := decodeEnvelope(t, do(h, "GET", "/v1/networks", "").Body.Bytes())
+	jsonEqual(t, env.Data, `[]`)
+	env = decodeEnvelope(t, do(h, "GET", "/v1/networks/backend", "").Body.Bytes())
+	var n map[string]json.RawMessage
+	if err := json.Unmarshal(env.Data, &n); err != nil {
+		t.Fatal(err)
+	}
+	jsonEqual(t, n["containers"], `[]`)
+}
+
+// The create request (published ports, a terminal and the extensions
+// included) reaches the backend as sent.
 func TestCreateExtensions(t *testing.T) {
 	f := &fake{}
 	h, _ := newTestHandler(f)
-	body := `{"image":"alpine","command":["echo","hi"],"env":["A=1"],"mount":["/h:/c:ro"],"network":"none","tty":true,"name":"web",
+	body := `{"image":"alpine","command":["echo","hi"],"env":["A=1"],"mount":["/h:/c:ro"],"port":["8080:80","53:53:udp"],"network":"backend","tty":true,"name":"web",
 		"entrypoint":[],"workdir":"/srv","user":"1000:1000","hostname":"box","labels":{"app":"web"},
 		"restartPolicy":"on-failure:3","resources":{"memory":67108864,"cpus":1.5,"pids":64},"readOnly":true,"autoRemove":true,
 		"openStdin":true}`
@@ -650,7 +742,7 @@ func TestCreateExtensions(t *testing.T) {
 	}
 	want := api.CreateContainerRequest{
 		Image: "alpine", Command: []string{"echo", "hi"}, Env: []string{"A=1"}, Mount: []string{"/h:/c:ro"},
-		Network: "none", Tty: true, Name: "web", Entrypoint: []string{}, Workdir: "/srv", User: "1000:1000",
+		Port: []string{"8080:80", "53:53:udp"}, Network: "backend", Tty: true, Name: "web", Entrypoint: []string{}, Workdir: "/srv", User: "1000:1000",
 		Hostname: "box", Labels: map[string]string{"app": "web"}, RestartPolicy: "on-failure:3",
 		Resources: &api.Resources{Memory: 64 << 20, CPUs: 1.5, Pids: 64}, ReadOnly: true, AutoRemove: true,
 		OpenStdin: true,
@@ -700,6 +792,8 @@ func TestErrorKinds(t *testing.T) {
 				{"GET", "/v1/containers/web"},
 				{"POST", "/v1/containers/web/actions/stop"},
 				{"DELETE", "/v1/images?image=alpine"},
+				{"DELETE", "/v1/networks/backend"},
+				{"GET", "/v1/networks/backend"},
 			} {
 				rec := do(h, route[0], route[1], "")
 				if rec.Code != tc.status {
@@ -746,8 +840,13 @@ func TestBadRequests(t *testing.T) {
 		{"oversized body", "POST", "/v1/containers", big, 413, "request body too large"},
 		{"oversized pull", "POST", "/v1/images", big, 413, "request body too large"},
 		{"oversized start", "POST", "/v1/containers/web/actions/start", big, 413, "request body too large"},
-		{"port", "POST", "/v1/containers", `{"image":"alpine","port":["8080:80"]}`, 400, "port publishing is not supported yet"},
-		{"port udp", "POST", "/v1/containers", `{"image":"alpine","port":["53:53/udp","8080:80"]}`, 400, "53:53/udp, 8080:80"},
+		{"port not a list", "POST", "/v1/containers", `{"image":"alpine","port":"8080:80"}`, 400, `field "port"`},
+		{"network without a name", "POST", "/v1/networks", `{}`, 400, "name is required"},
+		{"network name", "POST", "/v1/networks", `{"name":"back end"}`, 400, `network name "back end": want letters, digits`},
+		{"network name like an id", "POST", "/v1/networks", `{"name":"` + testID + `"}`, 400, "a name cannot look like a container id"},
+		{"network unknown field", "POST", "/v1/networks", `{"name":"backend","driver":"macvlan"}`, 400, `unknown field "driver"`},
+		{"network subnet not a string", "POST", "/v1/networks", `{"name":"backend","subnet":24}`, 400, `field "subnet"`},
+		{"oversized network", "POST", "/v1/networks", `{"name":"` + strings.Repeat("a", maxBodyBytes) + `"}`, 413, "request body too large"},
 		{"reserved name", "POST", "/v1/containers", `{"image":"alpine","name":"stats"}`, 400, "reserved"},
 		{"exec empty command", "POST", "/v1/containers/web/actions/exec", `{"command":[]}`, 400, "command is required"},
 		{"execs empty command", "POST", "/v1/containers/web/execs", `{"tty":true}`, 400, "command is required"},
@@ -791,6 +890,9 @@ func TestCreateLeavesTheConfigToTheBackend(t *testing.T) {
 		`{"image":"alpine","resources":{"memory":-1,"cpus":-0.5,"pids":-2}}`,
 		`{"image":"alpine","labels":{"":"x"}}`,
 		`{"image":"alpine","name":"-web"}`,
+		`{"image":"alpine","port":["80x:80"]}`,
+		`{"image":"alpine","port":["8080:80:sctp","8080:80/tcp","1.2.3.4:1:1"]}`,
+		`{"image":"alpine","network":"nosuch"}`,
 	} {
 		t.Run(body, func(t *testing.T) {
 			f := &fake{}

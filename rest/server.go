@@ -138,6 +138,11 @@ func (s *server) routes(r *httprouter.Router) {
 	r.GET("/v1/images/status", s.wrap(s.imageStatus))
 	r.GET("/v1/images/fs", s.wrap(s.imagesFS))
 	r.POST("/v1/images/import", s.wrap(s.importImage))
+
+	r.GET("/v1/networks", s.wrap(s.listNetworks))
+	r.POST("/v1/networks", s.wrap(s.createNetwork))
+	r.GET("/v1/networks/:name", s.wrap(s.getNetwork))
+	r.DELETE("/v1/networks/:name", s.wrap(s.removeNetwork))
 }
 
 // reply is a handler's successful answer: the envelope's message and data.

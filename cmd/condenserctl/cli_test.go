@@ -123,12 +123,17 @@ func TestHelp(t *testing.T) {
 		want []string
 	}{
 		// Every command's help lists its flags …
-		{[]string{"container", "run", "-h"}, []string{"--memory", "--rm", "-d, --detach", "-e, --env", "-p, --publish", "--restart", "IMAGE [COMMAND [ARG...]]", "--host",
+		{[]string{"container", "run", "-h"}, []string{"--memory", "--rm", "-d, --detach", "-e, --env", "-p, --publish", "[IP:]HOST:CONTAINER[/tcp|udp]",
+			"--network string", `(default "raind0")`, "--restart", "IMAGE [COMMAND [ARG...]]", "--host",
 			"-i, --interactive", "-t, --tty", "--detach-keys keys", "none when the input is not a terminal) (default ctrl-p,ctrl-q)"}},
 		{[]string{"container", "exec", "-h"}, []string{"CONTAINER COMMAND [ARG...]", "-i, --interactive", "-t, --tty", "-d, --detach", "-e, --env", "-u, --user", "-w, --workdir", "--detach-keys"}},
 		{[]string{"container", "attach", "-h"}, []string{"--no-stdin", "--detach-keys", "ctrl-p,ctrl-q"}},
 		{[]string{"container", "start", "-h"}, []string{"-a, --attach", "-i, --interactive", "--detach-keys"}},
-		{[]string{"container", "create", "--help"}, []string{"--memory", "--name", "--read-only"}},
+		{[]string{"container", "create", "--help"}, []string{"--memory", "--name", "--read-only", "-p, --publish", "--network"}},
+		{[]string{"network", "create", "-h"}, []string{"create [flags] NETWORK", "--subnet", "--gateway", "reach each other by name"}},
+		{[]string{"network", "ls", "-h"}, []string{"--format"}},
+		{[]string{"network", "rm", "-h"}, []string{"rm NETWORK...", "remove"}},
+		{[]string{"network", "--help"}, []string{"ls", "create", "rm", "inspect"}},
 		{[]string{"container", "logs", "--help"}, []string{"-f, --follow", "--tail", "--timestamps", "--since"}},
 		{[]string{"container", "stop", "-h"}, []string{"-t, --timeout"}},
 		{[]string{"image", "pull", "-h"}, []string{"--platform"}},
@@ -137,8 +142,8 @@ func TestHelp(t *testing.T) {
 		{[]string{"container", "-h"}, []string{"Available Commands"}},
 		{[]string{"image", "--help"}, []string{"pull", "import", "inspect"}},
 		{[]string{"help", "container"}, []string{"restart", "kill"}},
-		{[]string{"--help"}, []string{"container", "image", "info", "version", "completion", "--tls-cert"}},
-		{[]string{"help"}, []string{"container", "image"}},
+		{[]string{"--help"}, []string{"container", "image", "network", "info", "version", "completion", "--tls-cert"}},
+		{[]string{"help"}, []string{"container", "image", "network"}},
 	} {
 		r := ctl(t, nil, tc.args...)
 		if r.code != 0 || r.stderr != "" {
@@ -172,6 +177,15 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"container", "start", "-a", "a", "b"}, "you cannot start and attach multiple containers at once"},
 		{[]string{"container", "ls", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"container", "ls", "extra"}, "container ls takes no arguments"},
+		{[]string{"network"}, "Available Commands"},
+		{[]string{"network", "create"}, "network create: one NETWORK required (0 given)"},
+		{[]string{"network", "create", "a", "b"}, "network create: one NETWORK required (2 given)"},
+		{[]string{"network", "create", "--driver", "macvlan", "a"}, "unknown flag: --driver"},
+		{[]string{"network", "rm"}, "network rm: NETWORK required"},
+		{[]string{"network", "inspect"}, "network inspect: NETWORK required"},
+		{[]string{"network", "ls", "x"}, "network ls takes no arguments"},
+		{[]string{"network", "ls", "--format", "yaml"}, `--format "yaml": want table or json`},
+		{[]string{"network", "connect"}, `unknown command "connect" for "condenserctl network"`},
 		{[]string{"completion", "tcsh"}, `unknown command "tcsh"`},
 		{[]string{"--host", "tcp://1.2.3.4:5", "info"}, "want unix:///path/to.sock"},
 	} {
@@ -259,7 +273,7 @@ func TestRunExecFailure(t *testing.T) {
 		{"POST /v1/containers/abc/actions/start", `exec: "/etc": is a directory`, 126},
 		{"POST /v1/containers/abc/actions/start", `exec: "/etc/passwd": permission denied`, 126},
 		{"POST /v1/containers/abc/actions/start", `mount /nosuch: no such file or directory`, 1},
-		{"POST /v1/containers", `port publishing is not implemented yet`, 1},
+		{"POST /v1/containers", `host port 8080/tcp is already in use`, 1},
 	} {
 		f := startFake(t)
 		f.respond("POST /v1/containers", 200, `{"status":"success","message":"created","data":{"id":"abc"}}`)
@@ -296,6 +310,8 @@ func TestCompletion(t *testing.T) {
 	f := startFake(t)
 	f.respond("GET /v1/containers", 200, `{"status":"success","message":"","data":[{"containerId":"a","name":"web"},{"containerId":"b","name":"db"}]}`)
 	f.respond("GET /v1/images", 200, `{"status":"success","message":"","data":[{"repository":"docker.io/library/busybox","reference":"latest"}]}`)
+	f.respond("GET /v1/networks", 200, `{"status":"success","message":"","data":[{"name":"raind0","builtIn":true},{"name":"host","builtIn":true},`+
+		`{"name":"none","builtIn":true},{"name":"backend"}]}`)
 	for _, tc := range []struct {
 		args []string
 		want []string
@@ -310,6 +326,12 @@ func TestCompletion(t *testing.T) {
 		{[]string{"__complete", "container", "ls", "--format", ""}, []string{"table", "json"}},
 		{[]string{"__complete", "container", "run", "--restart", ""}, []string{"no", "on-failure", "always", "unless-stopped"}},
 		{[]string{"__complete", "container", "logs", "--t"}, []string{"--tls-ca", "--tls-cert", "--tls-key", "--tail", "--timestamps"}},
+		{[]string{"__complete", "network", ""}, []string{"create", "inspect", "ls", "rm"}},
+		{[]string{"__complete", "network", "inspect", ""}, []string{"raind0", "host", "none", "backend"}},
+		{[]string{"__complete", "network", "inspect", "host", ""}, []string{"raind0", "none", "backend"}},
+		{[]string{"__complete", "network", "rm", ""}, []string{"backend"}}, // the built-in ones cannot go
+		{[]string{"__complete", "container", "run", "--network", ""}, []string{"raind0", "host", "none", "backend"}},
+		{[]string{"__complete", "container", "create", "--net", ""}, []string{"raind0", "host", "none", "backend"}},
 	} {
 		r := ctl(t, f, tc.args...)
 		got := strings.Split(strings.TrimSpace(r.stdout), "\n")
@@ -402,5 +424,128 @@ func TestHostFromEnvironment(t *testing.T) {
 				t.Errorf("info with %s: %+v", k, r)
 			}
 		})
+	}
+}
+
+// -p and --network go to the daemon as the contract's port and network;
+// the network defaults to raind0, as with the Raind CLI.
+func TestPublishAndNetwork(t *testing.T) {
+	f := startFake(t)
+	f.respond("POST /v1/containers", 200, `{"status":"success","message":"created","data":{"id":"abc"}}`)
+	for _, tc := range []struct {
+		args    []string
+		port    []string
+		network string
+	}{
+		{[]string{"busybox"}, nil, "raind0"},
+		{[]string{"-p", "18080:80", "--publish", "127.0.0.1:5353:53/udp", "-p", "8443:443:tcp", "busybox", "httpd", "-p", "9"},
+			[]string{"18080:80", "127.0.0.1:5353:53/udp", "8443:443:tcp"}, "raind0"},
+		{[]string{"--network", "backend", "busybox"}, nil, "backend"},
+		{[]string{"--net=host", "busybox"}, nil, "host"},
+		{[]string{"--network", "none", "-p", "80:80", "busybox"}, []string{"80:80"}, "none"}, // the daemon judges
+	} {
+		r := ctl(t, f, append([]string{"container", "create"}, tc.args...)...)
+		if r.code != 0 || r.stdout != "abc\n" {
+			t.Fatalf("create %q: %+v", tc.args, r)
+		}
+		var req api.CreateContainerRequest
+		if err := json.Unmarshal(f.body["POST /v1/containers"], &req); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(req.Port, " ") != strings.Join(tc.port, " ") || req.Network != tc.network {
+			t.Errorf("create %q sent port %q network %q; want %q %q", tc.args, req.Port, req.Network, tc.port, tc.network)
+		}
+	}
+	// The daemon's refusal is the user's message, exit 1.
+	b, _ := json.Marshal(api.Envelope{Status: api.StatusFail, Message: "publish 18080:80: host port 18080/tcp is already in use by container web"})
+	f.respond("POST /v1/containers", 409, string(b))
+	if r := ctl(t, f, "container", "create", "-p", "18080:80", "busybox"); r.code != 1 ||
+		r.stderr != "condenserctl: publish 18080:80: host port 18080/tcp is already in use by container web\n" {
+		t.Errorf("taken port: %+v", r)
+	}
+}
+
+// container ls shows the published ports as docker ps does.
+func TestContainerLsPorts(t *testing.T) {
+	f := startFake(t)
+	f.respond("GET /v1/containers", 200, `{"status":"success","message":"","data":[
+		{"containerId":"`+strings.Repeat("a", 64)+`","name":"web","state":"running","imageRepository":"docker.io/library/busybox","imageReference":"latest",
+		 "address":"10.166.0.1","forwards":[{"source":18080,"destination":80,"protocol":"tcp"},{"source":5353,"destination":53,"protocol":"udp","hostIp":"127.0.0.1"},
+		 {"source":9090,"destination":90,"protocol":"tcp","hostIp":"::1"}]},
+		{"containerId":"`+strings.Repeat("b", 64)+`","name":"db","state":"stopped","imageRepository":"docker.io/library/busybox","imageReference":"latest","forwards":[]}]}`)
+	r := ctl(t, f, "container", "ls")
+	if r.code != 0 {
+		t.Fatalf("ls: %+v", r)
+	}
+	rows := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+	if len(rows) != 3 || !strings.HasPrefix(rows[0], "CONTAINER ID") || !strings.HasSuffix(rows[0], "PORTS") {
+		t.Fatalf("ls:\n%s", r.stdout)
+	}
+	if want := "0.0.0.0:18080->80/tcp, 127.0.0.1:5353->53/udp, [::1]:9090->90/tcp"; !strings.HasPrefix(rows[1], "aaaaaaaaaaaa ") || !strings.HasSuffix(rows[1], want) {
+		t.Errorf("ls row %q does not end with %q", rows[1], want)
+	}
+	if !strings.HasPrefix(rows[2], "bbbbbbbbbbbb ") || !strings.Contains(rows[2], "stopped") {
+		t.Errorf("ls row %q", rows[2])
+	}
+	// PORTS begins where the header says.
+	if col := strings.Index(rows[0], "PORTS"); col < 0 || !strings.HasPrefix(rows[1][col:], "0.0.0.0:18080") {
+		t.Errorf("PORTS column misaligned:\n%s", r.stdout)
+	}
+}
+
+func TestNetworkCommands(t *testing.T) {
+	f := startFake(t)
+	f.respond("GET /v1/networks", 200, `{"status":"success","message":"2 networks","data":[
+		{"name":"raind0","driver":"bridge","bridge":"raind0","subnet":"10.166.0.0/24","gateway":"10.166.0.254","builtIn":true,"containers":["a","b"]},
+		{"name":"host","driver":"host","bridge":"","subnet":"","gateway":"","builtIn":true,"containers":[]}]}`)
+	const backend = `{"name":"backend","driver":"bridge","bridge":"rd-backend","subnet":"10.167.0.0/24","gateway":"10.167.0.1","builtIn":false,"containers":[]}`
+	f.respond("POST /v1/networks", 200, `{"status":"success","message":"network backend created","data":`+backend+`}`)
+	f.respond("GET /v1/networks/backend", 200, `{"status":"success","message":"network backend","data":`+backend+`}`)
+	f.respond("DELETE /v1/networks/raind0", 400, `{"status":"fail","message":"network raind0 is built in: it cannot be removed"}`)
+	f.respond("DELETE /v1/networks/busy", 409, `{"status":"fail","message":"network busy is in use by container web"}`)
+
+	r := ctl(t, f, "network", "ls")
+	want := "NAME     DRIVER   SUBNET          GATEWAY        CONTAINERS\n" +
+		"raind0   bridge   10.166.0.0/24   10.166.0.254   2\n" +
+		"host     host     -               -              0\n"
+	if r.code != 0 || r.stdout != want {
+		t.Errorf("network ls: exit %d, stderr %q\n%s\nwant\n%s", r.code, r.stderr, r.stdout, want)
+	}
+	r = ctl(t, f, "network", "list", "--format", "json")
+	var list []api.NetworkSummary
+	if err := json.Unmarshal([]byte(r.stdout), &list); r.code != 0 || err != nil || len(list) != 2 || list[0].Subnet != "10.166.0.0/24" {
+		t.Errorf("network ls --format json: %v %+v", err, r)
+	}
+
+	r = ctl(t, f, "network", "create", "--subnet", "10.167.0.0/24", "backend", "--gateway", "10.167.0.1")
+	if r.code != 0 || r.stdout != "backend\n" {
+		t.Errorf("network create: %+v", r)
+	}
+	var req api.CreateNetworkRequest
+	dec := json.NewDecoder(bytes.NewReader(f.body["POST /v1/networks"]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req != (api.CreateNetworkRequest{Name: "backend", Subnet: "10.167.0.0/24", Gateway: "10.167.0.1"}) {
+		t.Errorf("network create sent %s (%v)", f.body["POST /v1/networks"], err)
+	}
+	if r := ctl(t, f, "network", "create", "front"); r.code != 0 || string(f.body["POST /v1/networks"]) != `{"name":"front"}` {
+		t.Errorf("network create without a subnet sent %s: %+v", f.body["POST /v1/networks"], r)
+	}
+
+	r = ctl(t, f, "network", "inspect", "backend")
+	var n api.NetworkSummary
+	if err := json.Unmarshal([]byte(r.stdout), &n); r.code != 0 || err != nil || n.Name != "backend" || n.Gateway != "10.167.0.1" ||
+		!strings.Contains(r.stdout, "\n  \"subnet\": \"10.167.0.0/24\"") {
+		t.Errorf("network inspect: %v %+v", err, r)
+	}
+
+	// rm goes on past a failure, reports each and exits 1.
+	before := len(f.requests())
+	r = ctl(t, f, "network", "rm", "raind0", "backend", "busy")
+	if r.code != 1 || r.stdout != "backend\n" ||
+		r.stderr != "condenserctl: network raind0 is built in: it cannot be removed\ncondenserctl: network busy is in use by container web\n" {
+		t.Errorf("network rm: %+v", r)
+	}
+	if got, want := f.requests()[before:], []string{"DELETE /v1/networks/raind0?", "DELETE /v1/networks/backend?", "DELETE /v1/networks/busy?"}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("network rm sent %q, want %q", got, want)
 	}
 }

@@ -11,7 +11,8 @@ import (
 )
 
 // Shell completion is cobra's (`condenserctl completion bash|zsh|fish|powershell`);
-// these functions add the daemon's containers and images as arguments.
+// these functions add the daemon's containers, images and networks as
+// arguments.
 // A daemon that cannot be reached in time completes nothing.
 
 // completionCall is a GET bounded by a short timeout.
@@ -49,6 +50,27 @@ func (c *cli) completeImages(_ *cobra.Command, args []string, _ string) ([]strin
 	for _, i := range list {
 		if n := imageName(i.Repository, i.Reference); !slices.Contains(args, n) {
 			names = append(names, n)
+		}
+	}
+	return names, cobra.ShellCompDirectiveNoFileComp
+}
+
+// completeNetworks offers the names of the networks not yet on the line.
+func (c *cli) completeNetworks(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	return c.networkNames(args, true)
+}
+
+// networkNames offers the names of the networks not in args, the built-in
+// ones (raind0, host, none) only with builtIn.
+func (c *cli) networkNames(args []string, builtIn bool) ([]string, cobra.ShellCompDirective) {
+	var list []api.NetworkSummary
+	if err := c.completionCall("/v1/networks", &list); err != nil {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var names []string
+	for _, n := range list {
+		if (builtIn || !n.BuiltIn) && !slices.Contains(args, n.Name) {
+			names = append(names, n.Name)
 		}
 	}
 	return names, cobra.ShellCompDirectiveNoFileComp

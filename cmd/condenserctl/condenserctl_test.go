@@ -240,8 +240,12 @@ func TestCondenserctl(t *testing.T) {
 		if r := e.run("container", "inspect", "nosuch"); r.code != 1 || !strings.HasPrefix(r.stderr, "condenserctl: ") || strings.Count(r.stderr, "\n") != 1 {
 			t.Errorf("unknown container: %+v", r)
 		}
-		if r := e.run("container", "run", "-p", "8080:80", "busybox", "true"); r.code != 1 || !strings.Contains(r.stderr, "port") {
-			t.Errorf("publish: %+v", r)
+		// A malformed port spec is the daemon's 400: exit 1.
+		if r := e.run("container", "run", "--rm", "-p", "80x:80", "busybox", "true"); r.code != 1 || !strings.Contains(r.stderr, "port") {
+			t.Errorf("publish 80x:80: %+v", r)
+		}
+		if r := e.run("network", "inspect", "nosuch"); r.code != 1 || !strings.HasPrefix(r.stderr, "condenserctl: ") {
+			t.Errorf("unknown network: %+v", r)
 		}
 		if r := e.run("container", "frobnicate"); r.code != 2 {
 			t.Errorf("usage error: %+v", r)

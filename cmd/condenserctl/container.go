@@ -190,9 +190,10 @@ func (c *cli) lsCommand() *cobra.Command {
 				return c.printJSON(list)
 			}
 			tw := tabwriter.NewWriter(c.out, 0, 8, 3, ' ', 0)
-			fmt.Fprintln(tw, "CONTAINER ID\tNAME\tIMAGE\tSTATE\tCREATED")
+			fmt.Fprintln(tw, "CONTAINER ID\tNAME\tIMAGE\tSTATE\tCREATED\tPORTS")
 			for _, s := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", short(s.ContainerID), s.Name, imageName(s.ImageRepository, s.ImageReference), s.State, ago(s.CreatedAt))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", short(s.ContainerID), s.Name, imageName(s.ImageRepository, s.ImageReference),
+					s.State, ago(s.CreatedAt), portsColumn(s.Forwards))
 			}
 			return tw.Flush()
 		},

@@ -3,7 +3,7 @@
 // (shared/api/raind-v1.md), built with cobra. The real Raind CLI installs as
 // raind; this one has a name of its own.
 //
-//	condenserctl [--host unix:///run/condenser/condenser.sock] container|image|version|info|completion …
+//	condenserctl [--host unix:///run/condenser/condenser.sock] container|image|network|version|info|completion …
 //
 // Exit status: 0 success, 1 an error (the daemon's message, or that it
 // cannot be reached), 2 a usage error; `container run`, `exec`, `attach`
@@ -151,7 +151,9 @@ func (c *cli) rootCommand() *cobra.Command {
 	container.AddCommand(c.containerCommands()...)
 	image := c.group("image", "Manage images")
 	image.AddCommand(c.imageCommands()...)
-	root.AddCommand(container, image, c.versionCommand(), c.infoCommand())
+	network := c.group("network", "Manage networks")
+	network.AddCommand(c.networkCommands()...)
+	root.AddCommand(container, image, network, c.versionCommand(), c.infoCommand())
 
 	// cobra's completion command (bash, zsh, fish, powershell), made here
 	// rather than at Execute so that an unknown shell is a usage error. It

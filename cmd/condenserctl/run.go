@@ -46,6 +46,7 @@ func (m *memBytes) Type() string { return "bytes" }
 // createFlags are the flags of create and run.
 type createFlags struct {
 	name, entrypoint, workdir, user, restart string
+	network                                  string
 	env, volume, publish                     list
 	memory                                   memBytes
 	tty, interactive, readOnly, rm, detach   bool
@@ -59,7 +60,8 @@ func (f *createFlags) flags(fs *pflag.FlagSet, run bool) {
 	fs.StringVar(&f.name, "name", "", "container name")
 	fs.VarP(&f.env, "env", "e", "set an environment variable KEY=VALUE (repeatable; also --environment)")
 	fs.VarP(&f.volume, "volume", "v", "bind mount /host:/ctr[:ro|rw] (repeatable)")
-	fs.VarP(&f.publish, "publish", "p", "publish a port HOST:CONTAINER[/proto] (repeatable)")
+	fs.VarP(&f.publish, "publish", "p", "publish a container port on the host: [IP:]HOST:CONTAINER[/tcp|udp] (repeatable)")
+	fs.StringVar(&f.network, "network", "raind0", "the container's network: raind0 (the default bridge), host, none or one made with network create (also --net)")
 	fs.BoolVarP(&f.tty, "tty", "t", false, "allocate a terminal")
 	fs.BoolVarP(&f.interactive, "interactive", "i", false, "open the container's standard input (run: and attach this input to it)")
 	fs.StringVar(&f.entrypoint, "entrypoint", "", "replace the image's entrypoint")
@@ -75,7 +77,7 @@ func (f *createFlags) flags(fs *pflag.FlagSet, run bool) {
 		fs.BoolVarP(&f.detach, "detach", "d", false, "print the container's id and return")
 		detachKeysFlag(fs, &f.detachKeys)
 	}
-	fs.SetNormalizeFunc(flagAliases(map[string]string{"environment": "env"}))
+	fs.SetNormalizeFunc(flagAliases(map[string]string{"environment": "env", "net": "network"}))
 	// Flags after IMAGE are the container command's own, as with docker:
 	// run busybox ls -l.
 	fs.SetInterspersed(false)
@@ -85,7 +87,7 @@ func (f *createFlags) flags(fs *pflag.FlagSet, run bool) {
 func (f *createFlags) request(args []string) *api.CreateContainerRequest {
 	req := &api.CreateContainerRequest{
 		Image: args[0], Command: args[1:], Env: f.env, Mount: f.volume, Port: f.publish,
-		Network: "raind0", Tty: f.tty, Name: f.name, Workdir: f.workdir, User: f.user,
+		Network: f.network, Tty: f.tty, Name: f.name, Workdir: f.workdir, User: f.user,
 		RestartPolicy: f.restart, ReadOnly: f.readOnly, AutoRemove: f.rm && f.detach, OpenStdin: f.interactive,
 	}
 	if f.entrypoint != "" {
@@ -165,6 +167,10 @@ func (c *cli) createCommand(run bool) *cobra.Command {
 	f.flags(cmd.Flags(), run)
 	cmd.RegisterFlagCompletionFunc("restart", cobra.FixedCompletions(
 		[]string{"no", "on-failure", "always", "unless-stopped"}, cobra.ShellCompDirectiveNoFileComp))
+	cmd.RegisterFlagCompletionFunc("network", func(cmd *cobra.Command, _ []string, _ string) ([]string, cobra.ShellCompDirective) {
+		return c.networkNames(nil, true)
+	})
+	cmd.RegisterFlagCompletionFunc("publish", cobra.NoFileCompletions)
 	return cmd
 }
 

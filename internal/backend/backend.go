@@ -2,8 +2,8 @@
 // what the REST layer asks, in the contract's wire types (rest/api), turned
 // into calls of the supervisor and the image store and back. It holds no
 // container logic: field copies, the few views the contract defines (a
-// summary, a detail, a stats sample, an event, an exec process) and label
-// filtering. An attachment to a process's standard streams is the
+// summary, a detail, a stats sample, an event, an exec process, a network)
+// and label filtering. An attachment to a process's standard streams is the
 // supervisor's stream itself (supervisor.Stream is a rest.Attachment).
 //
 // It depends on two small interfaces of its own, Supervisor and Images, so
@@ -76,7 +76,10 @@ func summary(c *supervisor.Container) api.ContainerSummary {
 	ref, _ := imagestore.ParseReference(c.Image)
 	s := api.ContainerSummary{
 		ContainerID: c.ID, Name: c.Name, State: string(c.State), ImageRepository: ref.Repository(), ImageReference: ref.Identifier(),
-		Command: c.Args, Forwards: []api.Forward{}, CreatingAt: c.CreatingAt, CreatedAt: c.CreatedAt, StartedAt: c.StartedAt, StoppedAt: c.StoppedAt,
+		Command: c.Args, Forwards: forwards(c.Endpoint), CreatingAt: c.CreatingAt, CreatedAt: c.CreatedAt, StartedAt: c.StartedAt, StoppedAt: c.StoppedAt,
+	}
+	if c.Endpoint != nil {
+		s.Address = addr(c.Endpoint.IP)
 	}
 	if c.State == supervisor.StateRunning {
 		s.Pid = c.Pid
@@ -123,7 +126,7 @@ func detail(c *supervisor.Container) *api.ContainerDetail {
 	d := &api.ContainerDetail{
 		ContainerSummary: summary(c), ExitCode: c.ExitCode, OOMKilled: c.OOMKilled, RestartCount: c.RestartCount,
 		ShimPid: c.ShimPid, Bundle: c.Bundle, Rootfs: c.Bundle + "/rootfs", ImageDigest: c.ImageDigest,
-		Config: config(c),
+		Config: config(c), NetworkSettings: networkSettings(c.Endpoint),
 	}
 	if c.State == supervisor.StateStopped && c.ExitCode == nil {
 		code := api.ExitUnknown

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"reflect"
 	"strings"
 	"sync"
@@ -44,6 +45,8 @@ type fakeSup struct {
 	execs      []client.ExecProcess
 	attachOpts supervisor.AttachOptions
 	stream     supervisor.Stream
+	networks   []supervisor.Network
+	netCreated supervisor.NetworkConfig
 }
 
 var _ Supervisor = (*fakeSup)(nil)
@@ -207,6 +210,38 @@ func (f *fakeSup) Resize(_ context.Context, ref, exec string, rows, cols uint16)
 	return f.call("Resize %s exec=%s %dx%d", ref, exec, rows, cols)
 }
 
+func (f *fakeSup) Networks(context.Context) ([]supervisor.Network, error) {
+	if err := f.call("Networks"); err != nil {
+		return nil, err
+	}
+	return f.networks, nil
+}
+
+func (f *fakeSup) Network(_ context.Context, name string) (supervisor.Network, error) {
+	if err := f.call("Network %s", name); err != nil {
+		return supervisor.Network{}, err
+	}
+	for _, n := range f.networks {
+		if n.Name == name {
+			return n, nil
+		}
+	}
+	return supervisor.Network{}, fmt.Errorf("no such network: %s: %w", name, errdefs.ErrNotFound)
+}
+
+func (f *fakeSup) CreateNetwork(_ context.Context, cfg supervisor.NetworkConfig) (supervisor.Network, error) {
+	if err := f.call("CreateNetwork %s", cfg.Name); err != nil {
+		return supervisor.Network{}, err
+	}
+	f.netCreated = cfg
+	return supervisor.Network{Name: cfg.Name, Driver: "bridge", Bridge: "rd-" + cfg.Name,
+		Subnet: netip.MustParsePrefix("10.167.0.0/24"), Gateway: netip.MustParseAddr("10.167.0.1")}, nil
+}
+
+func (f *fakeSup) RemoveNetwork(_ context.Context, name string) error {
+	return f.call("RemoveNetwork %s", name)
+}
+
 // fakeStream is a supervisor.Stream over a buffer.
 type fakeStream struct {
 	bytes.Buffer
@@ -321,7 +356,7 @@ func TestCreateRequest(t *testing.T) {
 		Network: "none", Name: "web", Entrypoint: []string{}, Workdir: "/srv", User: "1000:1000",
 		Hostname: "box", Labels: map[string]string{"app": "web"}, RestartPolicy: "on-failure:3",
 		Resources: &api.Resources{Memory: 64 << 20, CPUs: 1.5, Pids: 64}, ReadOnly: true, AutoRemove: true,
-		Tty: true, OpenStdin: true,
+		Tty: true, OpenStdin: true, Port: []string{"8080:80", "127.0.0.1:5353:53/udp"},
 	})
 	if err != nil || id != testID {
 		t.Fatalf("CreateContainer = %q, %v", id, err)
@@ -332,6 +367,7 @@ func TestCreateRequest(t *testing.T) {
 		r.WorkingDir, r.User, r.Hostname, r.Labels, r.Network = "/srv", "1000:1000", "box", map[string]string{"app": "web"}, "none"
 		r.Memory, r.CPUs, r.PidsLimit, r.ReadOnly = 64<<20, 1.5, 64, true
 		r.Tty, r.OpenStdin = true, true
+		r.Ports = []string{"8080:80", "127.0.0.1:5353:53/udp"}
 	})
 	if !reflect.DeepEqual(sup.created, want) {
 		t.Errorf("supervisor got\n%+v\nwant\n%+v", sup.created, want)
@@ -392,6 +428,54 @@ func TestDetail(t *testing.T) {
 			cfg.Env, cfg.Workdir, cfg.User, cfg.Hostname, cfg.Network = []string{"A=1"}, "/srv", "1000", "box", "host"
 			cfg.Labels, cfg.RestartPolicy, cfg.ReadOnly, cfg.AutoRemove = map[string]string{"a": "b"}, "always", true, true
 			cfg.Tty, cfg.OpenStdin = true, true
+		}},
+		{"on a network, ports published", container("web", supervisor.StateRunning, func(c *supervisor.Container) {
+			c.Request.Network, c.Request.Ports = "raind0", []string{"18080:80", "127.0.0.1:5353:53/udp", "[::1]:9090:90", ":::8443:443"}
+			c.Endpoint = &supervisor.Endpoint{
+				Network: "raind0", IP: netip.MustParseAddr("10.166.0.1"), Prefix: netip.MustParsePrefix("10.166.0.0/24"),
+				Gateway: netip.MustParseAddr("10.166.0.254"), MAC: "02:42:0a:a6:00:01",
+				Ports: []supervisor.PublishedPort{
+					{HostPort: 18080, ContainerPort: 80, Protocol: "tcp"}, // the zero address: all of the host's
+					{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 5353, ContainerPort: 53, Protocol: "udp"},
+					{HostIP: netip.MustParseAddr("::1"), HostPort: 9090, ContainerPort: 90, Protocol: "tcp"},
+					{HostIP: netip.MustParseAddr("::"), HostPort: 8443, ContainerPort: 443, Protocol: "tcp"},
+				},
+			}
+		}), func(d *api.ContainerDetail) {
+			d.State, d.Pid, d.Config.Network = "running", 42, "raind0"
+			d.Config.Ports = []string{"18080:80", "127.0.0.1:5353:53/udp", "[::1]:9090:90", ":::8443:443"}
+			d.Address = "10.166.0.1"
+			d.Forwards = []api.Forward{
+				{Source: 18080, Destination: 80, Protocol: "tcp"},
+				{Source: 5353, Destination: 53, Protocol: "udp", HostIP: "127.0.0.1"},
+				{Source: 9090, Destination: 90, Protocol: "tcp", HostIP: "::1"},
+				{Source: 8443, Destination: 443, Protocol: "tcp"},
+			}
+			d.NetworkSettings = &api.NetworkSettings{
+				Network: "raind0", Address: "10.166.0.1", PrefixLen: 24, Gateway: "10.166.0.254", MAC: "02:42:0a:a6:00:01",
+				Ports: []api.PortBinding{
+					{HostIP: "0.0.0.0", HostPort: 18080, ContainerPort: 80, Protocol: "tcp"},
+					{HostIP: "127.0.0.1", HostPort: 5353, ContainerPort: 53, Protocol: "udp"},
+					{HostIP: "::1", HostPort: 9090, ContainerPort: 90, Protocol: "tcp"},
+					{HostIP: "::", HostPort: 8443, ContainerPort: 443, Protocol: "tcp"},
+				},
+			}
+		}},
+		{"on a network, nothing published", container("web", supervisor.StateCreated, func(c *supervisor.Container) {
+			c.Request.Network = "backend"
+			c.Endpoint = &supervisor.Endpoint{Network: "backend", IP: netip.MustParseAddr("10.167.0.2"),
+				Prefix: netip.MustParsePrefix("10.167.0.0/24"), Gateway: netip.MustParseAddr("10.167.0.1")}
+		}), func(d *api.ContainerDetail) {
+			d.State, d.Config.Network, d.Address = "created", "backend", "10.167.0.2"
+			d.NetworkSettings = &api.NetworkSettings{Network: "backend", Address: "10.167.0.2", PrefixLen: 24,
+				Gateway: "10.167.0.1", Ports: []api.PortBinding{}}
+		}},
+		{"stopped: ports asked, no endpoint", container("web", supervisor.StateStopped, func(c *supervisor.Container) {
+			code := 0
+			c.ExitCode, c.Request.Ports = &code, []string{"18080:80"}
+		}), func(d *api.ContainerDetail) {
+			code := 0
+			d.State, d.ExitCode, d.Config.Ports = "stopped", &code, []string{"18080:80"}
 		}},
 		{"image by digest elsewhere", container("web", supervisor.StateCreated, func(c *supervisor.Container) {
 			c.Image = "registry.lan:5000/team/app@sha256:" + strings.Repeat("a", 64)
@@ -767,6 +851,13 @@ func TestErrorsPassThrough(t *testing.T) {
 			"inspect exec": func() error { _, err := b.InspectExec(ctx, "web", testExecID); return err },
 			"attach":       func() error { _, err := b.Attach(ctx, "web", rest.AttachOptions{}); return err },
 			"resize":       func() error { _, err := b.ResizeTerminal(ctx, "web", "", 24, 80); return err },
+			"networks":     func() error { _, err := b.ListNetworks(ctx); return err },
+			"network":      func() error { _, err := b.InspectNetwork(ctx, "backend"); return err },
+			"create network": func() error {
+				_, err := b.CreateNetwork(ctx, api.CreateNetworkRequest{Name: "backend"})
+				return err
+			},
+			"remove network": func() error { return b.RemoveNetwork(ctx, "backend") },
 		}
 		for name, call := range calls {
 			if err := call(); err != cause {
@@ -885,5 +976,60 @@ func TestResizeTerminal(t *testing.T) {
 	}
 	if _, err := b.ResizeTerminal(ctx, "nope", "", 1, 1); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("unknown container: %v", err)
+	}
+}
+
+// ---- networks ----
+
+func TestNetworks(t *testing.T) {
+	webID := strings.Repeat("w", 64)
+	sup := &fakeSup{networks: []supervisor.Network{
+		{Name: "raind0", Driver: "bridge", Bridge: "raind0", Subnet: netip.MustParsePrefix("10.166.0.0/24"),
+			Gateway: netip.MustParseAddr("10.166.0.254"), BuiltIn: true, Containers: []string{webID}},
+		{Name: "host", Driver: "host", BuiltIn: true},
+		{Name: "none", Driver: "null", BuiltIn: true},
+		{Name: "backend", Driver: "bridge", Bridge: "rd-backend", Subnet: netip.MustParsePrefix("10.167.0.0/24"),
+			Gateway: netip.MustParseAddr("10.167.0.1")},
+	}}
+	b := newTest(sup, nil)
+	ctx := context.Background()
+	want := []api.NetworkSummary{
+		{Name: "raind0", Driver: "bridge", Bridge: "raind0", Subnet: "10.166.0.0/24", Gateway: "10.166.0.254", BuiltIn: true, Containers: []string{webID}},
+		{Name: "host", Driver: "host", BuiltIn: true, Containers: []string{}},
+		{Name: "none", Driver: "null", BuiltIn: true, Containers: []string{}},
+		{Name: "backend", Driver: "bridge", Bridge: "rd-backend", Subnet: "10.167.0.0/24", Gateway: "10.167.0.1", Containers: []string{}},
+	}
+	list, err := b.ListNetworks(ctx)
+	if err != nil || !reflect.DeepEqual(list, want) {
+		t.Errorf("ListNetworks = %+v, %v\nwant %+v", list, err, want)
+	}
+	if n, err := b.InspectNetwork(ctx, "host"); err != nil || !reflect.DeepEqual(n, &want[1]) {
+		t.Errorf("InspectNetwork = %+v, %v", n, err)
+	}
+	if _, err := b.InspectNetwork(ctx, "nope"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("unknown network: %v", err)
+	}
+
+	n, err := b.CreateNetwork(ctx, api.CreateNetworkRequest{Name: "front", Subnet: "10.167.0.0/24", Gateway: "10.167.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (supervisor.NetworkConfig{Name: "front", Subnet: "10.167.0.0/24", Gateway: "10.167.0.1"}); sup.netCreated != want {
+		t.Errorf("supervisor got %+v", sup.netCreated)
+	}
+	if want := (&api.NetworkSummary{Name: "front", Driver: "bridge", Bridge: "rd-front", Subnet: "10.167.0.0/24",
+		Gateway: "10.167.0.1", Containers: []string{}}); !reflect.DeepEqual(n, want) {
+		t.Errorf("created %+v, want %+v", n, want)
+	}
+	if err := b.RemoveNetwork(ctx, "front"); err != nil {
+		t.Fatal(err)
+	}
+	if last := sup.calls[len(sup.calls)-1]; last != "RemoveNetwork front" {
+		t.Errorf("last call %q", last)
+	}
+
+	// None: an empty list, not nil.
+	if list, err := newTest(&fakeSup{}, nil).ListNetworks(ctx); err != nil || list == nil || len(list) != 0 {
+		t.Errorf("no networks: %#v, %v", list, err)
 	}
 }

@@ -15,7 +15,8 @@ import (
 
 // This file is everything the adapter knows of the supervisor's API: the
 // interface it uses, and the conversions of a create request, a stored
-// request, a stats sample, an exec request and an exec process.
+// request, a stats sample, an exec request and an exec process (those of a
+// network and an endpoint are in networks.go).
 
 // Supervisor is what the adapter uses of the supervisor
 // (*supervisor.Supervisor).
@@ -40,6 +41,11 @@ type Supervisor interface {
 	// ImageUsers answers the image store, before an image's last name goes,
 	// which containers use it.
 	ImageUsers(ctx context.Context, imageID string) ([]string, error)
+
+	Networks(ctx context.Context) ([]supervisor.Network, error)
+	Network(ctx context.Context, name string) (supervisor.Network, error)
+	CreateNetwork(ctx context.Context, cfg supervisor.NetworkConfig) (supervisor.Network, error)
+	RemoveNetwork(ctx context.Context, name string) error
 }
 
 var _ Supervisor = (*supervisor.Supervisor)(nil)
@@ -47,7 +53,7 @@ var _ Supervisor = (*supervisor.Supervisor)(nil)
 // createRequest is the supervisor's request for a REST create request.
 func createRequest(r api.CreateContainerRequest) supervisor.CreateRequest {
 	req := supervisor.CreateRequest{Image: r.Image, Name: r.Name, RestartPolicy: r.RestartPolicy, AutoRemove: r.AutoRemove,
-		OpenStdin: r.OpenStdin,
+		OpenStdin: r.OpenStdin, Ports: r.Port,
 		Config: oci.Config{Entrypoint: r.Entrypoint, Command: r.Command, Env: r.Env, Mounts: r.Mount, WorkingDir: r.Workdir,
 			User: r.User, Hostname: r.Hostname, Labels: r.Labels, Network: r.Network, ReadOnly: r.ReadOnly, Tty: r.Tty}}
 	if res := r.Resources; res != nil {
@@ -63,7 +69,7 @@ func config(c *supervisor.Container) api.ContainerConfig {
 	r := c.Request
 	cfg := api.ContainerConfig{
 		Args: c.Args, Env: r.Env, Workdir: r.WorkingDir, User: r.User, Mounts: []api.Mount{},
-		Hostname: r.Hostname, Network: r.Network, Tty: r.Tty, OpenStdin: r.OpenStdin, Labels: r.Labels,
+		Hostname: r.Hostname, Network: r.Network, Ports: r.Ports, Tty: r.Tty, OpenStdin: r.OpenStdin, Labels: r.Labels,
 		RestartPolicy: r.RestartPolicy, ReadOnly: r.ReadOnly, AutoRemove: r.AutoRemove,
 	}
 	for _, m := range r.Mounts {

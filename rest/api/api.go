@@ -36,11 +36,15 @@ type CreateContainerRequest struct {
 	Command []string `json:"command,omitempty"` // empty: the image's Cmd
 	Env     []string `json:"env,omitempty"`     // KEY=VALUE
 	Mount   []string `json:"mount,omitempty"`   // /host:/ctr[:ro]
-	// Port entries (HOST:CONTAINER[/tcp|udp]) are rejected with 400 until
-	// port publishing exists; the field is here so that the rejection says so
-	// instead of "unknown field".
-	Port    []string `json:"port,omitempty"`
-	Network string   `json:"network,omitempty"` // "", "raind0", "host" or "none"
+	// Port publishes container ports on the host: the Raind CLI's
+	// HOST:CONTAINER[:tcp|udp] or Docker's [IP:]HOST:CONTAINER[/tcp|udp]
+	// (the backend checks them: a malformed one is 400, a host port taken
+	// 409).
+	Port []string `json:"port,omitempty"`
+	// Network is a network's name: "raind0" (the default bridge), "host",
+	// "none" or a user-defined network (GET /v1/networks); "" is the
+	// daemon's default.
+	Network string `json:"network,omitempty"`
 	// Tty gives the container's process a pseudo-terminal, held by its
 	// shim: its output goes to the log and to attached clients.
 	Tty  bool   `json:"tty,omitempty"`
@@ -159,6 +163,9 @@ type Forward struct {
 	Source      int    `json:"source"`      // host port
 	Destination int    `json:"destination"` // container port
 	Protocol    string `json:"protocol"`    // tcp or udp
+	// HostIP (extension) is the host address the port is published on;
+	// absent when it is published on all of them, as it usually is.
+	HostIP string `json:"hostIp,omitempty"`
 }
 
 // ContainerSummary is one element of GET /v1/containers.
@@ -196,6 +203,55 @@ type ContainerDetail struct {
 	Rootfs       string          `json:"rootfs"`
 	Config       ContainerConfig `json:"config"`
 	ImageDigest  string          `json:"imageDigest"`
+	// NetworkSettings (extension) is the container's place on its
+	// network while it has one (created or running on a bridge network);
+	// absent otherwise.
+	NetworkSettings *NetworkSettings `json:"networkSettings,omitempty"`
+}
+
+// NetworkSettings is a container's attachment to a network, in
+// GET /v1/containers/{id}.
+type NetworkSettings struct {
+	Network   string        `json:"network"`
+	Address   string        `json:"address"`   // the container's IPv4 address
+	PrefixLen int           `json:"prefixLen"` // of the network's subnet
+	Gateway   string        `json:"gateway"`
+	MAC       string        `json:"mac"`
+	Ports     []PortBinding `json:"ports"` // [] when none is published
+}
+
+// PortBinding is one published port of a container.
+type PortBinding struct {
+	HostIP        string `json:"hostIp"` // 0.0.0.0 (or ::): all the host's addresses
+	HostPort      int    `json:"hostPort"`
+	ContainerPort int    `json:"containerPort"`
+	Protocol      string `json:"protocol"` // tcp or udp
+}
+
+// NetworkSummary is a network: an element of GET /v1/networks, the data of
+// GET /v1/networks/{name} and of POST /v1/networks.
+type NetworkSummary struct {
+	Name    string `json:"name"`
+	Driver  string `json:"driver"` // bridge, host, null (none) or cni
+	Bridge  string `json:"bridge"` // the Linux bridge; "" for host and none
+	Subnet  string `json:"subnet"` // CIDR; "" for host and none
+	Gateway string `json:"gateway"`
+	// BuiltIn networks (raind0, host, none) cannot be removed.
+	BuiltIn    bool     `json:"builtIn"`
+	Containers []string `json:"containers"` // ids of the containers on it
+}
+
+// CreateNetworkRequest is the body of POST /v1/networks: a user-defined
+// bridge network.
+type CreateNetworkRequest struct {
+	Name    string `json:"name"`
+	Subnet  string `json:"subnet,omitempty"`  // CIDR; "" picks a free /24
+	Gateway string `json:"gateway,omitempty"` // "" the subnet's first address
+}
+
+// NetworkResponse is the data of DELETE /v1/networks/{name}.
+type NetworkResponse struct {
+	Name string `json:"name"`
 }
 
 // ExitUnknown is the exit code of a container that stopped without its
@@ -218,6 +274,7 @@ type ContainerConfig struct {
 	// Extensions: the rest of the create request, as stored.
 	Hostname      string            `json:"hostname,omitempty"`
 	Network       string            `json:"network,omitempty"`
+	Ports         []string          `json:"ports,omitempty"` // the create request's port entries
 	Tty           bool              `json:"tty,omitempty"`
 	OpenStdin     bool              `json:"openStdin,omitempty"`
 	Labels        map[string]string `json:"labels,omitempty"`

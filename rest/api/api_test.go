@@ -13,6 +13,7 @@ func wireValues() []any {
 		ContainerSummary{}, ContainerDetail{}, ContainerConfig{}, Mount{}, ContainerStats{}, CPUStats{},
 		MemoryStats{}, PidsStats{}, IOStats{}, LogEntry{}, PullProgress{}, PullResult{}, ImageSummary{},
 		ImageStatus{}, VersionInfo{}, SystemInfo{}, Event{}, ExecRequest{}, ExecInfo{},
+		NetworkSettings{}, PortBinding{}, NetworkSummary{}, CreateNetworkRequest{}, NetworkResponse{},
 	}
 }
 
@@ -45,10 +46,10 @@ var wantKeys = map[string]string{
 	"WaitResponse":           "exitCode",
 	"ImageResponse":          "image",
 	"ImagesFSResponse":       "usedBytes",
-	"Forward":                "source destination protocol",
+	"Forward":                "source destination protocol hostIp,omitempty",
 	"ContainerSummary":       "containerId name state pid imageRepository imageReference command address forwards creatingAt createdAt statedAt stoppedAt",
-	"ContainerDetail":        "containerId name state pid imageRepository imageReference command address forwards creatingAt createdAt statedAt stoppedAt exitCode,omitempty error,omitempty oomKilled restartCount shimPid bundle rootfs config imageDigest",
-	"ContainerConfig":        "args env workdir user mounts resources hostname,omitempty network,omitempty tty,omitempty openStdin,omitempty labels,omitempty restartPolicy,omitempty readOnly,omitempty autoRemove,omitempty",
+	"ContainerDetail":        "containerId name state pid imageRepository imageReference command address forwards creatingAt createdAt statedAt stoppedAt exitCode,omitempty error,omitempty oomKilled restartCount shimPid bundle rootfs config imageDigest networkSettings,omitempty",
+	"ContainerConfig":        "args env workdir user mounts resources hostname,omitempty network,omitempty ports,omitempty tty,omitempty openStdin,omitempty labels,omitempty restartPolicy,omitempty readOnly,omitempty autoRemove,omitempty",
 	"Mount":                  "source destination readOnly,omitempty",
 	"ContainerStats":         "containerId name time cpu memory pids io",
 	"CPUStats":               "usageNanos",
@@ -65,6 +66,11 @@ var wantKeys = map[string]string{
 	"Event":                  "type action id name,omitempty attributes,omitempty time",
 	"ExecRequest":            "command tty stdin,omitempty env,omitempty user,omitempty workdir,omitempty consoleSize,omitempty detach,omitempty",
 	"ExecInfo":               "id containerId pid tty running exitCode exitedAt",
+	"NetworkSettings":        "network address prefixLen gateway mac ports",
+	"PortBinding":            "hostIp hostPort containerPort protocol",
+	"NetworkSummary":         "name driver bridge subnet gateway builtIn containers",
+	"CreateNetworkRequest":   "name subnet,omitempty gateway,omitempty",
+	"NetworkResponse":        "name",
 }
 
 func TestJSONKeysAreTheContract(t *testing.T) {
