@@ -73,8 +73,9 @@ func TestDaemonRefusesCrunOnHybridHost(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	for _, rt := range []string{"crun", crun} {
-		out, err := exec.CommandContext(ctx, dir+"/condenser", "--root", t.TempDir(), "--state", state, "--runtime", rt, "--cgroup-parent", testutil.CgroupParent(t),
-			"--listen", "unix://"+filepath.Join(state, "c.sock")).CombinedOutput()
+		args := append([]string{"--root", t.TempDir(), "--state", state, "--runtime", rt, "--cgroup-parent", testutil.CgroupParent(t),
+			"--listen", "unix://" + filepath.Join(state, "c.sock")}, testutil.Network(t).Args()...)
+		out, err := exec.CommandContext(ctx, dir+"/condenser", args...).CombinedOutput()
 		if ctx.Err() != nil {
 			t.Fatalf("--runtime %s: the daemon started and served (killed after 20 s):\n%s", rt, out)
 		}

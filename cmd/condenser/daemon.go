@@ -24,6 +24,8 @@ import (
 	"github.com/raind/condenser/rest/api"
 	"github.com/raind/condenser/rootfs"
 	"github.com/raind/condenser/supervisor"
+	"github.com/raind/condenser/supervisor/network"
+	"github.com/raind/condenser/supervisor/network/nat"
 )
 
 // daemonConfig is the daemon's configuration from its flags.
@@ -34,6 +36,8 @@ type daemonConfig struct {
 	listen                     listen.Options
 	log                        *slog.Logger
 	images                     *imagestore.Store
+	network                    network.Config // Root, State and Logger set by runDaemon
+	natTable                   string
 }
 
 // shutdownGrace bounds how long in-flight requests may finish at shutdown.
@@ -56,10 +60,16 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		return err
 	}
 	start := time.Now()
+	nets, err := openNetworks(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer nets.Net.Close()
+	defer nets.NAT.Close()
 	sup, err := supervisor.Open(ctx, supervisor.Config{
 		Root: cfg.root, State: cfg.state, Runtime: rt, ShimBinary: shimBin, Images: supervisor.StoreImages(cfg.images), Rootfs: rfs,
 		CgroupV2: cgroups.Mode() == cgroups.Unified, Logger: log, SpareShim: cfg.spareShim,
-		CgroupParent: cfg.cgroupParent,
+		CgroupParent: cfg.cgroupParent, Networks: nets,
 	})
 	if err != nil {
 		return err
@@ -204,4 +214,21 @@ func cgroupMode() string {
 		return "v1"
 	}
 	return "unavailable"
+}
+
+// openNetworks opens the networks (namespaces, bridges, addresses under
+// the state and root directories) and Condenser's NAT table.
+func openNetworks(ctx context.Context, cfg daemonConfig) (*supervisor.NetworkManager, error) {
+	nc := cfg.network
+	nc.Root, nc.State, nc.Logger = filepath.Join(cfg.root, "network"), filepath.Join(cfg.state, "network"), cfg.log
+	n, err := network.Open(ctx, nc)
+	if err != nil {
+		return nil, fmt.Errorf("networks: %w", err)
+	}
+	t, err := nat.Open(ctx, nat.Config{Table: cfg.natTable, Logger: cfg.log})
+	if err != nil {
+		n.Close()
+		return nil, fmt.Errorf("NAT: %w", err)
+	}
+	return &supervisor.NetworkManager{Net: n, NAT: t}, nil
 }

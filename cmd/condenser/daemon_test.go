@@ -46,8 +46,8 @@ func startDaemonTB(t testing.TB, registry string) *daemonProc {
 		t.Fatal(err)
 	}
 	d := &daemonProc{t: t, root: t.TempDir(), state: state, sock: filepath.Join(state, "condenser.sock"), cgroupParent: testutil.CgroupParent(t)}
-	d.args = []string{dir + "/condenser", "--root", d.root, "--state", d.state, "--runtime", "runc", "--cgroup-parent", d.cgroupParent,
-		"--listen", "unix://" + d.sock, "--registry-mirror", "docker.io=http://" + registry}
+	d.args = append([]string{dir + "/condenser", "--root", d.root, "--state", d.state, "--runtime", "runc", "--cgroup-parent", d.cgroupParent,
+		"--listen", "unix://" + d.sock, "--registry-mirror", "docker.io=http://" + registry}, testutil.Network(t).Args()...)
 	d.http = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var dl net.Dialer
 		return dl.DialContext(ctx, "unix", d.sock)
@@ -317,8 +317,9 @@ func TestSocketActivation(t *testing.T) {
 	// keeps a spare shim there until then.
 	t.Cleanup(func() { os.RemoveAll(state) })
 	sock := filepath.Join(state, "activated.sock")
-	cmd := exec.Command(sa, "-l", sock, dir+"/condenser", "--root", t.TempDir(), "--state", state, "--runtime", "runc", "--cgroup-parent", testutil.CgroupParent(t),
-		"--listen", "unix://"+filepath.Join(state, "not-used.sock"), "--registry-mirror", "docker.io=http://"+reg.Host)
+	args := append([]string{"-l", sock, dir + "/condenser", "--root", t.TempDir(), "--state", state, "--runtime", "runc", "--cgroup-parent", testutil.CgroupParent(t),
+		"--listen", "unix://" + filepath.Join(state, "not-used.sock"), "--registry-mirror", "docker.io=http://" + reg.Host}, testutil.Network(t).Args()...)
+	cmd := exec.Command(sa, args...)
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

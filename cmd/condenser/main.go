@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strings"
@@ -22,6 +23,8 @@ import (
 	"github.com/raind/condenser/imagestore"
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/internal/listen"
+	"github.com/raind/condenser/supervisor/network"
+	"github.com/raind/condenser/supervisor/network/nat"
 	"github.com/raind/condenser/supervisor/oci"
 )
 
@@ -74,6 +77,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	group := fs.String("socket-group", "", "group owning the unix socket (mode 0660)")
 	cgroupParent := fs.String("cgroup-parent", oci.CgroupParent, "cgroup (a cgroupfs path) under which each container gets its own")
 	spareShim := fs.Bool("spare-shim", true, "keep a shim started ahead for the next container: faster creates, one idle shim process")
+	bridge := fs.String("bridge", network.Default, "the Linux bridge of the default network raind0")
+	bridgeIP := fs.String("bridge-ip", network.DefaultAddress.String(), "the default network's gateway address and prefix when Condenser creates its bridge")
+	natTable := fs.String("nat-table", nat.DefaultTable, "Condenser's nftables table (family ip) for masquerading and published ports")
+	cniConfDir := fs.String("cni-conf-dir", "/etc/condenser/cni/net.d", "directory of CNI *.conflist files, each a network")
 	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -85,6 +92,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := oci.ValidCgroupParent(*cgroupParent); err != nil {
 		fmt.Fprintf(stderr, "condenser: --cgroup-parent: %v\n", err)
+		return 2
+	}
+	bridgeAddr, err := netip.ParsePrefix(*bridgeIP)
+	if err != nil || !bridgeAddr.Addr().Is4() {
+		fmt.Fprintf(stderr, "condenser: --bridge-ip %q: want an IPv4 address with its prefix length, e.g. 10.166.0.254/24\n", *bridgeIP)
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
@@ -104,7 +116,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() == 0 || fs.Arg(0) == "daemon" {
 		err := runDaemon(ctx, daemonConfig{
 			root: *root, state: *state, runtime: *runtimeName, shim: *shimBin, cgroupParent: *cgroupParent, spareShim: *spareShim, log: log, images: s,
-			listen: listen.Options{Addresses: listens, TLSCert: *tlsCert, TLSKey: *tlsKey, TLSClientCA: *tlsCA, SocketGroup: *group},
+			network:  network.Config{DefaultBridge: *bridge, DefaultAddress: bridgeAddr, CNIConfDir: *cniConfDir},
+			natTable: *natTable,
+			listen:   listen.Options{Addresses: listens, TLSCert: *tlsCert, TLSKey: *tlsKey, TLSClientCA: *tlsCA, SocketGroup: *group},
 		})
 		if err != nil {
 			log.Error("condenser", "error", err)

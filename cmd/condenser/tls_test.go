@@ -73,7 +73,7 @@ func TestTCPNeedsTLSAndClientCertificates(t *testing.T) {
 	// Removed after the daemon has stopped (cleanups run last first): it
 	// keeps a spare shim there until then.
 	t.Cleanup(func() { os.RemoveAll(state) })
-	common := []string{"--root", t.TempDir(), "--state", state, "--runtime", "runc", "--cgroup-parent", testutil.CgroupParent(t)}
+	common := append([]string{"--root", t.TempDir(), "--state", state, "--runtime", "runc", "--cgroup-parent", testutil.CgroupParent(t)}, testutil.Network(t).Args()...)
 
 	// Plain TCP is refused at start-up, with a message saying what to do.
 	out, err := exec.Command(bin, append(common, "--listen", "tcp://127.0.0.1:0")...).CombinedOutput()

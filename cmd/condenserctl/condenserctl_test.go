@@ -95,8 +95,8 @@ func startEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	e := &env{t: t, ctl: dir + "/condenserctl", sock: filepath.Join(state, "condenser.sock"), d: &daemon{}}
-	e.d.args = []string{dir + "/condenser", "--root", t.TempDir(), "--state", state, "--runtime", "runc", "--cgroup-parent", testutil.CgroupParent(t),
-		"--listen", "unix://" + e.sock, "--registry-mirror", "docker.io=http://" + reg.Host}
+	e.d.args = append([]string{dir + "/condenser", "--root", t.TempDir(), "--state", state, "--runtime", "runc", "--cgroup-parent", testutil.CgroupParent(t),
+		"--listen", "unix://" + e.sock, "--registry-mirror", "docker.io=http://" + reg.Host}, testutil.Network(t).Args()...)
 	t.Cleanup(func() {
 		defer func() {
 			os.RemoveAll(state)
