@@ -2,13 +2,14 @@ package testutil
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -47,7 +48,9 @@ func Network(t testing.TB) Net {
 		t.Fatal(err)
 	}
 	n := Net{Bridge: "cnt" + hex.EncodeToString(b), Table: "condenser_test_" + hex.EncodeToString(b)}
-	n.Address = reserveSubnet(t)
+	subnet := ReserveSubnet(t, 180, 219)
+	n.Address = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, subnet.Addr().As4()[1], subnet.Addr().As4()[2], 254}), 24)
+	HoldIPForward(t)
 	t.Cleanup(func() {
 		if l, err := netlink.LinkByName(n.Bridge); err == nil {
 			if err := netlink.LinkDel(l); err != nil {
@@ -61,31 +64,25 @@ func Network(t testing.TB) Net {
 	return n
 }
 
-// reserveSubnet picks 10.X.Y.254/24 with X in 180..219, free of the
-// host's routes and of other test processes' reservations.
-func reserveSubnet(t testing.TB) netip.Prefix {
+// ReserveSubnet reserves, until the test ends, a 10.X.Y.0/24 with X in
+// lo..hi that no route of the host, no other test process and none of
+// avoid uses.
+func ReserveSubnet(t testing.TB, lo, hi byte, avoid ...netip.Prefix) netip.Prefix {
 	t.Helper()
-	if err := os.MkdirAll(netReservations, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	lock, err := os.OpenFile(filepath.Join(netReservations, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	unlock := lockNets(t)
+	defer unlock()
 	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var used []netip.Prefix
+	used := slices.Clone(avoid)
 	for _, r := range routes {
 		if r.Dst != nil {
 			if p, ok := netip.AddrFromSlice(r.Dst.IP); ok {
 				ones, _ := r.Dst.Mask.Size()
-				used = append(used, netip.PrefixFrom(p.Unmap(), ones))
+				if ones > 0 {
+					used = append(used, netip.PrefixFrom(p.Unmap(), ones))
+				}
 			}
 		}
 	}
@@ -94,9 +91,9 @@ func reserveSubnet(t testing.TB) netip.Prefix {
 		if _, err := rand.Read(r[:]); err != nil {
 			t.Fatal(err)
 		}
-		x := 180 + int(binary.BigEndian.Uint16(r[:])%40)
-		y := int(r[1])
-		subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(x), byte(y), 0}), 24)
+		x := lo + byte(int(r[0])%(int(hi-lo)+1))
+		y := r[1]
+		subnet := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, x, y, 0}), 24)
 		if overlaps(subnet, used) {
 			continue
 		}
@@ -108,10 +105,95 @@ func reserveSubnet(t testing.TB) netip.Prefix {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.Remove(file) })
-		return netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(x), byte(y), 254}), 24)
+		return subnet
 	}
 	t.Fatal("no free test subnet")
 	return netip.Prefix{}
+}
+
+// lockNets takes the reservations' lock (across test processes).
+func lockNets(t testing.TB) (unlock func()) {
+	t.Helper()
+	if err := os.MkdirAll(netReservations, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := os.OpenFile(filepath.Join(netReservations, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		lock.Close()
+		t.Fatal(err)
+	}
+	return func() { lock.Close() }
+}
+
+const ipForward = "/proc/sys/net/ipv4/ip_forward"
+
+// forwardHolds counts this process's HoldIPForward holds.
+var forwardHolds struct {
+	sync.Mutex
+	n int
+}
+
+// HoldIPForward is for a test whose daemon or bridges turn
+// net.ipv4.ip_forward on (as Docker, Condenser sets it when it first
+// makes a bridge): the first test process to hold it records its value,
+// and the last to let go — at the end of its last such test — puts it
+// back, so that parallel test processes never turn it off under each
+// other.
+func HoldIPForward(t testing.TB) {
+	t.Helper()
+	forwardHolds.Lock()
+	defer forwardHolds.Unlock()
+	if forwardHolds.n == 0 {
+		unlock := lockNets(t)
+		holders := liveForwardHolders()
+		orig := filepath.Join(netReservations, "ip_forward.orig")
+		if len(holders) == 0 {
+			if b, err := os.ReadFile(ipForward); err == nil {
+				os.WriteFile(orig, b, 0o644)
+			}
+		}
+		os.WriteFile(filepath.Join(netReservations, fmt.Sprintf("forward.%d", os.Getpid())), []byte(strconv.Itoa(os.Getpid())), 0o644)
+		unlock()
+	}
+	forwardHolds.n++
+	t.Cleanup(func() {
+		forwardHolds.Lock()
+		defer forwardHolds.Unlock()
+		if forwardHolds.n--; forwardHolds.n > 0 {
+			return
+		}
+		unlock := lockNets(t)
+		defer unlock()
+		os.Remove(filepath.Join(netReservations, fmt.Sprintf("forward.%d", os.Getpid())))
+		if len(liveForwardHolders()) > 0 {
+			return
+		}
+		orig := filepath.Join(netReservations, "ip_forward.orig")
+		if b, err := os.ReadFile(orig); err == nil {
+			if now, _ := os.ReadFile(ipForward); string(now) != string(b) {
+				os.WriteFile(ipForward, b, 0o644)
+			}
+			os.Remove(orig)
+		}
+	})
+}
+
+// liveForwardHolders lists the forward.<pid> files of live processes,
+// removing the others.
+func liveForwardHolders() []string {
+	files, _ := filepath.Glob(filepath.Join(netReservations, "forward.*"))
+	var live []string
+	for _, f := range files {
+		if pidAlive(f) {
+			live = append(live, f)
+		} else {
+			os.Remove(f)
+		}
+	}
+	return live
 }
 
 func overlaps(p netip.Prefix, used []netip.Prefix) bool {

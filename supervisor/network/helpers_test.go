@@ -8,13 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,20 +23,6 @@ import (
 
 	"github.com/raind/condenser/internal/testutil"
 )
-
-// The package's tests change net.ipv4.ip_forward (the first bridge a
-// Manager creates sets it): it is put back as it was.
-func TestMain(m *testing.M) {
-	const forward = "/proc/sys/net/ipv4/ip_forward"
-	was, err := os.ReadFile(forward)
-	code := m.Run()
-	if err == nil {
-		if now, _ := os.ReadFile(forward); string(now) != string(was) {
-			os.WriteFile(forward, was, 0o644)
-		}
-	}
-	os.Exit(code)
-}
 
 // env is a Manager on a state of its own whose default network is a test
 // bridge ("cnt" + 6 hex digits) on a random 10.199.N.0/24: the tests never
@@ -62,62 +46,13 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)[:n]
 }
 
-// testNets is where test processes reserve their subnets (one file per
-// subnet, "X.Y" for 10.X.Y.0/24, holding the pid, under a flock of
-// .lock), shared with internal/testutil's reservations: parallel test
-// packages never pick the same.
-const testNets = "/tmp/condenser-test-nets"
-
 // freeTestSubnet reserves a 10.199.N.0/24 that no route of the host, no
-// other test process and none of avoid uses, until the test ends.
-func freeTestSubnet(t testing.TB, h *netlink.Handle, avoid ...netip.Prefix) netip.Prefix {
+// other test process and none of avoid uses, until the test ends; the
+// test may turn ip_forward on (testutil.HoldIPForward puts it back).
+func freeTestSubnet(t testing.TB, _ *netlink.Handle, avoid ...netip.Prefix) netip.Prefix {
 	t.Helper()
-	if err := os.MkdirAll(testNets, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	lock, err := os.OpenFile(filepath.Join(testNets, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	routes, err := h.RouteList(nil, netlink.FAMILY_V4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 200 {
-		n, _ := rand.Int(rand.Reader, big.NewInt(254))
-		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 199, byte(n.Int64() + 1), 0}), 24)
-		free := true
-		for _, r := range routes {
-			if q, ok := toPrefix(r.Dst); ok && q.Bits() > 0 && q.Overlaps(p) {
-				free = false
-			}
-		}
-		for _, a := range avoid {
-			if a.Overlaps(p) {
-				free = false
-			}
-		}
-		file := filepath.Join(testNets, fmt.Sprintf("199.%d", p.Addr().As4()[2]))
-		if b, err := os.ReadFile(file); err == nil {
-			if pid, err := strconv.Atoi(string(b)); err == nil && pid > 0 && unix.Kill(pid, 0) == nil {
-				free = false
-			}
-		}
-		if !free {
-			continue
-		}
-		if err := os.WriteFile(file, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.Remove(file) })
-		return p
-	}
-	t.Fatal("no free 10.199.N.0/24")
-	return netip.Prefix{}
+	testutil.HoldIPForward(t)
+	return testutil.ReserveSubnet(t, 199, 199, avoid...)
 }
 
 type testWriter struct{ t testing.TB }
