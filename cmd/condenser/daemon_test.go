@@ -32,6 +32,8 @@ type daemonProc struct {
 	// cgroupParent is the daemon's --cgroup-parent, its own; the cleanup
 	// of testutil.CgroupParent removes it.
 	cgroupParent string
+	// net is its networking: bridge, subnet and NAT table of its own.
+	net testutil.Net
 }
 
 func startDaemon(t *testing.T, registry string) *daemonProc { return startDaemonTB(t, registry) }
@@ -45,9 +47,9 @@ func startDaemonTB(t testing.TB, registry string) *daemonProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemonProc{t: t, root: t.TempDir(), state: state, sock: filepath.Join(state, "condenser.sock"), cgroupParent: testutil.CgroupParent(t)}
+	d := &daemonProc{t: t, root: t.TempDir(), state: state, sock: filepath.Join(state, "condenser.sock"), cgroupParent: testutil.CgroupParent(t), net: testutil.Network(t)}
 	d.args = append([]string{dir + "/condenser", "--root", d.root, "--state", d.state, "--runtime", "runc", "--cgroup-parent", d.cgroupParent,
-		"--listen", "unix://" + d.sock, "--registry-mirror", "docker.io=http://" + registry}, testutil.Network(t).Args()...)
+		"--listen", "unix://" + d.sock, "--registry-mirror", "docker.io=http://" + registry}, d.net.Args()...)
 	d.http = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var dl net.Dialer
 		return dl.DialContext(ctx, "unix", d.sock)
@@ -257,7 +259,9 @@ func TestDaemonEndToEnd(t *testing.T) {
 		{"POST", "/v1/containers", `{"image":"busybox","bogus":1}`, 400},
 		{"POST", "/v1/containers", `{"image":"Not A Ref"}`, 400},
 		{"POST", "/v1/containers", `{"image":"busybox","mount":["relative:/x"]}`, 400},
-		{"POST", "/v1/containers", `{"image":"busybox","port":["8080:80"]}`, 400},
+		{"POST", "/v1/containers", `{"image":"busybox","port":["80x:80"]}`, 400},
+		{"POST", "/v1/containers", `{"image":"busybox","network":"nosuch"}`, 404},
+		{"POST", "/v1/containers", `{"image":"busybox","network":"host","port":["8080:80"]}`, 400},
 		{"POST", "/v1/containers/nope/actions/start", nil, 404},
 		{"POST", "/v1/containers", `{"image":"busybox","command":["x"],"data":"` + strings.Repeat("x", 2<<20) + `"}`, 413},
 	} {

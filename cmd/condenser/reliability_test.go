@@ -23,6 +23,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/raind/condenser/internal/testutil"
 )
 
@@ -789,13 +791,18 @@ func (rs *reliabilityState) leftovers(allowSpare bool) []string {
 		}
 		out = append(out, fmt.Sprintf("shim %d of %s", pid, id))
 	}
+	netns := filepath.Join(d.state, "network", "netns")
 	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
 		for _, line := range strings.Split(string(mi), "\n") {
+			if f := strings.Fields(line); allowSpare && len(f) > 4 && f[4] == netns {
+				continue // the namespaces' directory, a mount point while the daemon runs
+			}
 			if strings.Contains(line, d.state+"/") || strings.Contains(line, d.root+"/") {
 				out = append(out, "mount "+line)
 			}
 		}
 	}
+	out = append(out, networkLeftovers(d)...)
 	for _, dir := range []string{filepath.Join(d.state, "shims"), filepath.Join(d.state, "runtime"), filepath.Join(d.root, "containers")} {
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
@@ -905,4 +912,27 @@ func (rs *reliabilityState) forceCleanup() {
 			}
 		}
 	}
+}
+
+// networkLeftovers lists what the daemon's containers left of their
+// networks: namespaces, attachment records, allocated addresses, and
+// interfaces on the daemon's bridge (its veths).
+func networkLeftovers(d *daemonProc) []string {
+	var out []string
+	state := filepath.Join(d.state, "network")
+	for _, pattern := range []string{"netns/*", "attachments/*", "ipam/*/*"} {
+		files, _ := filepath.Glob(filepath.Join(state, pattern))
+		for _, f := range files {
+			out = append(out, "network state "+f)
+		}
+	}
+	if br, err := netlink.LinkByName(d.net.Bridge); err == nil {
+		links, _ := netlink.LinkList()
+		for _, l := range links {
+			if l.Attrs().MasterIndex == br.Attrs().Index {
+				out = append(out, "veth "+l.Attrs().Name+" on "+d.net.Bridge)
+			}
+		}
+	}
+	return out
 }
