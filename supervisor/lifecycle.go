@@ -113,10 +113,14 @@ func (s *Supervisor) createRuntime(ctx context.Context, c *Container, spec *spec
 		err error
 	}
 	netc := make(chan connected, 1)
-	go func() {
-		ep, err := s.connectNetwork(ctx, c) // reads c's id, name and request only
-		netc <- connected{ep, err}
-	}()
+	if s.droplet() { // connected by joinNetwork, before the spec was written
+		netc <- connected{c.Endpoint, nil}
+	} else {
+		go func() {
+			ep, err := s.connectNetwork(ctx, c, false) // reads c's id, name and request only
+			netc <- connected{ep, err}
+		}()
+	}
 	err := s.createShimContainer(ctx, c, spec)
 	n := <-netc
 	c.Endpoint = n.ep // release disconnects it whatever happened

@@ -84,11 +84,11 @@ func (m *NetworkManager) Namespace(ctx context.Context, id string) (string, erro
 }
 
 func (m *NetworkManager) Connect(ctx context.Context, id string, r ConnectRequest) (*Endpoint, error) {
-	a, err := m.Net.Attach(ctx, id, network.AttachRequest{Network: r.Network, Name: r.Name, Hostname: r.Hostname})
+	a, err := m.Net.Attach(ctx, id, network.AttachRequest{Network: r.Network, Name: r.Name, Hostname: r.Hostname, External: r.External})
 	if err != nil {
 		return nil, err
 	}
-	ep := &Endpoint{Network: a.Network, IP: a.IP, Prefix: a.Prefix.Masked(), Gateway: a.Gateway, MAC: a.MAC}
+	ep := &Endpoint{Network: a.Network, IP: a.IP, Prefix: a.Prefix.Masked(), Gateway: a.Gateway, MAC: a.MAC, Bridge: a.Bridge, Veth: a.Veth}
 	if a.Bridge != "" {
 		if err := m.addNetwork(ctx, a.Network, ep.Prefix, a.Bridge); err != nil {
 			return ep, err

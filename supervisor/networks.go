@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -49,7 +50,19 @@ type ConnectRequest struct {
 	Name     string // the container's name
 	Hostname string
 	Ports    []PublishedPort
+	// External: the runtime makes the namespace and the veth itself
+	// (Droplet): Connect allocates the address, makes sure of the bridge
+	// and publishes the ports; the Endpoint names the veth to make.
+	External bool
 }
+
+// dropletNetAnnotation is where Droplet reads the network it sets up
+// itself (../shared/reference/networking.md).
+const dropletNetAnnotation = "io.raind.net.config"
+
+// droplet tells whether the runtime is Droplet, which makes containers'
+// veths itself.
+func (s *Supervisor) droplet() bool { return filepath.Base(s.cfg.Runtime) == "droplet" }
 
 // attached tells whether a container on network gets a namespace of
 // Condenser's own, connected by Networks.
@@ -80,6 +93,9 @@ func (s *Supervisor) checkNetwork(ctx context.Context, r *CreateRequest) ([]Publ
 	if len(ports) > 0 && !attached(name) {
 		return nil, fmt.Errorf("ports cannot be published on network %q (with \"host\" the container's ports are the host's): %w", name, errdefs.ErrInvalidArgument)
 	}
+	if !attached(name) && s.droplet() {
+		return nil, fmt.Errorf("network %q: Droplet runs containers on a bridge network only (it makes their veth itself): %w", name, errdefs.ErrInvalidArgument)
+	}
 	if _, err := s.cfg.Networks.Get(ctx, name); err != nil {
 		return nil, err
 	}
@@ -93,6 +109,9 @@ func (s *Supervisor) joinNetwork(ctx context.Context, c *Container, spec *specs.
 	if s.cfg.Networks == nil || !attached(networkName(&c.Request)) || spec.Linux == nil {
 		return nil
 	}
+	if s.droplet() {
+		return s.joinDropletNetwork(ctx, c, spec)
+	}
 	path, err := s.cfg.Networks.Namespace(ctx, c.ID)
 	if err != nil {
 		return fmt.Errorf("container %s: its network namespace: %w", c.Name, err)
@@ -105,10 +124,52 @@ func (s *Supervisor) joinNetwork(ctx context.Context, c *Container, spec *specs.
 	return nil
 }
 
+// joinDropletNetwork connects c before Droplet creates it: Droplet makes
+// the namespace and the veth itself from the address Condenser allocated,
+// named in the spec's io.raind.net.config annotation.
+func (s *Supervisor) joinDropletNetwork(ctx context.Context, c *Container, spec *specs.Spec) error {
+	ep, err := s.connectNetwork(ctx, c, true)
+	if ep != nil {
+		c.Endpoint = ep // release disconnects it whatever happens
+	}
+	if err != nil {
+		return err
+	}
+	var servers []string
+	if b, err := os.ReadFile(filepath.Join(s.containerDir(c.ID), "etc", "resolv.conf")); err == nil {
+		servers = oci.Nameservers(b)
+	}
+	type ipv4 struct {
+		Address string `json:"address"`
+		Gateway string `json:"gateway"`
+	}
+	type dns struct {
+		Servers []string `json:"servers"`
+	}
+	type iface struct {
+		Name string `json:"name"`
+		IPv4 ipv4   `json:"ipv4"`
+		DNS  dns    `json:"dns"`
+	}
+	conf, err := json.Marshal(struct {
+		HostInterface   string `json:"hostInterface"`
+		BridgeInterface string `json:"bridgeInterface"`
+		Interface       iface  `json:"interface"`
+	}{"eth0", ep.Bridge, iface{ep.Veth, ipv4{netip.PrefixFrom(ep.IP, ep.Prefix.Bits()).String(), ep.Gateway.String()}, dns{servers}}})
+	if err != nil {
+		return err
+	}
+	if spec.Annotations == nil {
+		spec.Annotations = map[string]string{}
+	}
+	spec.Annotations[dropletNetAnnotation] = string(conf)
+	return nil
+}
+
 // connectNetwork connects c's namespace to its network (address, routes,
 // published ports) and writes its /etc/hosts; it returns where c is. It
 // changes nothing of c (it runs beside the shim's create).
-func (s *Supervisor) connectNetwork(ctx context.Context, c *Container) (*Endpoint, error) {
+func (s *Supervisor) connectNetwork(ctx context.Context, c *Container, external bool) (*Endpoint, error) {
 	name := networkName(&c.Request)
 	if s.cfg.Networks == nil || !attached(name) {
 		return nil, nil
@@ -121,9 +182,9 @@ func (s *Supervisor) connectNetwork(ctx context.Context, c *Container) (*Endpoin
 	if hostname == "" {
 		hostname = c.ShortID()
 	}
-	ep, err := s.cfg.Networks.Connect(ctx, c.ID, ConnectRequest{Network: name, Name: c.Name, Hostname: hostname, Ports: ports})
+	ep, err := s.cfg.Networks.Connect(ctx, c.ID, ConnectRequest{Network: name, Name: c.Name, Hostname: hostname, Ports: ports, External: external})
 	if err != nil {
-		return nil, fmt.Errorf("container %s: connect it to network %s: %w", c.Name, name, err)
+		return ep, fmt.Errorf("container %s: connect it to network %s: %w", c.Name, name, err)
 	}
 	return ep, s.join(name, c.ID, member{name: c.Name, hostname: hostname, ip: ep.IP})
 }

@@ -98,7 +98,7 @@ func (f *fakeNetworks) Namespace(_ context.Context, id string) (string, error) {
 func (f *fakeNetworks) Connect(_ context.Context, id string, r ConnectRequest) (*Endpoint, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.namespaces[id] == "" {
+	if f.namespaces[id] == "" && !r.External {
 		return nil, fmt.Errorf("connect %s: no namespace", id)
 	}
 	for oid, e := range f.endpoints {
@@ -112,7 +112,11 @@ func (f *fakeNetworks) Connect(_ context.Context, id string, r ConnectRequest) (
 	}
 	f.next++
 	n := f.nets[r.Network]
-	e := &Endpoint{Network: r.Network, IP: netip.AddrFrom4([4]byte{10, 166, 0, f.next}), Prefix: n.Subnet, Gateway: n.Gateway, Ports: r.Ports}
+	e := &Endpoint{Network: r.Network, IP: netip.AddrFrom4([4]byte{10, 166, 0, f.next}), Prefix: n.Subnet, Gateway: n.Gateway, Ports: r.Ports, Bridge: n.Bridge}
+	if r.External {
+		e.Veth = "vc" + id[:10]
+		f.namespaces[id] = "external"
+	}
 	f.endpoints[id] = e
 	return e, nil
 }
@@ -326,5 +330,47 @@ func TestNamesOnUserDefinedNetworks(t *testing.T) {
 	c := d.create("c", func(r *CreateRequest) { r.Network = "backend" })
 	if h := hosts(d.get(a.ID)); !strings.Contains(h, d.get(c.ID).Endpoint.IP.String()+"\tc\n") {
 		t.Errorf("a's hosts lack c after a restart:\n%s", h)
+	}
+}
+
+// TestDropletNetwork: with Droplet, which makes the veth itself, the
+// address is allocated before the create and named in the spec's
+// io.raind.net.config annotation; host and none are refused.
+func TestDropletNetwork(t *testing.T) {
+	ctx := context.Background()
+	d, n := newNetDaemon(t)
+	d.cfg.Runtime = "/usr/local/bin/droplet"
+	d.restart()
+	c := d.create("web", func(r *CreateRequest) { r.Ports = []string{"8080:80"} })
+	spec := readFullSpec(t, c.Bundle)
+	var conf struct {
+		HostInterface, BridgeInterface string
+		Interface                      struct {
+			Name string
+			IPv4 struct{ Address, Gateway string }
+		}
+	}
+	if err := json.Unmarshal([]byte(spec.Annotations["io.raind.net.config"]), &conf); err != nil {
+		t.Fatalf("annotation %q: %v", spec.Annotations["io.raind.net.config"], err)
+	}
+	if conf.HostInterface != "eth0" || conf.BridgeInterface != "raind0" || conf.Interface.Name != "vc"+c.ID[:10] ||
+		conf.Interface.IPv4.Address != "10.166.0.1/24" || conf.Interface.IPv4.Gateway != "10.166.0.254" {
+		t.Errorf("annotation %+v", conf)
+	}
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type == "network" && ns.Path != "" {
+			t.Errorf("a namespace path for Droplet: %s", ns.Path)
+		}
+	}
+	if c := d.get(c.ID); c.Endpoint == nil || len(c.Endpoint.Ports) != 1 {
+		t.Errorf("endpoint %+v", c.Endpoint)
+	}
+	if _, err := d.sup.Delete(ctx, "web", true); err != nil || n.has(c.ID) {
+		t.Errorf("delete: %v; network left %v", err, n.has(c.ID))
+	}
+	for _, net := range []string{"host", "none"} {
+		if _, err := d.sup.Create(ctx, CreateRequest{Image: "busybox", Config: oci.Config{Network: net}}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+			t.Errorf("Droplet on %s: %v, want an invalid argument", net, err)
+		}
 	}
 }

@@ -106,6 +106,10 @@ type Endpoint struct {
 	Gateway netip.Addr      `json:"gateway"`
 	MAC     string          `json:"mac,omitempty"`
 	Ports   []PublishedPort `json:"ports,omitempty"`
+	// Bridge and Veth: the host's side (the veth's host end is the one a
+	// runtime that makes it itself, Droplet, must name so).
+	Bridge string `json:"bridge,omitempty"`
+	Veth   string `json:"veth,omitempty"`
 }
 
 // PublishedPort is a container port reachable from the host.

@@ -48,7 +48,7 @@ func BenchmarkTable(b *testing.B) {
 	reg.Push(b, img.Small, testutil.BusyboxImage(b))
 	reg.Push(b, img.Large, testutil.HostFilesImage(b, 122<<20, 3))
 
-	engines := []Engine{NewCondenser(bin)}
+	engines := []Engine{NewCondenser(bin, testutil.Network(b).Args()...)}
 	if *peersFlag {
 		engines = append(engines, NewPodman("crun"), NewPodman("runc"), NewContainerd())
 	}
@@ -170,6 +170,20 @@ func measure(b *testing.B, e Engine, img Images) (_ *results, err error) {
 			return nil, fmt.Errorf("terminal: %w", err)
 		}
 		r.hasTerminalShim = true
+		// 8. `true` on the default network, alternating with no network.
+		for i := range *runsFlag + 3 {
+			on, err := c.runTrueOn(ctx, "raind0")
+			if err != nil {
+				return nil, fmt.Errorf("run true on raind0: %w", err)
+			}
+			off, err := c.RunTrue(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if i >= 3 {
+				r.netTrue, r.noNetTrue = append(r.netTrue, on), append(r.noNetTrue, off)
+			}
+		}
 	}
 
 	// Last, so that the writeback of 122 MiB per pull slows no other

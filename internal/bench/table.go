@@ -24,6 +24,7 @@ type results struct {
 	execTrue, runcExec  []time.Duration
 	terminalShim        memory
 	hasTerminalShim     bool
+	netTrue, noNetTrue  []time.Duration
 }
 
 // row is one line of the table: a value per engine (ok false: none).
@@ -94,6 +95,11 @@ func rows() []row {
 		}},
 		{"7. shim with a terminal and a client attached, RSS", "MiB", func(r *results) (float64, bool) { return mib(r.terminalShim.rss), r.hasTerminalShim }},
 		{"7. shim with a terminal and a client attached, PSS", "MiB", func(r *results) (float64, bool) { return mib(r.terminalShim.pss), r.hasTerminalShim }},
+		durations("8. run `true` on raind0 (veth, address, NAT), median", 0.5, func(r *results) []time.Duration { return r.netTrue }),
+		durations("8. run `true` with no network, alternating, median", 0.5, func(r *results) []time.Duration { return r.noNetTrue }),
+		{"8. raind0 ÷ no network (medians)", "×", func(r *results) (float64, bool) {
+			return ms(quantile(r.netTrue, 0.5)) / ms(quantile(r.noNetTrue, 0.5)), len(r.noNetTrue) > 0
+		}},
 	}
 }
 

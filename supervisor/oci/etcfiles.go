@@ -110,3 +110,14 @@ func containerResolvConf(in []byte) []byte {
 	}
 	return out.Bytes()
 }
+
+// Nameservers lists the nameservers of a resolv.conf.
+func Nameservers(resolv []byte) []string {
+	var out []string
+	for _, line := range strings.Split(string(resolv), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "nameserver" {
+			out = append(out, f[1])
+		}
+	}
+	return out
+}
