@@ -920,9 +920,16 @@ func (rs *reliabilityState) forceCleanup() {
 func networkLeftovers(d *daemonProc) []string {
 	var out []string
 	state := filepath.Join(d.state, "network")
+	// Each line names the container's full id, so that a live container's
+	// are told apart (awaitNothingLeftBut): namespaces and records are
+	// named by it, an address file holds it, a veth's alias ends with it.
 	for _, pattern := range []string{"netns/*", "attachments/*", "ipam/*/*"} {
 		files, _ := filepath.Glob(filepath.Join(state, pattern))
 		for _, f := range files {
+			owner, _ := os.ReadFile(f)
+			if strings.HasPrefix(pattern, "ipam") {
+				f += " (held by " + strings.TrimSpace(string(owner)) + ")"
+			}
 			out = append(out, "network state "+f)
 		}
 	}
@@ -930,7 +937,7 @@ func networkLeftovers(d *daemonProc) []string {
 		links, _ := netlink.LinkList()
 		for _, l := range links {
 			if l.Attrs().MasterIndex == br.Attrs().Index {
-				out = append(out, "veth "+l.Attrs().Name+" on "+d.net.Bridge)
+				out = append(out, "veth "+l.Attrs().Name+" ("+l.Attrs().Alias+") on "+d.net.Bridge)
 			}
 		}
 	}
