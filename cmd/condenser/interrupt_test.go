@@ -51,7 +51,7 @@ func awaitFile(t *testing.T, p string) {
 
 // TestKilledDuringCreateAndDelete kills the daemon (-9) while the runtime
 // is creating, and while it is deleting, a container: after a restart
-// nothing of it is left — record, shim, mount, bundle, directory.
+// nothing of it is left — record, shim, mount, bundle, directory, network.
 func TestKilledDuringCreateAndDelete(t *testing.T) {
 	reg := registryWithBusybox(t)
 	for _, phase := range []string{"create", "delete"} {
@@ -114,8 +114,8 @@ func TestKilledDuringCreateAndDelete(t *testing.T) {
 }
 
 // leftovers lists what a deleted container could leave: shim processes,
-// mounts, bundles, runtime state and container directories (the runtime's
-// own shared log file in its root is not a container's).
+// mounts, bundles, runtime state, container directories (the runtime's
+// own shared log file in its root is not a container's) and its network.
 func leftovers(d *daemonProc) []string {
 	var out []string
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
@@ -139,5 +139,5 @@ func leftovers(d *daemonProc) []string {
 			}
 		}
 	}
-	return out
+	return append(out, networkLeftovers(d)...)
 }
