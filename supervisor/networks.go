@@ -386,9 +386,7 @@ func (s *Supervisor) RemoveNetwork(ctx context.Context, name string) error {
 	if users := s.networkUsers()[name]; len(users) > 0 {
 		return fmt.Errorf("network %s is in use by %d container(s): %w", name, len(users), errdefs.ErrConflict)
 	}
-	err := s.cfg.Networks.Remove(ctx, name)
-	if errors.Is(err, errdefs.ErrConflict) {
-		return err
-	}
-	return err
+	// The network's manager refuses too when a container is attaching to
+	// it meanwhile (errdefs.ErrConflict).
+	return s.cfg.Networks.Remove(ctx, name)
 }
