@@ -16,7 +16,7 @@ import (
 	"github.com/raind/condenser/internal/testutil"
 )
 
-var units = []string{"condenser.socket", "condenser.service"}
+var units = []string{"condenser.socket", "condenser-tls.socket", "condenser.service"}
 
 const installedBinary = "/usr/local/bin/condenser"
 

@@ -96,6 +96,10 @@
 //	GET    /v1/networks/{name}                NetworkSummary
 //	DELETE /v1/networks/{name}                → {"name"}
 //
+//	POST   /v1/policies, GET /v1/policies/{chain}, POST /v1/policies/commit,
+//	POST   /v1/policies/revert, DELETE /v1/policies/{id}, POST /v1/policies/ns/mode,
+//	GET    /v1/logs/netflow                   501: network policies are not implemented yet
+//
 // {id} is the full id, a unique prefix of at least 4 characters, or the
 // name; the backend resolves it. {exec} is an exec process's id, as exec
 // answered it.

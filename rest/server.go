@@ -143,6 +143,8 @@ func (s *server) routes(r *httprouter.Router) {
 	r.POST("/v1/networks", s.wrap(s.createNetwork))
 	r.GET("/v1/networks/:name", s.wrap(s.getNetwork))
 	r.DELETE("/v1/networks/:name", s.wrap(s.removeNetwork))
+
+	s.policyRoutes(r)
 }
 
 // reply is a handler's successful answer: the envelope's message and data.

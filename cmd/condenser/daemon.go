@@ -38,6 +38,9 @@ type daemonConfig struct {
 	images                     *imagestore.Store
 	network                    network.Config // Root, State and Logger set by runDaemon
 	natTable                   string
+	// certDir holds the Raind certificates: the TLS files of the default
+	// TCP listener and of TCP sockets systemd passes, made when missing.
+	certDir string
 }
 
 // shutdownGrace bounds how long in-flight requests may finish at shutdown.
@@ -75,7 +78,9 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		return err
 	}
 	defer sup.Close()
-	ls, err := listen.Listen(ctx, cfg.listen)
+	lo := cfg.listen
+	lo.DefaultTLS = func() (string, string, string, error) { return ensureCerts(cfg.certDir, log) }
+	ls, err := listen.Listen(ctx, lo)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -21,6 +22,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/raind/condenser/imagestore"
+	"github.com/raind/condenser/internal/certs"
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/internal/listen"
 	"github.com/raind/condenser/supervisor/network"
@@ -30,8 +32,14 @@ import (
 
 const usage = `usage: condenser [flags] [COMMAND [ARGS]]
 
-Without a command, condenser runs the daemon: the REST API on
-/run/condenser/condenser.sock (or the sockets systemd passes, or --listen).
+Without a command, condenser runs the daemon: the REST API on the unix
+socket condenser.sock in --state (/run/condenser/condenser.sock) and, for the Raind CLI, on tcp://127.0.0.1:7755
+with mutual TLS (--raind-address), using the certificates in --cert-dir and
+creating them when there are none; or on the sockets systemd passes, or on
+the --listen addresses instead.
+
+Commands:
+  certs                                     create the certificates of --cert-dir if there are none
 
 Commands (offline, on the image store; not while the daemon runs):
   pull [--platform OS/ARCH[/VARIANT]] REF   pull an image and unpack its layers
@@ -70,10 +78,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	runtimeName := fs.String("runtime", "", "OCI runtime binary or path (default: the first of droplet, crun, runc found)")
 	shimBin := fs.String("shim", "", "condenser-shim binary (default: next to condenser, else on PATH)")
 	var listens listFlag
-	fs.Var(&listens, "listen", "unix:///PATH or tcp://HOST:PORT (repeatable; tcp needs the --tls-* flags; default unix:///run/condenser/condenser.sock)")
-	tlsCert := fs.String("tls-cert", "", "server certificate (PEM) for tcp:// listeners")
-	tlsKey := fs.String("tls-key", "", "server key (PEM) for tcp:// listeners")
-	tlsCA := fs.String("tls-client-ca", "", "CA (PEM) that client certificates must chain to, for tcp:// listeners")
+	fs.Var(&listens, "listen", "unix:///PATH or tcp://HOST:PORT (repeatable; replaces the defaults, unix://STATE/condenser.sock and tcp:// on --raind-address; a tcp:// one needs the --tls-* flags)")
+	raindAddr := fs.String("raind-address", listen.RaindAddress, "HOST:PORT of the default mutual-TLS listener, where the Raind CLI dials")
+	certDir := fs.String("cert-dir", certs.DefaultDir, "directory of the Raind certificates (raind.crt, raind.key, raindClient.crt, raindClient.key), created when empty; TLS files of the default TCP listener and of TCP sockets systemd passes")
+	tlsCert := fs.String("tls-cert", "", "server certificate (PEM) for tcp:// listeners (default --cert-dir's raind.crt, except for --listen tcp://)")
+	tlsKey := fs.String("tls-key", "", "server key (PEM) for tcp:// listeners (default --cert-dir's raind.key, except for --listen tcp://)")
+	tlsCA := fs.String("tls-client-ca", "", "CA (PEM) that client certificates must chain to, for tcp:// listeners (default --cert-dir's raind.crt, except for --listen tcp://)")
 	group := fs.String("socket-group", "", "group owning the unix socket (mode 0660)")
 	cgroupParent := fs.String("cgroup-parent", oci.CgroupParent, "cgroup (a cgroupfs path) under which each container gets its own")
 	spareShim := fs.Bool("spare-shim", true, "keep a shim started ahead for the next container: faster creates, one idle shim process")
@@ -105,6 +115,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "condenser: %v\n", err)
 		return 2
 	}
+	if fs.Arg(0) == "certs" {
+		return runCerts(fs.Args()[1:], *certDir, stdout, stderr)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s, err := imagestore.Open(ctx, imagestore.Options{Root: *root, Mirrors: m, Insecure: insecure, Logger: log, UserAgent: "condenser"})
@@ -118,7 +131,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			root: *root, state: *state, runtime: *runtimeName, shim: *shimBin, cgroupParent: *cgroupParent, spareShim: *spareShim, log: log, images: s,
 			network:  network.Config{DefaultBridge: *bridge, DefaultAddress: bridgeAddr, CNIConfDir: *cniConfDir},
 			natTable: *natTable,
-			listen:   listen.Options{Addresses: listens, TLSCert: *tlsCert, TLSKey: *tlsKey, TLSClientCA: *tlsCA, SocketGroup: *group},
+			listen: listen.Options{Addresses: listens, TLSCert: *tlsCert, TLSKey: *tlsKey, TLSClientCA: *tlsCA, SocketGroup: *group,
+				Defaults: []string{"unix://" + filepath.Join(*state, "condenser.sock"), "tcp://" + *raindAddr}},
+			certDir: *certDir,
 		})
 		if err != nil {
 			log.Error("condenser", "error", err)

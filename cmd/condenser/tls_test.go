@@ -22,9 +22,9 @@ import (
 	"github.com/raind/condenser/internal/testutil"
 )
 
-// certs writes a CA, a server certificate for 127.0.0.1 and a client
+// testCerts writes a CA, a server certificate for 127.0.0.1 and a client
 // certificate into dir.
-func certs(t *testing.T, dir string) (caPool *x509.CertPool, client tls.Certificate) {
+func testCerts(t *testing.T, dir string) (caPool *x509.CertPool, client tls.Certificate) {
 	t.Helper()
 	key := func() *ecdsa.PrivateKey {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -82,7 +82,7 @@ func TestTCPNeedsTLSAndClientCertificates(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	pool, client := certs(t, dir)
+	pool, client := testCerts(t, dir)
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := ln.Addr().String()
 	ln.Close()

@@ -75,7 +75,7 @@ func (b *Backend) CreateContainer(ctx context.Context, r api.CreateContainerRequ
 func summary(c *supervisor.Container) api.ContainerSummary {
 	ref, _ := imagestore.ParseReference(c.Image)
 	s := api.ContainerSummary{
-		ContainerID: c.ID, Name: c.Name, State: string(c.State), ImageRepository: ref.Repository(), ImageReference: ref.Identifier(),
+		ContainerID: c.ID, Name: c.Name, State: string(c.State), ImageRepository: imageRepository(ref), ImageReference: ref.Identifier(),
 		Command: c.Args, Forwards: forwards(c.Endpoint), CreatingAt: c.CreatingAt, CreatedAt: c.CreatedAt, StartedAt: c.StartedAt, StoppedAt: c.StoppedAt,
 	}
 	if c.Endpoint != nil {
@@ -85,6 +85,16 @@ func summary(c *supervisor.Container) api.ContainerSummary {
 		s.Pid = c.Pid
 	}
 	return s
+}
+
+// imageRepository is the repository as the Raind CLI reads it: the path
+// alone for Docker Hub ("library/alpine", which it splits on "/"), else
+// registry[:port]/path.
+func imageRepository(ref imagestore.Reference) string {
+	if ref.Domain == "docker.io" {
+		return ref.Path
+	}
+	return ref.Repository()
 }
 
 // ListContainers lists every container, or the running ones unless all;

@@ -492,7 +492,7 @@ func TestDetail(t *testing.T) {
 			}
 			want := &api.ContainerDetail{
 				ContainerSummary: api.ContainerSummary{
-					ContainerID: strings.Repeat("w", 64), Name: "web", ImageRepository: "docker.io/library/alpine", ImageReference: "3",
+					ContainerID: strings.Repeat("w", 64), Name: "web", ImageRepository: "library/alpine", ImageReference: "3",
 					Command: []string{"sh", "-c", "sleep 1d"}, Forwards: []api.Forward{}, CreatingAt: t0, CreatedAt: t0.Add(time.Second),
 				},
 				ShimPid: 41, Bundle: "/run/condenser/shims/web", Rootfs: "/run/condenser/shims/web/rootfs", ImageDigest: "sha256:22",

@@ -9,9 +9,16 @@
 //     a dead daemon is replaced, but only after dialling it shows that nothing
 //     listens on it; a live socket, or a path that is not a socket, is an
 //     error and is left alone.
-//   - tcp://HOST:PORT, served only over TLS 1.2 or later with required client
+//   - tcp://HOST:PORT, served only over TLS 1.2 or 1.3 with required client
 //     certificates verified against Options.TLSClientCA. Plain TCP is refused:
 //     anyone who reaches the API can run containers as root.
+//
+// The daemon's defaults (Options.Defaults) are the unix socket and Raind's
+// tcp://127.0.0.1:7755, whose TLS files come from Options.DefaultTLS (the
+// certificate directory, see internal/certs) unless the --tls-* flags name
+// them. Sockets systemd passes are told apart by name (LISTEN_FDNAMES, the
+// socket unit's FileDescriptorName=): NameTLS is served with mutual TLS,
+// as is every TCP socket whatever its name.
 //
 // Every error wraps an errdefs kind: ErrInvalidArgument for bad
 // configuration, ErrAlreadyExists when another daemon is listening on the
@@ -39,8 +46,19 @@ import (
 	"github.com/raind/condenser/internal/errdefs"
 )
 
-// DefaultAddress is where the daemon listens when no address is configured.
+// DefaultAddress is where the daemon listens when no address is configured
+// and Options.Defaults is empty.
 const DefaultAddress = "unix:///run/condenser/condenser.sock"
+
+// RaindAddress is where the Raind CLI dials (https://localhost:7755).
+const RaindAddress = "127.0.0.1:7755"
+
+// The names of the sockets systemd passes (FileDescriptorName= in
+// contrib/systemd/condenser.socket).
+const (
+	NameAPI = "condenser" // the unix socket
+	NameTLS = "raind-tls" // Raind's TCP socket, served with mutual TLS
+)
 
 // The command-line flags named in error messages.
 const (
@@ -65,12 +83,20 @@ const (
 type Options struct {
 	// Addresses to listen on when systemd passed no socket:
 	// "unix:///run/condenser/condenser.sock", "tcp://127.0.0.1:7755".
-	// Empty means DefaultAddress.
+	// Empty means Defaults.
 	Addresses []string
+	// Defaults are the addresses when Addresses is empty; empty means
+	// DefaultAddress alone.
+	Defaults []string
 	// TLS files (PEM), all required for tcp:// addresses and for TCP sockets
 	// passed by systemd: the server certificate and key, and the CA bundle
 	// client certificates must chain to.
 	TLSCert, TLSKey, TLSClientCA string
+	// DefaultTLS, when set, supplies the TLS files (and may create them)
+	// when TLSCert, TLSKey and TLSClientCA are all empty, for TCP among the
+	// Defaults and for TCP sockets systemd passes. A tcp:// address given in
+	// Addresses still needs the three files named.
+	DefaultTLS func() (cert, key, clientCA string, err error)
 	// SocketGroup optionally names the group (or numeric gid) that owns the
 	// unix socket, so that its members can use the API (mode 0660
 	// root:<group>). "" keeps root's group.
@@ -93,9 +119,12 @@ func Listen(ctx context.Context, o Options) ([]net.Listener, error) {
 		return ls, err
 	}
 
-	addrs := o.Addresses
+	addrs, defaults := o.Addresses, false
 	if len(addrs) == 0 {
-		addrs = []string{DefaultAddress}
+		addrs, defaults = o.Defaults, true
+		if len(addrs) == 0 {
+			addrs = []string{DefaultAddress}
+		}
 	}
 
 	// Validate everything before creating anything.
@@ -103,6 +132,7 @@ func Listen(ctx context.Context, o Options) ([]net.Listener, error) {
 		plans  []address
 		seen   = map[string]bool{}
 		tlsCfg *tls.Config
+		ca     string
 		gid    = -1
 	)
 	for _, a := range addrs {
@@ -118,7 +148,7 @@ func Listen(ctx context.Context, o Options) ([]net.Listener, error) {
 		switch p.network {
 		case "tcp":
 			if tlsCfg == nil {
-				if tlsCfg, err = serverTLS(o, a); err != nil {
+				if tlsCfg, ca, err = serverTLS(o, a, defaults); err != nil {
 					return nil, err
 				}
 			}
@@ -142,7 +172,7 @@ func Listen(ctx context.Context, o Options) ([]net.Listener, error) {
 		case "unix":
 			l, err = listenUnix(ctx, p.addr, gid, o.SocketGroup)
 		case "tcp":
-			l, err = listenTCP(ctx, p.addr, tlsCfg, o.TLSClientCA)
+			l, err = listenTCP(ctx, p.addr, tlsCfg, ca)
 		}
 		if err != nil {
 			closeAll(ls)
@@ -210,9 +240,16 @@ func parseAddress(a string) (address, error) {
 	}
 }
 
-// serverTLS builds the TLS configuration TCP is served with; what names the
-// TCP socket in error messages.
-func serverTLS(o Options, what string) (*tls.Config, error) {
+// serverTLS builds the TLS configuration TCP is served with, and returns
+// the client CA file it uses; what names the TCP socket in error messages.
+// useDefault allows Options.DefaultTLS.
+func serverTLS(o Options, what string, useDefault bool) (*tls.Config, string, error) {
+	if useDefault && o.DefaultTLS != nil && o.TLSCert == "" && o.TLSKey == "" && o.TLSClientCA == "" {
+		var err error
+		if o.TLSCert, o.TLSKey, o.TLSClientCA, err = o.DefaultTLS(); err != nil {
+			return nil, "", fmt.Errorf("listen: %s: %w", what, err)
+		}
+	}
 	var missing []string
 	for _, f := range []struct{ v, flag string }{
 		{o.TLSCert, flagTLSCert}, {o.TLSKey, flagTLSKey}, {o.TLSClientCA, flagTLSClientCA},
@@ -222,22 +259,24 @@ func serverTLS(o Options, what string) (*tls.Config, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("listen: %s: plain TCP is refused: TCP is served only over TLS with verified client certificates; "+
+		return nil, "", fmt.Errorf("listen: %s: plain TCP is refused: TCP is served only over TLS with verified client certificates; "+
 			"pass %s FILE, %s FILE and %s FILE (missing %s), or listen on a unix:// socket: %w",
 			what, flagTLSCert, flagTLSKey, flagTLSClientCA, strings.Join(missing, ", "), errdefs.ErrInvalidArgument)
 	}
 	cert, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
 	if err != nil {
-		return nil, fmt.Errorf("listen: %s %s / %s %s: %w: %w", flagTLSCert, o.TLSCert, flagTLSKey, o.TLSKey, err, errdefs.ErrInvalidArgument)
+		return nil, "", fmt.Errorf("listen: %s %s / %s %s: %w: %w", flagTLSCert, o.TLSCert, flagTLSKey, o.TLSKey, err, errdefs.ErrInvalidArgument)
 	}
 	pem, err := os.ReadFile(o.TLSClientCA)
 	if err != nil {
-		return nil, fmt.Errorf("listen: %s: %w: %w", flagTLSClientCA, err, errdefs.ErrInvalidArgument)
+		return nil, "", fmt.Errorf("listen: %s: %w: %w", flagTLSClientCA, err, errdefs.ErrInvalidArgument)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("listen: %s %s: no PEM certificate in it: %w", flagTLSClientCA, o.TLSClientCA, errdefs.ErrInvalidArgument)
+		return nil, "", fmt.Errorf("listen: %s %s: no PEM certificate in it: %w", flagTLSClientCA, o.TLSClientCA, errdefs.ErrInvalidArgument)
 	}
+	// TLS 1.3 is offered too (crypto/tls's default maximum): the Raind CLI's
+	// WebSocket dialer requires it.
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{cert},
@@ -245,7 +284,7 @@ func serverTLS(o Options, what string) (*tls.Config, error) {
 		ClientCAs:    pool,
 		// net/http's Server.Serve and gRPC both negotiate HTTP/2 by ALPN.
 		NextProtos: []string{"h2", "http/1.1"},
-	}, nil
+	}, o.TLSClientCA, nil
 }
 
 func lookupGroup(name string) (int, error) {
@@ -271,7 +310,7 @@ func listenTCP(ctx context.Context, addr string, cfg *tls.Config, ca string) (ne
 	}
 	return &described{
 		Listener: tls.NewListener(l, cfg),
-		desc:     fmt.Sprintf("tcp://%s (TLS 1.2+, client certificates required, verified against %s)", l.Addr(), ca),
+		desc:     fmt.Sprintf("tcp://%s (TLS 1.2/1.3, client certificates required, verified against %s)", l.Addr(), ca),
 	}, nil
 }
 
@@ -406,7 +445,8 @@ func clearStale(ctx context.Context, path string) error {
 }
 
 // activated returns the sockets systemd passed, nil if none, and unsets the
-// LISTEN_* variables either way.
+// LISTEN_* variables either way. A socket named NameTLS, and any TCP socket,
+// is served with mutual TLS; the others (NameAPI, unnamed) as they are.
 func activated(o Options) ([]net.Listener, error) {
 	files := activation.Files(true)
 	if len(files) == 0 {
@@ -420,6 +460,7 @@ func activated(o Options) ([]net.Listener, error) {
 	var (
 		ls     []net.Listener
 		tlsCfg *tls.Config
+		ca     string
 	)
 	for i, f := range files {
 		fd := 3 + i
@@ -429,15 +470,14 @@ func activated(o Options) ([]net.Listener, error) {
 			return nil, fmt.Errorf("listen: systemd socket activation: fd %d (%s) is not a listening stream socket: %w: %w", fd, f.Name(), err, errdefs.ErrInvalidArgument)
 		}
 		from := fmt.Sprintf("systemd socket activation, fd %d", fd)
-		if n := f.Name(); n != "" && n != "LISTEN_FD_"+strconv.Itoa(fd) {
-			from += ", name " + n
+		name := f.Name()
+		if name != "" && name != "LISTEN_FD_"+strconv.Itoa(fd) {
+			from += ", name " + name
 		}
-		switch a := l.Addr(); a.Network() {
-		case "unix":
-			ls = append(ls, &described{Listener: l, desc: fmt.Sprintf("unix://%s (%s)", a, from)})
-		case "tcp":
+		switch a := l.Addr(); {
+		case a.Network() == "tcp" || (a.Network() == "unix" && name == NameTLS):
 			if tlsCfg == nil {
-				if tlsCfg, err = serverTLS(o, fmt.Sprintf("tcp://%s (%s)", a, from)); err != nil {
+				if tlsCfg, ca, err = serverTLS(o, fmt.Sprintf("%s://%s (%s)", a.Network(), a, from), true); err != nil {
 					_ = l.Close()
 					closeAll(ls)
 					return nil, err
@@ -445,12 +485,14 @@ func activated(o Options) ([]net.Listener, error) {
 			}
 			ls = append(ls, &described{
 				Listener: tls.NewListener(l, tlsCfg),
-				desc:     fmt.Sprintf("tcp://%s (%s; TLS 1.2+, client certificates required, verified against %s)", a, from, o.TLSClientCA),
+				desc:     fmt.Sprintf("%s://%s (%s; TLS 1.2/1.3, client certificates required, verified against %s)", a.Network(), a, from, ca),
 			})
+		case a.Network() == "unix":
+			ls = append(ls, &described{Listener: l, desc: fmt.Sprintf("unix://%s (%s)", a, from)})
 		default:
 			_ = l.Close()
 			closeAll(ls)
-			return nil, fmt.Errorf("listen: systemd socket activation: fd %d is a %s socket, want unix or tcp: %w", fd, a.Network(), errdefs.ErrInvalidArgument)
+			return nil, fmt.Errorf("listen: systemd socket activation: fd %d is a %s socket, want unix or tcp: %w", fd, l.Addr().Network(), errdefs.ErrInvalidArgument)
 		}
 	}
 	return ls, nil
