@@ -37,6 +37,11 @@ type Condenser struct {
 	cgroups      []string
 }
 
+var (
+	_ Engine        = (*Condenser)(nil)
+	_ NetworkRunner = (*Condenser)(nil)
+)
+
 // NewCondenser returns an engine running the binaries in bin, with the
 // daemon's networking flags netArgs.
 func NewCondenser(bin string, netArgs ...string) *Condenser {
@@ -178,6 +183,13 @@ func (c *Condenser) createOn(ctx context.Context, network, name string, args ...
 
 func (c *Condenser) RunTrue(ctx context.Context) (time.Duration, error) {
 	return c.runTrueOn(ctx, "none")
+}
+
+// RunTrueNetworked is RunTrue on the default network raind0 (the
+// daemon's bridge of its own, NetArgs): a namespace, a veth on the bridge,
+// an address, routes and NAT rules, all made by the daemon itself.
+func (c *Condenser) RunTrueNetworked(ctx context.Context) (time.Duration, error) {
+	return c.runTrueOn(ctx, "raind0")
 }
 
 // runTrueOn is RunTrue on network.

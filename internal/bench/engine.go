@@ -58,3 +58,11 @@ type Engine interface {
 	// List lists the containers once, as a client of the engine's API would.
 	List(ctx context.Context) error
 }
+
+// NetworkRunner is an Engine that can run a container on a bridge network
+// of its own (row 8): an address on a bridge, outbound NAT.
+type NetworkRunner interface {
+	// RunTrueNetworked is RunTrue with the container on that network. It
+	// returns ErrNotApplicable when the engine was set up without one.
+	RunTrueNetworked(ctx context.Context) (time.Duration, error)
+}

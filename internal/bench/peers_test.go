@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -19,7 +21,10 @@ import (
 var peersFlag = flag.Bool("peers", false, "also run the peer engines (podman, containerd); they must be installed")
 
 // TestPeerEngines runs each peer engine through every method once against
-// a local registry and checks that nothing is left behind.
+// a local registry and checks that nothing is left behind, on the host's
+// networking too (Podman's bridge network: interfaces, iptables,
+// /var/lib/cni, /run/netns; testutil.HoldIPForward restores
+// net.ipv4.ip_forward).
 func TestPeerEngines(t *testing.T) {
 	if !*peersFlag {
 		t.Skip("peer engines are exercised by make bench-peers (-peers)")
@@ -30,13 +35,24 @@ func TestPeerEngines(t *testing.T) {
 	reg.Push(t, ref, testutil.BusyboxImage(t))
 	img := Images{Registry: reg.Host, Small: ref, Large: ref}
 
-	for _, e := range []Engine{NewPodman("crun"), NewPodman("runc"), NewContainerd()} {
+	// Podman's bridge network, one engine after the other; the CNI bridge
+	// plugin turns ip_forward on, and the hold puts it back when the last
+	// test process holding it is done (others may hold it meanwhile, so
+	// its value is no leftover to check here).
+	subnet := testutil.ReserveSubnet(t, 220, 239)
+	testutil.HoldIPForward(t)
+
+	for _, e := range []Engine{NewPodman("crun", subnet), NewPodman("runc", subnet), NewContainerd()} {
 		t.Run(e.Name(), func(t *testing.T) { testPeer(t, e, img) })
 	}
 }
 
 func testPeer(t *testing.T, e Engine, img Images) {
 	before := hostPaths(t)
+	var netBefore []string
+	if p, ok := e.(*Podman); ok {
+		netBefore = networkLines(t, p.subnet)
+	}
 	dir := filepath.Join(t.TempDir(), e.Name())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -89,6 +105,39 @@ func testPeer(t *testing.T, e Engine, img Images) {
 			t.Logf("run true measured: %v", d.Round(time.Millisecond))
 			return err
 		})
+	}
+	if p, ok := e.(*Podman); ok {
+		step("run true on a network", func() error {
+			d, err := p.RunTrueNetworked(ctx)
+			if err == nil && d <= 0 {
+				err = errors.New("no time measured")
+			}
+			t.Logf("run true on a network measured: %v", d.Round(time.Millisecond))
+			return err
+		})
+		// The container had an address of the network, on its bridge.
+		step("address on the network", func() error {
+			args := append(append([]string{"run", "--rm", "--network", p.net.name}, podmanRunFlags...), img.Small, "busybox", "ip", "-o", "-4", "addr", "show", "eth0")
+			out, err := p.podman(ctx, args...)
+			if err != nil {
+				return err
+			}
+			f := strings.Fields(out)
+			i := slices.Index(f, "inet")
+			if i < 0 || i+1 == len(f) {
+				return fmt.Errorf("eth0 has no IPv4 address: %s", out)
+			}
+			if a, err := netip.ParsePrefix(f[i+1]); err != nil || !p.net.subnet.Contains(a.Addr()) {
+				return fmt.Errorf("eth0's address %s is not in %v", f[i+1], p.net.subnet)
+			}
+			t.Logf("eth0: %s", f[i+1])
+			if _, err := os.Stat("/sys/class/net/" + p.net.name + "/bridge"); err != nil {
+				return fmt.Errorf("no bridge %s: %w", p.net.name, err)
+			}
+			return nil
+		})
+	} else if _, ok := e.(NetworkRunner); ok {
+		t.Errorf("%s runs containers on a network: test it here", e.Name())
 	}
 	for _, name := range []string{"peer-1", "peer-2"} {
 		step("start detached "+name, func() error { return e.StartDetached(ctx, name) })
@@ -146,10 +195,46 @@ func testPeer(t *testing.T, e Engine, img Images) {
 		t.Errorf("left running: %v", procs)
 	}
 	for _, p := range hostPaths(t) {
-		if !slices.Contains(before, p) {
+		if !slices.Contains(before, p) && !otherTestInterface(p) {
 			t.Errorf("left behind: %s", p)
 		}
 	}
+	if p, ok := e.(*Podman); ok {
+		after := networkLines(t, p.subnet)
+		for _, l := range after {
+			if !slices.Contains(netBefore, l) {
+				t.Errorf("left behind in iptables: %s", l)
+			}
+		}
+		for _, l := range netBefore {
+			if !slices.Contains(after, l) {
+				t.Errorf("gone from iptables: %s", l)
+			}
+		}
+	}
+}
+
+// networkLines lists the lines of iptables-save and ip6tables-save,
+// counters stripped, that name a table, a CNI chain, the network's bridge
+// (every bridge of Podman's networks here is cbp…) or an address of subnet.
+func networkLines(t *testing.T, subnet netip.Prefix) []string {
+	t.Helper()
+	var lines []string
+	for _, ipt := range iptablesFamilies {
+		out, err := exec.Command(ipt.save).Output()
+		if err != nil {
+			t.Fatalf("%s: %v", ipt.save, err)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if i := strings.LastIndex(l, " ["); strings.HasPrefix(l, ":") && i > 0 {
+				l = l[:i]
+			}
+			if strings.HasPrefix(l, "*") || strings.Contains(l, "CNI-") || (cniOwner{name: "cbp", subnet: subnet}).names(l) {
+				lines = append(lines, ipt.save+": "+l)
+			}
+		}
+	}
+	return lines
 }
 
 // hostPaths lists what exists where the peers could leave things outside
@@ -162,8 +247,9 @@ func hostPaths(t *testing.T) []string {
 		"/run/containerd", "/run/containerd/*", "/run/containerd/*/*", "/run/containerd/*/*/*",
 		"/run/containers", "/run/containers/*", "/run/libpod", "/run/netns/*", "/dev/shm/libpod_lock",
 		"/sys/fs/cgroup/*/" + ctrNamespace, "/sys/fs/cgroup/*/libpod_parent",
-		"/var/lib/containers/storage", "/var/lib/containerd", "/opt/containerd",
-		"/run/runc/*", "/etc/cni/net.d/*", "/etc/containers/networks", "/sys/class/net/*",
+		"/var/lib/containers", "/var/lib/containers/*", "/var/lib/containerd", "/opt/containerd",
+		"/run/runc", "/run/runc/*", "/etc/cni/net.d/*", "/etc/containers/networks", "/sys/class/net/*",
+		"/run/netns", "/var/lib/cni", "/var/lib/cni/*", "/var/lib/cni/*/*",
 		filepath.Join(os.TempDir(), "podman-run-*"),
 	} {
 		m, err := filepath.Glob(pattern)
@@ -173,6 +259,15 @@ func hostPaths(t *testing.T) []string {
 		all = append(all, m...)
 	}
 	return all
+}
+
+// otherTestInterface tells whether p is the interface of a Condenser test
+// network (testutil.Network's bridges "cnt…", its daemons' veths "vc…"),
+// which other test processes make and remove meanwhile; the peers' are
+// never named so.
+func otherTestInterface(p string) bool {
+	name, ok := strings.CutPrefix(p, "/sys/class/net/")
+	return ok && (strings.HasPrefix(name, "cnt") || strings.HasPrefix(name, "vc"))
 }
 
 // mountsUnder lists the mount points at or below dir.

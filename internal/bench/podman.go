@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,9 +26,12 @@ import (
 // segment /dev/shm/libpod_lock, netavark's run directory
 // /run/containers/networks and the cgroup libpod_parent of every hierarchy;
 // Close removes those that did not exist before Setup. runc keeps a
-// container's state in /run/runc/<id> until the container is removed, and
+// container's state in /run/runc/<id> until the container is removed
+// (Close removes /run/runc if it made it and it is empty), and
 // pulls update the host's blob info cache in /var/lib/containers/cache
-// (podman 4.3 has no setting for either).
+// (podman 4.3 has no setting for either; Close removes /var/lib/containers
+// if it did not exist before Setup). With a subnet, it also has a CNI
+// bridge network of its own for row 8 (podmanNet).
 type Podman struct {
 	runtime   string // runc, or crun (through a wrapper on hybrid cgroup hosts)
 	dir, sock string
@@ -37,22 +41,35 @@ type Podman struct {
 	env       []string // nil until podman's configuration is written
 	service   *daemon
 	api       *http.Client
-	created   []string // host paths outside dir that are ours to remove
+	created   []string   // host paths outside dir that are ours to remove
+	emptied   []string   // shared directories that did not exist: removed if empty
+	net       *podmanNet // nil without a subnet
+	subnet    netip.Prefix
 	seq       atomic.Int64
 }
 
-var _ Engine = (*Podman)(nil)
+var (
+	_ Engine        = (*Podman)(nil)
+	_ NetworkRunner = (*Podman)(nil)
+)
 
 // NewPodman returns the podman engine running containers with runtime,
-// runc or crun; Setup starts it.
-func NewPodman(runtime string) *Podman { return &Podman{runtime: runtime} }
+// runc or crun; Setup starts it. With a valid subnet (a /24 that nothing
+// else on the host uses while the engine runs), Setup also makes a bridge
+// network on it for RunTrueNetworked; the caller holds
+// net.ipv4.ip_forward, which the bridge plugin turns on
+// (testutil.HoldIPForward).
+func NewPodman(runtime string, subnet netip.Prefix) *Podman {
+	return &Podman{runtime: runtime, subnet: subnet}
+}
 
 func (p *Podman) Name() string { return "podman-" + p.runtime }
 
 // podmanRunFlags are needed on every `podman run` here: runc cannot raise
-// the hard RLIMIT_NOFILE (20000) without CAP_SYS_RESOURCE, and podman's
-// default bridge network would edit the host's firewall and sysctls.
-var podmanRunFlags = []string{"--network", "none", "--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"}
+// the hard RLIMIT_NOFILE (20000) without CAP_SYS_RESOURCE. Every run also
+// names its network: `none`, or the engine's own (podman's default bridge
+// network would edit the host's firewall and sysctls and leave them so).
+var podmanRunFlags = []string{"--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"}
 
 func (p *Podman) Setup(ctx context.Context, dir string, img Images) (err error) {
 	if dir == "" {
@@ -69,8 +86,10 @@ func (p *Podman) Setup(ctx context.Context, dir string, img Images) (err error) 
 	if p.conmonBin, err = lookExe("conmon"); err != nil {
 		return err
 	}
-	p.created = append(missingPaths("/run/containers", "/run/containers/networks", "/dev/shm/libpod_lock"),
+	p.created = append(missingPaths("/run/containers", "/run/containers/networks", "/dev/shm/libpod_lock", "/var/lib/containers"),
 		missingCgroups("libpod_parent")...)
+	// runc's default root, where other runc users may keep state.
+	p.emptied = missingPaths("/run/runc")
 	// The exit command conmon runs when a container exits (`podman
 	// container cleanup`) fails on a runroot longer than 50 characters; a
 	// container's exit would then go unnoticed for 20 s.
@@ -148,6 +167,15 @@ insecure = true
 	if err != nil {
 		return fmt.Errorf("podman system service not answering: %w\n%s", err, p.service.logTail())
 	}
+	if p.subnet.IsValid() {
+		if p.net, err = newPodmanNet(p.subnet); err != nil {
+			return err
+		}
+		if err := p.net.setup(ctx, p.path("networks"), p.dir); err != nil {
+			return err
+		}
+		return p.net.check(ctx, p)
+	}
 	return nil
 }
 
@@ -216,6 +244,10 @@ func (p *Podman) Close(ctx context.Context) error {
 		errs = append(errs, p.RemoveAll(ctx))
 		_, err := p.podman(ctx, "rmi", "-af")
 		errs = append(errs, err)
+		if p.net != nil {
+			_, err := p.podman(ctx, "network", "rm", "-f", p.net.name)
+			errs = append(errs, err)
+		}
 		// Without its configuration files podman would fall back to the
 		// host's storage: no podman command may run after this Close.
 		p.env = nil
@@ -231,8 +263,16 @@ func (p *Podman) Close(ctx context.Context) error {
 	if p.dir != "" {
 		errs = append(errs, waitGone(ctx, p.conmonBin, p.dir), waitGone(ctx, p.podmanBin, p.dir))
 	}
+	if p.net != nil {
+		errs = append(errs, p.net.close(ctx))
+		p.net = nil
+	}
 	errs = append(errs, cleanUp(p.dir, p.created))
 	p.created = nil
+	for _, d := range p.emptied {
+		errs = append(errs, removeIfEmpty(d))
+	}
+	p.emptied = nil
 	return errors.Join(errs...)
 }
 
@@ -286,12 +326,27 @@ func (p *Podman) storedLayers() (map[string]bool, error) {
 	return stored, nil
 }
 
-// RunTrue runs `podman run IMAGE true` and removes the container
-// afterwards with `podman rm`, outside the measurement (`podman run --rm`
-// would include the removal).
+// RunTrue runs `podman run --network none IMAGE true` and removes the
+// container afterwards with `podman rm`, outside the measurement (`podman
+// run --rm` would include the removal).
 func (p *Podman) RunTrue(ctx context.Context) (time.Duration, error) {
+	return p.runTrueOn(ctx, "none")
+}
+
+// RunTrueNetworked is RunTrue on the engine's bridge network: the CNI
+// plugins' ADD (a veth, an address from host-local, the bridge plugin's
+// NAT chain, the firewall plugin's rules) is on the start path, their DEL
+// on the removal's (conmon's `podman container cleanup`, or the rm).
+func (p *Podman) RunTrueNetworked(ctx context.Context) (time.Duration, error) {
+	if p.net == nil {
+		return 0, ErrNotApplicable
+	}
+	return p.runTrueOn(ctx, p.net.name)
+}
+
+func (p *Podman) runTrueOn(ctx context.Context, network string) (time.Duration, error) {
 	name := fmt.Sprint("bench-true-", p.seq.Add(1))
-	args := append(append([]string{"run", "--name", name}, podmanRunFlags...), p.img.Small, "true")
+	args := append(append([]string{"run", "--name", name, "--network", network}, podmanRunFlags...), p.img.Small, "true")
 	t0 := time.Now()
 	_, err := p.podman(ctx, args...)
 	d := time.Since(t0)
@@ -301,7 +356,7 @@ func (p *Podman) RunTrue(ctx context.Context) (time.Duration, error) {
 
 // StartDetached runs `podman run -d`, which returns once the container runs.
 func (p *Podman) StartDetached(ctx context.Context, name string) error {
-	args := append(append([]string{"run", "-d", "--name", name}, podmanRunFlags...), p.img.Small, "sleep", "3600")
+	args := append(append([]string{"run", "-d", "--name", name, "--network", "none"}, podmanRunFlags...), p.img.Small, "sleep", "3600")
 	_, err := p.podman(ctx, args...)
 	return err
 }

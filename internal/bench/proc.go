@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -34,11 +35,21 @@ const (
 // names the command line and carries its standard error. env nil means
 // this process's environment.
 func run(ctx context.Context, env []string, name string, args ...string) (string, error) {
+	return runCmd(ctx, env, nil, name, args...)
+}
+
+// runInput is run with stdin as the command's standard input.
+func runInput(ctx context.Context, stdin, name string, args ...string) (string, error) {
+	return runCmd(ctx, nil, strings.NewReader(stdin), name, args...)
+}
+
+func runCmd(ctx context.Context, env []string, stdin io.Reader, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, cmdTimeout)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = env
+	cmd.Stdin = stdin
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.WaitDelay = stopTimeout // should a daemonised grandchild keep the pipes open
 	if err := cmd.Run(); err != nil {

@@ -95,16 +95,18 @@ func rows() []row {
 		}},
 		{"7. shim with a terminal and a client attached, RSS", "MiB", func(r *results) (float64, bool) { return mib(r.terminalShim.rss), r.hasTerminalShim }},
 		{"7. shim with a terminal and a client attached, PSS", "MiB", func(r *results) (float64, bool) { return mib(r.terminalShim.pss), r.hasTerminalShim }},
-		durations("8. run `true` on raind0 (veth, address, NAT), median", 0.5, func(r *results) []time.Duration { return r.netTrue }),
+		durations("8. run `true` on a bridge network (veth, address, NAT), median", 0.5, func(r *results) []time.Duration { return r.netTrue }),
 		durations("8. run `true` with no network, alternating, median", 0.5, func(r *results) []time.Duration { return r.noNetTrue }),
-		{"8. raind0 ÷ no network (medians)", "×", func(r *results) (float64, bool) {
+		{"8. bridge network ÷ no network (medians)", "×", func(r *results) (float64, bool) {
 			return ms(quantile(r.netTrue, 0.5)) / ms(quantile(r.noNetTrue, 0.5)), len(r.noNetTrue) > 0
 		}},
 	}
 }
 
 // printTable writes a Markdown table: a column per engine and, for each
-// other engine, its ratio to the first.
+// other engine, its ratio to the first — except on rows that are ratios
+// themselves (unit ×), where a ratio of ratios would read as a
+// comparison it is not.
 func printTable(w io.Writer, all []*results) {
 	head := []string{"workload", "unit"}
 	for _, r := range all {
@@ -122,7 +124,7 @@ func printTable(w io.Writer, all []*results) {
 		}
 		for _, r := range all[1:] {
 			v, ok := rw.value(r)
-			cells = append(cells, cell(v/base, ok && baseOK && base != 0))
+			cells = append(cells, cell(v/base, ok && baseOK && base != 0 && rw.unit != "×"))
 		}
 		fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
 	}
