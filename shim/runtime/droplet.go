@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,12 +15,15 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/moby/sys/mountinfo"
 	"github.com/raind/condenser/internal/atomicfile"
+	"golang.org/x/sys/unix"
 
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/internal/names"
@@ -27,10 +31,11 @@ import (
 )
 
 // Droplet drives Droplet, the Raind stack's own runtime
-// (github.com/pyxgun/Droplet). Its command line is not the OCI one:
+// (github.com/shizuku198411/Droplet, v0.1.3). Its command line is not the
+// OCI one:
 //
 //	droplet create ID        reads $RAIND_ROOT_DIR/ID/config.json; prints nothing
-//	droplet start ID
+//	droplet start ID         exits 0 even when the init then fails
 //	droplet state ID         prints its state.json: {"status": …, "pid": …, …}
 //	droplet kill ID [NAME]   NAME is TERM (the default), KILL, INT, HUP, QUIT,
 //	                         USR1, USR2, STOP or CONT; there is no --all
@@ -40,11 +45,30 @@ import (
 // $RAIND_ROOT_DIR/ID (default /etc/raind/container/ID), the init's output
 // goes to logs/init.log there, and Droplet mounts the root filesystem itself
 // (on root.path) from the annotation io.raind.image.config. A failure is
-// reported by Go's log.Fatal: a timestamped line on stderr and exit status 1.
+// reported by Go's log.Fatal (a timestamped line on stderr, exit status 1),
+// or, before it has loaded config.json, by a Go panic (exit status 2).
+//
+// The driver provides what Droplet expects of its caller
+// (../shared/reference/droplet.md): /etc/raind/log, the container's
+// directory with config.json in Droplet's subset of the spec (see
+// dropletConfig), logs/ and etc/, the cgroup directory Droplet writes
+// into, limits through cgroup v1 on a host that is not cgroup v2 only,
+// and the clean-up of what a failed create leaves.
 type Droplet struct {
 	Binary  string  // droplet, or a path
 	RootDir string  // RAIND_ROOT_DIR; empty means Droplet's default
 	Monitor Monitor // runs the commands without racing the reaper
+
+	// Droplet's fixed paths; empty means Droplet's own (tests move them).
+	auditDir  string // /etc/raind/log
+	etcRoot   string // /etc/raind/container: where its init reads ID/etc/
+	cgroupDir string // /sys/fs/cgroup/raind: where it writes ID/'s limits
+	// v1: 0 detects the cgroup version; 1 applies limits through cgroup
+	// v1 too, -1 does not.
+	v1 int
+
+	mu    sync.Mutex
+	inits map[string]*initOutput // the init output of the containers created here
 }
 
 var _ Driver = (*Droplet)(nil)
@@ -55,6 +79,10 @@ const (
 	// DropletImageAnnotation carries the overlay Droplet mounts.
 	DropletImageAnnotation = "io.raind.image.config"
 )
+
+// startWait bounds how long Start waits to see the init run the
+// container's process or fail.
+var startWait = 5 * time.Second
 
 // dropletImage is the value of DropletImageAnnotation; Droplet mounts
 // overlay with lowerdir=ImageLayer joined by ":" (top first), so the order
@@ -74,12 +102,15 @@ var dropletSignals = map[syscall.Signal]string{
 	syscall.SIGUSR2: "USR2", syscall.SIGSTOP: "STOP", syscall.SIGCONT: "CONT",
 }
 
-// Create writes the bundle's config.json, with opts.Mounts as the image
-// annotation and root.path made absolute, to $RAIND_ROOT_DIR/ID and runs
+// Create lays out $RAIND_ROOT_DIR/ID (config.json in Droplet's subset of
+// the bundle's spec, with opts.Mounts as the image annotation; logs/;
+// etc/), the audit log and cgroup directories Droplet needs, and runs
 // droplet create. Droplet writes the init's stdout and stderr both to
-// logs/init.log, which is therefore made a link to opts.Stdout (or
-// opts.Stderr when there is no Stdout). The pid is the one droplet state
-// reports. Terminals and a stdin pipe are not supported yet.
+// logs/init.log, which is therefore made a pipe to opts.Stdout (or
+// opts.Stderr when there is no Stdout), read on the way for the init's
+// own failure. The pid is the one droplet state reports. A failed create
+// leaves nothing: not the init waiting on the fifo, nor Droplet's files,
+// cgroup or veth. Terminals and a stdin pipe are not supported yet.
 func (d *Droplet) Create(ctx context.Context, opts CreateOptions) (Process, error) {
 	pid, err := d.create(ctx, opts)
 	return Process{Pid: pid}, err
@@ -104,7 +135,7 @@ func (d *Droplet) create(ctx context.Context, opts CreateOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	config, rootfs, err := dropletConfig(filepath.Join(opts.Bundle, "config.json"), dir, image)
+	spec, err := dropletConfig(filepath.Join(opts.Bundle, "config.json"), dir, image)
 	if err != nil {
 		return 0, err
 	}
@@ -114,62 +145,167 @@ func (d *Droplet) create(ctx context.Context, opts CreateOptions) (int, error) {
 	}
 	_, err = os.Lstat(dir)
 	existed := err == nil
-	// undo removes what a failed create leaves: all of dir when it is new,
-	// else Droplet's files that would fail a retry (exec.fifo).
-	undo := func() {
-		if !existed {
-			d.removeDir(dir)
-			return
-		}
-		for _, name := range []string{"state.json", "exec.fifo", "config_hash.json", "init.pid"} {
-			os.Remove(filepath.Join(dir, name))
-		}
-	}
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return 0, err
 	}
-	if err := d.prepare(dir, rootfs, config, opts); err != nil {
+	// undo removes what a failed create leaves: all of dir when it is new,
+	// else Droplet's files that would fail a retry.
+	undo := func() {
+		d.cleanup(opts.ID, dir, spec.veth)
+		if !existed {
+			d.removeDir(dir)
+		}
+	}
+	out, err := d.prepare(dir, spec, opts)
+	if err != nil {
 		undo()
 		return 0, err
 	}
-	if _, err := d.run(ctx, "create", opts.ID); err != nil {
+	_, err = d.run(ctx, "create", opts.ID)
+	if out != nil {
+		out.w.Close() // the init holds its own
+	}
+	if err != nil {
 		undo()
 		return 0, err
 	}
 	st, err := d.State(ctx, opts.ID)
+	if err == nil && (st.Pid <= 0 || st.Status != "created") {
+		err = fmt.Errorf("droplet create: the container is %q with init pid %d, not created", st.Status, st.Pid)
+	}
+	if err == nil && d.useV1() {
+		if err = applyV1(opts.ID, st.Pid, spec.memory, spec.quota, spec.period); err != nil {
+			err = fmt.Errorf("droplet create: limits through cgroup v1: %w", err)
+		}
+	}
 	if err != nil {
+		undo()
 		return 0, err
 	}
-	if st.Pid <= 0 {
-		return 0, fmt.Errorf("droplet create: state reports pid %d (status %q)", st.Pid, st.Status)
+	if out != nil {
+		d.mu.Lock()
+		if d.inits == nil {
+			d.inits = map[string]*initOutput{}
+		}
+		d.inits[opts.ID] = out
+		d.mu.Unlock()
 	}
 	return st.Pid, nil
 }
 
-// prepare lays out dir for droplet create.
-func (d *Droplet) prepare(dir, rootfs string, config []byte, opts CreateOptions) error {
+func (d *Droplet) pathOr(p, def string) string {
+	if p != "" {
+		return p
+	}
+	return def
+}
+
+// useV1 tells whether limits go through cgroup v1 too.
+func (d *Droplet) useV1() bool {
+	if d.v1 != 0 {
+		return d.v1 > 0
+	}
+	return !cgroupV2()
+}
+
+// etcDirs are the directories of the container's etc/ files: in its
+// directory, and where Droplet's init reads them (which ignores
+// RAIND_ROOT_DIR).
+func (d *Droplet) etcDirs(id, dir string) []string {
+	dirs := []string{filepath.Join(dir, "etc")}
+	if fixed := filepath.Join(d.pathOr(d.etcRoot, dropletEtcRoot), id, "etc"); fixed != dirs[0] {
+		dirs = append(dirs, fixed)
+	}
+	return dirs
+}
+
+// prepare lays out dir for droplet create, and the cgroup directory
+// Droplet writes into.
+func (d *Droplet) prepare(dir string, spec *dropletSpec, opts CreateOptions) (*initOutput, error) {
 	logs := filepath.Join(dir, "logs")
 	if err := os.MkdirAll(logs, 0o700); err != nil {
-		return err
+		return nil, err
 	}
-	if err := os.MkdirAll(rootfs, 0o755); err != nil {
-		return err
+	if err := os.MkdirAll(spec.rootfs, 0o755); err != nil {
+		return nil, err
+	}
+	for _, etc := range d.etcDirs(opts.ID, dir) {
+		if err := os.MkdirAll(etc, 0o755); err != nil {
+			return nil, err
+		}
+		for name, b := range spec.etc {
+			if err := atomicfile.WriteFile(filepath.Join(etc, name), b, 0o644, false); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(d.pathOr(d.cgroupDir, dropletCgroupDir), opts.ID), 0o755); err != nil {
+		return nil, fmt.Errorf("droplet: its cgroup directory: %w", err)
 	}
 	initLog := filepath.Join(logs, "init.log")
 	if err := os.Remove(initLog); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+		return nil, err
 	}
-	out := opts.Stdout
-	if out == nil {
-		out = opts.Stderr
-	}
-	if out != nil {
-		// Opening /proc/PID/fd/N opens the shim's pipe itself.
-		if err := os.Symlink(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), out.Fd()), initLog); err != nil {
-			return err
+	var out *initOutput
+	if w := cmp.Or(opts.Stdout, opts.Stderr); w != nil {
+		var err error
+		if out, err = newInitOutput(w); err != nil {
+			return nil, err
+		}
+		// Opening /proc/PID/fd/N opens the pipe itself.
+		if err := os.Symlink(fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), out.w.Fd()), initLog); err != nil {
+			out.w.Close()
+			return nil, err
 		}
 	}
-	return atomicfile.WriteFile(filepath.Join(dir, "config.json"), config, 0o600, true)
+	if err := atomicfile.WriteFile(filepath.Join(dir, "config.json"), spec.config, 0o600, true); err != nil {
+		if out != nil {
+			out.w.Close()
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+// cleanup removes what Droplet and a failed create leave of container id:
+// its init (or tty shim), waiting on the fifo or not; state.json,
+// exec.fifo, config_hash.json, init.pid and the sockets; the veth; the
+// cgroups; the etc/ files outside dir. dir itself stays.
+func (d *Droplet) cleanup(id, dir, veth string) error {
+	fifo := filepath.Join(dir, "exec.fifo")
+	pids := dropletInits(id, fifo)
+	if st, err := readState(dir); err == nil && st.Pid > 0 && alive(st.Pid) && slices.Contains(dropletInits(id, fifo), st.Pid) {
+		pids = append(pids, st.Pid)
+	}
+	for _, pid := range pids {
+		killWait(pid)
+	}
+	var errs []error
+	for _, name := range []string{"state.json", "exec.fifo", "config_hash.json", "init.pid", "tty.sock", "exec_tty.sock"} {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if err := deleteVeth(veth); err != nil {
+		errs = append(errs, err)
+	}
+	if err := removeDropletCgroup(filepath.Join(d.pathOr(d.cgroupDir, dropletCgroupDir), id)); err != nil {
+		errs = append(errs, err)
+	}
+	if d.useV1() {
+		if err := removeV1(id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, etc := range d.etcDirs(id, dir)[1:] {
+		if err := os.RemoveAll(filepath.Dir(etc)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	d.mu.Lock()
+	delete(d.inits, id)
+	d.mu.Unlock()
+	return errors.Join(errs...)
 }
 
 // Exec is not supported yet (droplet exec runs nsenter in the background
@@ -178,14 +314,94 @@ func (d *Droplet) Exec(context.Context, ExecOptions) (Process, error) {
 	return Process{}, errDropletStreams
 }
 
+// Start runs droplet start on a created container whose init waits, and
+// then waits until the init runs the container's process or fails: Droplet
+// says nothing of the latter (it exits 0), the init's own error is in its
+// output (logs/init.log), which Start reports.
 func (d *Droplet) Start(ctx context.Context, id string) error {
-	if _, err := d.containerDir(id); err != nil {
+	dir, err := d.containerDir(id)
+	if err != nil {
 		return err
 	}
-	_, err := d.run(ctx, "start", id)
-	return err
+	st, err := readState(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: droplet container %s", errdefs.ErrNotFound, id)
+	case err != nil:
+		return fmt.Errorf("droplet start: state.json: %w", err)
+	case st.Status != "created":
+		return fmt.Errorf("%w: droplet start: container %s is %s, not created", errdefs.ErrConflict, id, st.Status)
+	}
+	pidfd, err := unix.PidfdOpen(st.Pid, 0)
+	if err != nil || !alive(st.Pid) {
+		if err == nil {
+			unix.Close(pidfd)
+		}
+		return d.initFailed(id, dir, st.Pid, "before it was started")
+	}
+	defer unix.Close(pidfd)
+	dev, ino, _ := exeID(st.Pid)
+	// droplet start blocks opening the fifo until the init reads it: stop
+	// it if the init goes first.
+	sctx, cancel := context.WithCancel(ctx)
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		for sctx.Err() == nil {
+			if n, _ := unix.Poll([]unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}, 50); n > 0 {
+				cancel()
+				return
+			}
+		}
+	}()
+	_, err = d.run(sctx, "start", id)
+	startErr := ctx.Err()
+	cancel()
+	<-exited
+	if err != nil {
+		if startErr == nil && errors.Is(err, context.Canceled) {
+			return d.initFailed(id, dir, st.Pid, "before it was started")
+		}
+		return err
+	}
+	deadline := time.Now().Add(startWait)
+	for time.Now().Before(deadline) {
+		if n, _ := unix.Poll([]unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}, 10); n > 0 {
+			return d.initFailed(id, dir, st.Pid, "instead of running the container's process")
+		}
+		if dv, in, ok := exeID(st.Pid); ok && (dv != dev || in != ino) {
+			return nil
+		}
+	}
+	return nil // still starting: its exit, if any, reaches the reaper
 }
 
+// initFailed is the error of a container whose init exited: Droplet's
+// message in the init's output, if any.
+func (d *Droplet) initFailed(id, dir string, pid int, when string) error {
+	d.mu.Lock()
+	out := d.inits[id]
+	d.mu.Unlock()
+	var tail []byte
+	if out != nil {
+		tail = out.end(time.Second)
+	} else {
+		tail = readTail(filepath.Join(dir, "logs", "init.log"))
+	}
+	msg := initFailure(tail)
+	if msg == "" {
+		msg = "no message in logs/init.log"
+	}
+	err := fmt.Errorf("droplet start: the container's init (pid %d) exited %s: %s", pid, when, msg)
+	if strings.Contains(strings.ToLower(msg), "not found in path") {
+		return fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return classifyCommand("start", err)
+}
+
+// State runs droplet state. Droplet reads a zombie as running (and a
+// created container whose init died as created): the driver checks the
+// init is alive and reads it stopped when it is not.
 func (d *Droplet) State(ctx context.Context, id string) (State, error) {
 	if _, err := d.containerDir(id); err != nil {
 		return State{}, err
@@ -194,21 +410,22 @@ func (d *Droplet) State(ctx context.Context, id string) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
-	var raw struct {
-		Status string `json:"status"`
-		Pid    int    `json:"pid"`
-	}
+	var raw dropletState
 	if err := json.Unmarshal(out, &raw); err != nil {
 		return State{}, fmt.Errorf("droplet state: %w", err)
 	}
-	return State{Status: raw.Status, Pid: raw.Pid}, nil
+	if (raw.Status == "running" || raw.Status == "created") && !alive(raw.Pid) {
+		raw.Status = "stopped"
+	}
+	return State(raw), nil
 }
 
 // Kill sends sig through droplet kill. Droplet cannot signal every process
 // and knows only the signals of dropletSignals. It records the container as
 // stopped after any signal, and follows TERM by KILL after 3s.
 func (d *Droplet) Kill(ctx context.Context, id string, sig syscall.Signal, all bool) error {
-	if _, err := d.containerDir(id); err != nil {
+	dir, err := d.containerDir(id)
+	if err != nil {
 		return err
 	}
 	if all {
@@ -218,30 +435,54 @@ func (d *Droplet) Kill(ctx context.Context, id string, sig syscall.Signal, all b
 	if !ok {
 		return fmt.Errorf("%w: droplet kill cannot send signal %d (%v)", errdefs.ErrNotImplemented, int(sig), sig)
 	}
-	_, err := d.run(ctx, "kill", id, name)
+	if st, err := readState(dir); err == nil && st.Status == "running" && !alive(st.Pid) {
+		// Droplet would fail reading its /proc: the exit is on its way.
+		return fmt.Errorf("process already finished: %w", errdefs.ErrNotFound)
+	}
+	_, err = d.run(ctx, "kill", id, name)
 	return err
 }
 
-// Delete runs droplet delete (after droplet kill KILL when forced and the
-// container runs) and removes $RAIND_ROOT_DIR/ID, which Droplet leaves,
-// unmounting first whatever is still mounted there or on root.path.
+// Delete runs droplet delete (after droplet kill KILL when forced and
+// that fails: the container runs), then removes what Droplet leaves: the
+// init of a failed create, its files, the veth, the cgroups, and
+// $RAIND_ROOT_DIR/ID, unmounting first whatever is still mounted there or
+// on root.path. Forced, a container Droplet cannot delete (its state
+// broken, its init gone) is cleaned up all the same.
 func (d *Droplet) Delete(ctx context.Context, id, bundle string, force bool) error {
 	dir, err := d.containerDir(id)
 	if err != nil {
 		return err
 	}
 	_, err = d.run(ctx, "delete", id)
-	if err != nil && force && errors.Is(err, errdefs.ErrConflict) {
-		_, kerr := d.run(ctx, "kill", id, "KILL")
-		if kerr != nil && !errors.Is(kerr, errdefs.ErrConflict) && !errors.Is(kerr, errdefs.ErrNotFound) {
-			return kerr
-		}
+	if err != nil && force && !errors.Is(err, errdefs.ErrNotFound) {
+		d.run(ctx, "kill", id, "KILL")
 		_, err = d.run(ctx, "delete", id)
 	}
 	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		return err
+		st, serr := readState(dir)
+		switch {
+		case serr == nil && st.Status == "running" && alive(st.Pid) && !force:
+			return fmt.Errorf("%w: droplet delete: container %s is running", errdefs.ErrConflict, id)
+		case !force:
+			return err
+		}
 	}
-	return d.removeDir(dir)
+	var veth string
+	if b, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil {
+		var s struct {
+			Annotations map[string]string `json:"annotations"`
+		}
+		if json.Unmarshal(b, &s) == nil {
+			var n struct {
+				Interface struct{ Name string } `json:"interface"`
+			}
+			json.Unmarshal([]byte(s.Annotations[DropletNetAnnotation]), &n)
+			veth = n.Interface.Name
+		}
+	}
+	cerr := d.cleanup(id, dir, veth)
+	return errors.Join(cerr, d.removeDir(dir))
 }
 
 func (d *Droplet) root() string {
@@ -279,6 +520,10 @@ func (d *Droplet) removeDir(dir string) error {
 // run runs one droplet command with RAIND_ROOT_DIR set and returns its
 // stdout; on failure Droplet's own message is in the error.
 func (d *Droplet) run(ctx context.Context, args ...string) ([]byte, error) {
+	// Without its audit log directory every droplet command fails.
+	if err := os.MkdirAll(d.pathOr(d.auditDir, dropletAuditDir), 0o700); err != nil {
+		return nil, fmt.Errorf("droplet %s: its audit log directory: %w", args[0], err)
+	}
 	cmd := exec.Command(d.Binary, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -300,9 +545,30 @@ func (d *Droplet) run(ctx context.Context, args ...string) ([]byte, error) {
 		if msg == "" {
 			msg = strings.TrimSpace(out.String())
 		}
+		if p, ok := dropletPanic(status, errb.String()); ok {
+			// Droplet panics when a command fails before it has read
+			// config.json (its audit log dereferences the spec).
+			err := fmt.Errorf("droplet %s crashed (exit status %d, %s): Droplet panics on a container it cannot find, one not in the state %s needs, or a config.json without linux.seccomp or process.args", args[0], status, p, args[0])
+			if len(args) > 1 {
+				if _, serr := os.Stat(filepath.Join(d.root(), args[1], "state.json")); errors.Is(serr, fs.ErrNotExist) {
+					return nil, fmt.Errorf("%w: %w: droplet container %s", err, errdefs.ErrNotFound, args[1])
+				}
+			}
+			return nil, err
+		}
 		return nil, dropletClassify(args[0], fmt.Errorf("droplet %s failed (exit status %d): %s", args[0], status, msg))
 	}
 	return out.Bytes(), nil
+}
+
+// dropletPanic returns the first line of a Go panic on stderr.
+func dropletPanic(status int, stderr string) (string, bool) {
+	i := strings.Index(stderr, "panic: ")
+	if status != 2 || i < 0 {
+		return "", false
+	}
+	line, _, _ := strings.Cut(stderr[i:], "\n")
+	return strings.TrimSpace(line), true
 }
 
 // logPrefix is the timestamp log.Fatal puts before Droplet's error.
@@ -375,55 +641,6 @@ func dropletImageConfig(ms []Mount) (*dropletImage, error) {
 		}
 	}
 	return img, nil
-}
-
-// dropletConfig returns the bundle's config.json (at path) for dir: with
-// image as its annotation and root.path absolute (a relative one is taken
-// from dir, Droplet's bundle), all else as it was, fields unknown to the
-// OCI spec included. It also returns root.path.
-func dropletConfig(path, dir string, image *dropletImage) ([]byte, string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, "", fmt.Errorf("droplet create: bundle: %w", err)
-	}
-	var spec specs.Spec
-	var raw map[string]json.RawMessage
-	if err = json.Unmarshal(b, &spec); err == nil {
-		err = json.Unmarshal(b, &raw)
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("%w: droplet create: %s: %w", errdefs.ErrInvalidArgument, path, err)
-	}
-	if spec.Root == nil || spec.Root.Path == "" {
-		return nil, "", fmt.Errorf("%w: droplet create: %s has no root.path", errdefs.ErrInvalidArgument, path)
-	}
-	root := *spec.Root
-	if !filepath.IsAbs(root.Path) {
-		root.Path = filepath.Join(dir, root.Path)
-	}
-	ann := map[string]string{}
-	for k, v := range spec.Annotations {
-		ann[k] = v
-	}
-	if image != nil {
-		var v bytes.Buffer
-		enc := json.NewEncoder(&v)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(image); err != nil {
-			return nil, "", err
-		}
-		ann[DropletImageAnnotation] = strings.TrimSuffix(v.String(), "\n")
-	} else if ann[DropletImageAnnotation] == "" {
-		return nil, "", fmt.Errorf("%w: droplet create: no overlay mount and no %s annotation", errdefs.ErrInvalidArgument, DropletImageAnnotation)
-	}
-	if raw["root"], err = json.Marshal(root); err != nil {
-		return nil, "", err
-	}
-	if raw["annotations"], err = json.Marshal(ann); err != nil {
-		return nil, "", err
-	}
-	out, err := json.MarshalIndent(raw, "", "\t")
-	return out, root.Path, err
 }
 
 // unmountUnder unmounts, innermost first, every mount below dir and one on
