@@ -22,8 +22,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/raind/condenser/internal/errdefs"
-	"github.com/raind/condenser/internal/testutil"
 	"github.com/raind/condenser/internal/names"
+	"github.com/raind/condenser/internal/testutil"
 	"github.com/raind/condenser/shim/reaper"
 )
 
