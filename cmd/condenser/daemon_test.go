@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,7 +28,7 @@ type daemonProc struct {
 	root, state string
 	sock        string
 	cmd         *exec.Cmd
-	logs        *bytes.Buffer
+	logs        *syncBuffer
 	http        *http.Client
 	// cgroupParent is the daemon's --cgroup-parent, its own; the cleanup
 	// of testutil.CgroupParent removes it.
@@ -73,7 +74,7 @@ func startDaemonTB(t testing.TB, registry string) *daemonProc {
 
 func (d *daemonProc) start() {
 	d.t.Helper()
-	d.logs = &bytes.Buffer{}
+	d.logs = &syncBuffer{}
 	d.cmd = exec.Command(d.args[0], d.args[1:]...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
@@ -324,7 +325,7 @@ func TestSocketActivation(t *testing.T) {
 	args := append([]string{"-l", sock, dir + "/condenser", "--root", t.TempDir(), "--state", state, "--runtime", "runc", "--cgroup-parent", testutil.CgroupParent(t),
 		"--listen", "unix://" + filepath.Join(state, "not-used.sock"), "--registry-mirror", "docker.io=http://" + reg.Host}, testutil.Network(t).Args()...)
 	cmd := exec.Command(sa, args...)
-	var logs bytes.Buffer
+	var logs syncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -400,4 +401,29 @@ func BenchmarkDaemonRestart(b *testing.B) {
 		}
 		b.StartTimer()
 	}
+}
+
+// syncBuffer is a bytes.Buffer a running daemon writes its log into while
+// the test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
 }

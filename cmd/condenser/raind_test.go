@@ -279,7 +279,7 @@ func TestSocketActivationNamed(t *testing.T) {
 		dir + "/condenser", "--root", t.TempDir(), "--state", state, "--runtime", "runc", "--cgroup-parent", testutil.CgroupParent(t),
 		"--cert-dir", certDir}, testutil.Network(t).Args()...)
 	cmd := exec.Command(sa, args...)
-	var logs bytes.Buffer
+	var logs syncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
