@@ -45,3 +45,22 @@ func TestClassifyCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestInitGone: both of runc's wordings for a kill of an init that has
+// exited are "process already finished" (not found), never an internal
+// fault (a 500 to a user's stop).
+func TestInitGone(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{errors.New("runc kill failed (exit status 1): container not running"), true},
+		{errors.New("runc kill failed (exit status 1): unable to signal init: os: process already finished"), true},
+		{errors.New("runc kill failed (exit status 1): permission denied"), false},
+	} {
+		if got := initGone(tc.err); got != tc.want {
+			t.Errorf("initGone(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}

@@ -212,11 +212,19 @@ func (o *OCI) Kill(ctx context.Context, id string, sig syscall.Signal, all bool)
 		args = append(args, "--all")
 	}
 	_, err := o.run(ctx, o.logPath(""), nil, append(args, id, strconv.Itoa(int(sig)))...)
-	if err != nil && strings.Contains(err.Error(), "not running") {
+	if initGone(err) {
 		// The init is gone: its exit is on its way to the reaper.
 		return fmt.Errorf("process already finished: %w: %w", errdefs.ErrNotFound, err)
 	}
 	return err
+}
+
+// initGone tells whether a kill failed because the container's init has
+// exited: runc says "container not running" when it sees it gone first,
+// and "unable to signal init: os: process already finished" when the init
+// exits between its check and its signal.
+func initGone(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "not running") || strings.Contains(err.Error(), "process already finished"))
 }
 
 func (o *OCI) Delete(ctx context.Context, id string, bundle string, force bool) error {
