@@ -10,11 +10,22 @@
 // # Dependencies
 //
 // The supervisor owns small interfaces for what it uses (deps.go): Images
-// (StoreImages adapts the image store), Rootfs (*rootfs.Manager) and
-// Shims/Shim (ShimManager runs condenser-shim through shim/client). The
-// state machine is unit-tested with fakes of all three, without root
-// (fake_test.go, state_test.go); the integration tests run real shims,
-// runc and a real registry.
+// (StoreImages adapts the image store), Rootfs (*rootfs.Manager),
+// Shims/Shim (ShimManager runs condenser-shim through shim/client) and
+// Networks (NetworkManager over supervisor/network and its nat package).
+// The state machine is unit-tested with fakes of them all, without root
+// (fake_test.go, state_test.go, exec_test.go, networks_test.go); the
+// integration tests run real shims, runc, bridges and a real registry.
+//
+// # Terminals, exec and networks
+//
+// The shim holds every process's standard streams and exec processes; the
+// supervisor checks the container's state, builds an exec's process from
+// the init's and hands over the shim's stream (exec.go). A container on a
+// bridge network gets a namespace of Condenser's own before the runtime's
+// create, connected beside the shim's create and torn down in release
+// with the runtime's container; Open reconciles what no live container
+// owns (networks.go).
 //
 // # The lifecycle
 //
