@@ -283,8 +283,9 @@ func (m *Manager) detach(ctx context.Context, id string) error {
 }
 
 // ownVeth returns container id's veth when it is this Manager's for id —
-// or, with external, when it has no alias (the runtime made it) — and nil
-// when there is none.
+// or when it has no alias: the runtime made it (external), or a daemon
+// killed between its creation and its alias left it (its name is id's) —
+// and nil when there is none.
 func (m *Manager) ownVeth(id string, external bool) (netlink.Link, error) {
 	l, err := m.h.LinkByName(vethName(id))
 	if isNotFound(err) {
@@ -294,7 +295,7 @@ func (m *Manager) ownVeth(id string, external bool) (netlink.Link, error) {
 		return nil, fmt.Errorf("veth %s: %w", vethName(id), err)
 	}
 	owner, ours := m.vethOwner(l.Attrs().Alias)
-	if l.Type() != "veth" || !(ours && owner == id || external && l.Attrs().Alias == "") {
+	if l.Type() != "veth" || !(ours && owner == id || l.Attrs().Alias == "") {
 		return nil, nil
 	}
 	return l, nil

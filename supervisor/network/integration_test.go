@@ -617,3 +617,29 @@ func TestAttachExternal(t *testing.T) {
 	}
 	e.assertClean(t)
 }
+
+// TestAttachOverAVethWithoutAlias: a daemon killed between a veth's
+// creation and its alias leaves a veth of the container's name with no
+// alias; the container's next attach takes its place instead of failing
+// (found by the chaos test: a start of a stopped container answered 409).
+func TestAttachOverAVethWithoutAlias(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	id := names.NewID()
+	la := netlink.NewLinkAttrs()
+	la.Name = vethName(id)
+	e.own(la.Name)
+	if err := e.h.LinkAdd(&netlink.Veth{LinkAttrs: la, PeerName: "cpt" + id[:8]}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.m.Attach(ctx, id, AttachRequest{}); err != nil {
+		t.Fatalf("attach over a crashed attach's veth: %v", err)
+	}
+	if err := e.m.Detach(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	e.waitVethsGone(t)
+	if _, err := e.h.LinkByName(la.Name); err == nil {
+		t.Errorf("veth %s left", la.Name)
+	}
+}
