@@ -41,6 +41,14 @@ func startDaemon(t *testing.T, registry string) *daemonProc { return startDaemon
 
 func startDaemonTB(t testing.TB, registry string) *daemonProc {
 	t.Helper()
+	return startDaemonListening(t, registry, func(d *daemonProc) []string { return []string{"--listen", "unix://" + d.sock} })
+}
+
+// startDaemonListening starts a daemon whose listener flags are listen's
+// (the unix socket at d.sock must be among what they make: the tests talk
+// to it there).
+func startDaemonListening(t testing.TB, registry string, listen func(d *daemonProc) []string) *daemonProc {
+	t.Helper()
 	testutil.RequireRoot(t)
 	testutil.RequireBinary(t, "runc")
 	dir := testutil.BuildBinaries(t, "../condenser", "../condenser-shim")
@@ -50,7 +58,8 @@ func startDaemonTB(t testing.TB, registry string) *daemonProc {
 	}
 	d := &daemonProc{t: t, root: t.TempDir(), state: state, sock: filepath.Join(state, "condenser.sock"), cgroupParent: testutil.CgroupParent(t), net: testutil.Network(t)}
 	d.args = append([]string{dir + "/condenser", "--root", d.root, "--state", d.state, "--runtime", "runc", "--cgroup-parent", d.cgroupParent,
-		"--listen", "unix://" + d.sock, "--registry-mirror", "docker.io=http://" + registry}, d.net.Args()...)
+		"--registry-mirror", "docker.io=http://" + registry}, d.net.Args()...)
+	d.args = append(d.args, listen(d)...)
 	d.http = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var dl net.Dialer
 		return dl.DialContext(ctx, "unix", d.sock)

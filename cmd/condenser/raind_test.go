@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -82,34 +81,12 @@ func (c *raindClient) do(t *testing.T, method, path, body string) (int, envelope
 func TestRaindTransportEndToEnd(t *testing.T) {
 	reg := registryWithBusybox(t)
 	testutil.RequireRoot(t)
-	testutil.RequireBinary(t, "runc")
-	dir := testutil.BuildBinaries(t, "../condenser", "../condenser-shim")
-	state, err := os.MkdirTemp("", "cd")
-	if err != nil {
-		t.Fatal(err)
-	}
 	certDir := filepath.Join(t.TempDir(), "etc", "raind", "cert")
 	port := strconv.Itoa(freePort(t, "tcp"))
-	d := &daemonProc{t: t, root: t.TempDir(), state: state, sock: filepath.Join(state, "condenser.sock"), cgroupParent: testutil.CgroupParent(t), net: testutil.Network(t)}
-	d.args = append([]string{dir + "/condenser", "--root", d.root, "--state", d.state, "--runtime", "runc", "--cgroup-parent", d.cgroupParent,
-		"--cert-dir", certDir, "--raind-address", "127.0.0.1:" + port, "--registry-mirror", "docker.io=http://" + reg.Host}, d.net.Args()...)
-	// The unix socket is a default listener too: start pings through it.
-	d.http = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var dl net.Dialer
-		return dl.DialContext(ctx, "unix", d.sock)
-	}}}
-	d.start()
-	t.Cleanup(func() {
-		var list struct{ Data []map[string]any }
-		d.do("GET", "/v1/containers?all=1", nil, &list)
-		for _, c := range list.Data {
-			d.do("DELETE", fmt.Sprintf("/v1/containers/%v/actions/delete?force=1", c["containerId"]), nil, nil)
-		}
-		d.stop(syscall.SIGTERM)
-		os.RemoveAll(state)
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", d.logs)
-		}
+	// The unix socket is a default listener too (in --state): the test
+	// pings through it.
+	d := startDaemonListening(t, reg.Host, func(*daemonProc) []string {
+		return []string{"--cert-dir", certDir, "--raind-address", "127.0.0.1:" + port}
 	})
 
 	// The certificates, made and logged.
