@@ -52,7 +52,7 @@ install: build
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
 	install -m 0755 $(BIN)/condenser $(BIN)/condenser-shim $(DESTDIR)$(BINDIR)/
 	if [ -x $(BIN)/condenserctl ]; then install -m 0755 $(BIN)/condenserctl $(DESTDIR)$(BINDIR)/; fi
-	install -m 0644 contrib/systemd/condenser.socket contrib/systemd/condenser-tls.socket contrib/systemd/condenser.service $(DESTDIR)$(UNITDIR)/
+	install -m 0644 contrib/systemd/condenser.socket contrib/systemd/condenser-tls.socket contrib/systemd/condenser-docker.socket contrib/systemd/condenser.service $(DESTDIR)$(UNITDIR)/
 	if [ -x $(BIN)/condenserctl ] && $(BIN)/condenserctl completion bash >$(BIN)/condenserctl.bash 2>/dev/null; then \
 		install -d $(DESTDIR)$(BASHCOMPDIR) && install -m 0644 $(BIN)/condenserctl.bash $(DESTDIR)$(BASHCOMPDIR)/condenserctl; \
 	fi

@@ -16,7 +16,7 @@ import (
 	"github.com/raind/condenser/internal/testutil"
 )
 
-var units = []string{"condenser.socket", "condenser-tls.socket", "condenser.service"}
+var units = []string{"condenser.socket", "condenser-tls.socket", "condenser-docker.socket", "condenser.service"}
 
 const installedBinary = "/usr/local/bin/condenser"
 
@@ -136,6 +136,7 @@ func TestMakeInstallDryRun(t *testing.T) {
 		"bin/condenser ",
 		"bin/condenser-shim ",
 		"contrib/systemd/condenser.socket",
+		"contrib/systemd/condenser-docker.socket",
 		"contrib/systemd/condenser.service",
 		dest + "/usr/local/bin",
 		dest + "/etc/systemd/system",

@@ -22,6 +22,7 @@ import (
 	"github.com/raind/condenser/internal/listen"
 	"github.com/raind/condenser/rest"
 	"github.com/raind/condenser/rest/api"
+	"github.com/raind/condenser/rest/docker"
 	"github.com/raind/condenser/rootfs"
 	"github.com/raind/condenser/supervisor"
 	"github.com/raind/condenser/supervisor/network"
@@ -34,10 +35,13 @@ type daemonConfig struct {
 	cgroupParent               string
 	spareShim                  bool
 	listen                     listen.Options
-	log                        *slog.Logger
-	images                     *imagestore.Store
-	network                    network.Config // Root, State and Logger set by runDaemon
-	natTable                   string
+	// docker is where the Docker Engine API listens when systemd passed
+	// no socket (no Addresses and no Defaults: nowhere).
+	docker   listen.Options
+	log      *slog.Logger
+	images   *imagestore.Store
+	network  network.Config // Root, State and Logger set by runDaemon
+	natTable string
 	// certDir holds the Raind certificates: the TLS files of the default
 	// TCP listener and of TCP sockets systemd passes, made when missing.
 	certDir string
@@ -78,10 +82,18 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 		return err
 	}
 	defer sup.Close()
+	defaultTLS := func() (string, string, string, error) { return ensureCerts(cfg.certDir, log) }
 	lo := cfg.listen
-	lo.DefaultTLS = func() (string, string, string, error) { return ensureCerts(cfg.certDir, log) }
+	lo.DefaultTLS = defaultTLS
 	ls, err := listen.Listen(ctx, lo)
 	if err != nil {
+		return err
+	}
+	ls, dls, err := dockerListeners(ctx, ls, cfg.docker, defaultTLS)
+	if err != nil {
+		for _, l := range ls {
+			_ = l.Close()
+		}
 		return err
 	}
 	b := backend.New(sup, cfg.images, version, api.SystemInfo{
@@ -97,17 +109,26 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	// streams that last as long as their client (events, logs -f, wait)
 	// are ended by the handler, so that they end cleanly and at once.
 	srv.RegisterOnShutdown(h.Shutdown)
+	dh := docker.NewHandler(dockerDeps(sup, cfg, rt, rfs.Driver()), log)
+	dsrv := &http.Server{Handler: dh, ReadHeaderTimeout: 10 * time.Second, ErrorLog: srv.ErrorLog}
+	dsrv.RegisterOnShutdown(dh.Shutdown)
 	var wg sync.WaitGroup
-	errc := make(chan error, len(ls))
-	for _, l := range ls {
+	errc := make(chan error, len(ls)+len(dls))
+	serve := func(srv *http.Server, l net.Listener, what string) {
 		wg.Add(1)
-		go func(l net.Listener) {
+		go func() {
 			defer wg.Done()
 			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
-		}(l)
-		log.Info("listening", "address", listen.Describe(l))
+		}()
+		log.Info("listening", "api", what, "address", listen.Describe(l))
+	}
+	for _, l := range ls {
+		serve(srv, l, "raind")
+	}
+	for _, l := range dls {
+		serve(dsrv, l, "docker")
 	}
 	log.Info("condenser ready", "runtime", rt, "storage", rfs.Driver(), "cgroup", cgroupMode(), "startup", time.Since(start).Round(time.Millisecond))
 	select {
@@ -117,10 +138,55 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	log.Info("shutting down; containers keep running")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	srv.Shutdown(sctx)
-	h.Wait(sctx) // the WebSocket sessions, hijacked: Shutdown does not wait for them
+	var sg sync.WaitGroup
+	for _, s := range []*http.Server{srv, dsrv} {
+		sg.Go(func() { s.Shutdown(sctx) })
+	}
+	sg.Wait()
+	h.Wait(sctx)  // the WebSocket sessions, hijacked: Shutdown does not wait for them
+	dh.Wait(sctx) // the Docker API's attach and exec sessions, hijacked too
 	wg.Wait()
 	return err
+}
+
+// dockerListeners splits the Docker API's listeners off ls: the sockets
+// systemd passed named listen.NameDocker or, when systemd passed none, new
+// ones on o's addresses (with the Raind listener's TLS rules for TCP).
+func dockerListeners(ctx context.Context, ls []net.Listener, o listen.Options, defaultTLS func() (string, string, string, error)) (api, dock []net.Listener, err error) {
+	activated := false
+	for _, l := range ls {
+		name, ok := listen.Activated(l)
+		activated = activated || ok
+		if ok && name == listen.NameDocker {
+			dock = append(dock, l)
+		} else {
+			api = append(api, l)
+		}
+	}
+	if activated || (len(o.Addresses) == 0 && len(o.Defaults) == 0) {
+		return api, dock, nil
+	}
+	o.DefaultTLS = defaultTLS
+	dock, err = listen.Listen(ctx, o)
+	if err != nil {
+		return api, nil, fmt.Errorf("docker API: %w", err)
+	}
+	return api, dock, nil
+}
+
+// dockerDeps is what the Docker Engine API serves: the supervisor, the
+// image store and the named volumes.
+func dockerDeps(sup *supervisor.Supervisor, cfg daemonConfig, rt, storage string) docker.Deps {
+	cgroupVersion := "1"
+	if cgroups.Mode() == cgroups.Unified {
+		cgroupVersion = "2"
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return docker.Deps{
+		Containers: sup, Streams: sup, Images: cfg.images, Networks: sup,
+		System: docker.System{Version: version, Runtime: rt, Root: cfg.root, State: cfg.state, StorageDriver: storage,
+			CgroupVersion: cgroupVersion, KernelVersion: strings.TrimSpace(string(kernel))},
+	}
 }
 
 // pickRuntime returns the runtime to use: the one asked for, or the first of

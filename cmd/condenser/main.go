@@ -79,6 +79,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	shimBin := fs.String("shim", "", "condenser-shim binary (default: next to condenser, else on PATH)")
 	var listens listFlag
 	fs.Var(&listens, "listen", "unix:///PATH or tcp://HOST:PORT (repeatable; replaces the defaults, unix://STATE/condenser.sock and tcp:// on --raind-address; a tcp:// one needs the --tls-* flags)")
+	var dockerListen listFlag
+	fs.Var(&dockerListen, "docker-listen", "unix:///PATH or tcp://HOST:PORT of the Docker Engine API (repeatable; default unix://STATE/docker.sock; \"none\": no Docker API; a tcp:// one is served with mutual TLS as the Raind listener)")
 	raindAddr := fs.String("raind-address", listen.RaindAddress, "HOST:PORT of the default mutual-TLS listener, where the Raind CLI dials")
 	certDir := fs.String("cert-dir", certs.DefaultDir, "directory of the Raind certificates (raind.crt, raind.key, raindClient.crt, raindClient.key), created when empty; TLS files of the default TCP listener and of TCP sockets systemd passes")
 	tlsCert := fs.String("tls-cert", "", "server certificate (PEM) for tcp:// listeners (default --cert-dir's raind.crt, except for --listen tcp://)")
@@ -134,6 +136,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			listen: listen.Options{Addresses: listens, TLSCert: *tlsCert, TLSKey: *tlsKey, TLSClientCA: *tlsCA, SocketGroup: *group,
 				Defaults: []string{"unix://" + filepath.Join(*state, "condenser.sock"), "tcp://" + *raindAddr}},
 			certDir: *certDir,
+			docker:  dockerListenOptions(dockerListen, *state, listen.Options{TLSCert: *tlsCert, TLSKey: *tlsKey, TLSClientCA: *tlsCA, SocketGroup: *group}),
 		})
 		if err != nil {
 			log.Error("condenser", "error", err)
@@ -177,6 +180,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// dockerListenOptions are the Docker API's listening addresses: those given
+// (none with "none"), else the socket docker.sock in the state directory.
+func dockerListenOptions(given []string, state string, o listen.Options) listen.Options {
+	switch {
+	case len(given) == 1 && given[0] == "none":
+	case len(given) > 0:
+		o.Addresses = given
+	default:
+		o.Defaults = []string{"unix://" + filepath.Join(state, "docker.sock")}
+	}
+	return o
 }
 
 func parseMirrors(list []string) (map[string][]string, error) {

@@ -239,9 +239,11 @@ func TestCertsCommand(t *testing.T) {
 	}
 }
 
-// Under socket activation with both of the units' sockets, named as
-// contrib/systemd names them, the daemon serves the unix one as it is and
-// wraps the TCP one in mutual TLS with the certificates of --cert-dir.
+// Under socket activation with the units' three sockets, named as
+// contrib/systemd names them, the daemon serves the unix one as it is,
+// wraps the TCP one in mutual TLS with the certificates of --cert-dir, and
+// serves the Docker API on the one named docker (and makes no docker.sock
+// of its own).
 func TestSocketActivationNamed(t *testing.T) {
 	testutil.RequireRoot(t)
 	sa := testutil.RequireBinary(t, "systemd-socket-activate")
@@ -250,9 +252,10 @@ func TestSocketActivationNamed(t *testing.T) {
 	state, _ := os.MkdirTemp("", "cd")
 	t.Cleanup(func() { os.RemoveAll(state) })
 	sock := filepath.Join(state, "activated.sock")
+	dockerSock := filepath.Join(state, "activated-docker.sock")
 	port := strconv.Itoa(freePort(t, "tcp"))
 	certDir := filepath.Join(t.TempDir(), "cert")
-	args := append([]string{"-l", sock, "-l", "127.0.0.1:" + port, "--fdname=condenser:raind-tls",
+	args := append([]string{"-l", sock, "-l", "127.0.0.1:" + port, "-l", dockerSock, "--fdname=condenser:raind-tls:docker",
 		dir + "/condenser", "--root", t.TempDir(), "--state", state, "--runtime", "runc", "--cgroup-parent", testutil.CgroupParent(t),
 		"--cert-dir", certDir}, testutil.Network(t).Args()...)
 	cmd := exec.Command(sa, args...)
@@ -285,7 +288,24 @@ func TestSocketActivationNamed(t *testing.T) {
 	if _, err := (&http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: c.tls.RootCAs}}}).Get(c.base + "/v1/_ping"); err == nil {
 		t.Error("client without a certificate served on the activated TLS socket")
 	}
-	for _, want := range []string{"name condenser)", "name raind-tls; TLS 1.2/1.3", "created the Raind certificates"} {
+	docker := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, "unix", dockerSock)
+	}}}
+	resp, err := docker.Get("http://docker/v1.50/version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ ApiVersion string }
+	json.NewDecoder(resp.Body).Decode(&v)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || v.ApiVersion != "1.50" {
+		t.Errorf("Docker API on the activated socket named docker: %d %+v", resp.StatusCode, v)
+	}
+	if _, err := os.Stat(filepath.Join(state, "docker.sock")); err == nil {
+		t.Error("the activated daemon made a docker.sock of its own beside the one systemd passed")
+	}
+	for _, want := range []string{"name condenser)", "name raind-tls; TLS 1.2/1.3", "name docker)", "created the Raind certificates"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log does not say %q:\n%s", want, logs.String())
 		}

@@ -58,6 +58,10 @@ const RaindAddress = "127.0.0.1:7755"
 const (
 	NameAPI = "condenser" // the unix socket
 	NameTLS = "raind-tls" // Raind's TCP socket, served with mutual TLS
+	// NameDocker is the Docker Engine API's socket
+	// (contrib/systemd/condenser-docker.socket): the daemon serves it the
+	// Docker API instead of Raind's.
+	NameDocker = "docker"
 )
 
 // The command-line flags named in error messages.
@@ -196,6 +200,19 @@ func Describe(l net.Listener) string {
 type described struct {
 	net.Listener
 	desc string
+	// name is the systemd socket's name (LISTEN_FDNAMES) and activated
+	// whether systemd passed it at all.
+	name      string
+	activated bool
+}
+
+// Activated reports whether systemd passed l (socket activation), and under
+// which name (FileDescriptorName=, "" when unnamed).
+func Activated(l net.Listener) (name string, ok bool) {
+	if d, isD := l.(*described); isD && d.activated {
+		return d.name, true
+	}
+	return "", false
 }
 
 func (d *described) String() string { return d.desc }
@@ -471,7 +488,10 @@ func activated(o Options) ([]net.Listener, error) {
 		}
 		from := fmt.Sprintf("systemd socket activation, fd %d", fd)
 		name := f.Name()
-		if name != "" && name != "LISTEN_FD_"+strconv.Itoa(fd) {
+		if name == "LISTEN_FD_"+strconv.Itoa(fd) {
+			name = "" // go-systemd's name for an unnamed socket
+		}
+		if name != "" {
 			from += ", name " + name
 		}
 		switch a := l.Addr(); {
@@ -484,11 +504,12 @@ func activated(o Options) ([]net.Listener, error) {
 				}
 			}
 			ls = append(ls, &described{
+				name: name, activated: true,
 				Listener: tls.NewListener(l, tlsCfg),
 				desc:     fmt.Sprintf("%s://%s (%s; TLS 1.2/1.3, client certificates required, verified against %s)", a.Network(), a, from, ca),
 			})
 		case a.Network() == "unix":
-			ls = append(ls, &described{Listener: l, desc: fmt.Sprintf("unix://%s (%s)", a, from)})
+			ls = append(ls, &described{Listener: l, desc: fmt.Sprintf("unix://%s (%s)", a, from), name: name, activated: true})
 		default:
 			_ = l.Close()
 			closeAll(ls)
