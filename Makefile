@@ -95,7 +95,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeQuery$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeExec$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDetachKeys$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
-	$(GO) test -run '^$$' -fuzz '^FuzzDetachScanner$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
+	$(GO) test -run '^$$' -fuzz '^FuzzScanner$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/detachkeys/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreateNetwork$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
 
 # The reliability suite alone: the daemon killed (-9) at random under 8

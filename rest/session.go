@@ -1,7 +1,6 @@
 package rest
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/julienschmidt/httprouter"
 
+	"github.com/raind/condenser/internal/detachkeys"
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/internal/frame"
 	"github.com/raind/condenser/rest/api"
@@ -32,9 +32,6 @@ import (
 // sessionReadLimit bounds one client message: a frame at its largest
 // (frames may span messages, and a message may hold several).
 const sessionReadLimit = frame.HeaderSize + frame.MaxPayload
-
-// defaultDetachKeys are Docker's.
-const defaultDetachKeys = "ctrl-p,ctrl-q"
 
 // The reasons of the closes the server sends.
 const (
@@ -139,7 +136,7 @@ func (s *server) stdio(w http.ResponseWriter, r *http.Request, ref, exec string)
 	if err != nil {
 		return nil, err
 	}
-	spec := defaultDetachKeys
+	spec := detachkeys.Default
 	if vs, ok := q["detachKeys"]; ok && len(vs) > 0 {
 		spec = vs[0]
 	}
@@ -280,7 +277,7 @@ var errTextMessage = errors.New("text message")
 // dropped, so that its close is still answered.
 func fromClient(conn *websocket.Conn, att Attachment, rl relay) ending {
 	in := frame.NewReader(&messages{conn: conn, strict: rl.framed})
-	scan := detachScanner{keys: rl.keys}
+	scan := detachkeys.Scanner{Keys: rl.keys}
 	var buf []byte
 	var werr error
 	send := func(typ byte, p []byte) {
@@ -300,7 +297,7 @@ func fromClient(conn *websocket.Conn, att Attachment, rl relay) ending {
 		}
 		switch typ {
 		case frame.Stdin:
-			out, detached := scan.feed(p)
+			out, detached := scan.Feed(p)
 			if rl.stdin && len(out) > 0 {
 				send(frame.Stdin, out)
 			}
@@ -317,7 +314,7 @@ func fromClient(conn *websocket.Conn, att Attachment, rl relay) ending {
 				return ending{code: websocket.StatusInvalidFramePayloadData, reason: "malformed close-stdin frame"}
 			}
 			if rl.stdin {
-				if held := scan.flush(); len(held) > 0 {
+				if held := scan.Flush(); len(held) > 0 {
 					send(frame.Stdin, held)
 				}
 				send(frame.CloseStdin, nil)
@@ -421,86 +418,14 @@ func (m *messages) Read(p []byte) (int, error) {
 	}
 }
 
-// parseDetachKeys reads a detach-key sequence in Docker's syntax:
-// comma-separated keys, each a single character or ctrl-X with X one of
-// a-z, @, [, \, ], ^, _ (ctrl-@ is 0, ctrl-a 1 … ctrl-z 26, ctrl-[ 27 …
-// ctrl-_ 31; "ctrl-" and the letter in any case). "" is none: the keys do
-// not detach.
+// parseDetachKeys reads a detach-key sequence in Docker's syntax
+// (internal/detachkeys); "" is none: the keys do not detach.
 func parseDetachKeys(spec string) ([]byte, error) {
-	if spec == "" {
-		return nil, nil
-	}
-	var keys []byte
-	for k := range strings.SplitSeq(spec, ",") {
-		switch {
-		case len(k) == 1:
-			keys = append(keys, k[0])
-			continue
-		case len(k) == 6 && strings.EqualFold(k[:5], "ctrl-"):
-			switch c := k[5]; {
-			case c >= 'a' && c <= 'z':
-				keys = append(keys, c-'a'+1)
-				continue
-			case c >= 'A' && c <= 'Z', c == '@', c >= '[' && c <= '_':
-				keys = append(keys, c-'@')
-				continue
-			}
-		}
-		return nil, invalidf("detachKeys=%q: %q is not a key: want comma-separated keys, each a single character "+
-			"or ctrl-<a-z, @, [, \\, ], ^ or _> (the default is %s; empty: no detach keys)", spec, k, defaultDetachKeys)
+	keys, err := detachkeys.Parse(spec)
+	if err != nil {
+		return nil, fmt.Errorf("detachKeys=%q (empty: no detach keys): %w", spec, err)
 	}
 	return keys, nil
-}
-
-// detachScanner finds the detach keys in a client's input, as Docker
-// does: the bytes that may begin the sequence are held back until it is
-// typed out (the session ends; they are dropped) or not (they go on).
-type detachScanner struct {
-	keys []byte
-	held []byte // a proper prefix of keys, typed last
-	out  []byte
-}
-
-// feed returns the bytes of p that go on to the process, and whether the
-// keys were typed (the bytes after them are dropped). The result is valid
-// until the next call.
-func (d *detachScanner) feed(p []byte) ([]byte, bool) {
-	if len(d.keys) == 0 {
-		return p, false
-	}
-	d.out = d.out[:0]
-	for i := 0; i < len(p); {
-		if len(d.held) == 0 {
-			j := bytes.IndexByte(p[i:], d.keys[0])
-			if j < 0 {
-				d.out = append(d.out, p[i:]...)
-				break
-			}
-			d.out = append(d.out, p[i:i+j]...)
-			i += j
-		}
-		d.held = append(d.held, p[i])
-		i++
-		// On a mismatch, the held bytes go on one by one until what is
-		// left may still begin the keys.
-		for len(d.held) > 0 && !bytes.HasPrefix(d.keys, d.held) {
-			d.out = append(d.out, d.held[0])
-			d.held = append(d.held[:0], d.held[1:]...)
-		}
-		if len(d.held) == len(d.keys) {
-			d.held = d.held[:0]
-			return d.out, true
-		}
-	}
-	return d.out, false
-}
-
-// flush returns the bytes held back, which go on (the input ends), and
-// forgets them. The result is valid until the next call.
-func (d *detachScanner) flush() []byte {
-	d.out = append(d.out[:0], d.held...)
-	d.held = d.held[:0]
-	return d.out
 }
 
 // sessionSet counts the WebSocket sessions, whose connections are
