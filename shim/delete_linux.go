@@ -42,9 +42,10 @@ const (
 //     reused) and waits for it to be gone;
 //  2. force-deletes the runtime's container with the driver the shim would
 //     use (runc and crun: `delete --force`, then bundle/rootfs is
-//     unmounted; Droplet: droplet delete, and its directory removed behind
-//     its unmount guard); a container the runtime does not know is no
-//     error;
+//     unmounted; Droplet: droplet delete when its directory is there, and
+//     what Droplet and the driver keep removed: the directory behind its
+//     unmount guard, the init, Droplet's cgroup directory and etc/, the
+//     veth); a container the runtime does not know is no error;
 //  3. kills what is left in the container's cgroup (config.json's
 //     linux.cgroupsPath, in every v1 hierarchy and the v2 one) and removes
 //     it, and removes the runtime's state directory RuntimeRoot/ID that a
@@ -73,7 +74,11 @@ func Delete(ctx context.Context, o Options) (*api.Exit, error) {
 		errs = append(errs, err)
 	}
 	driver := newDriver(o, execMonitor{})
-	if _, err := os.Lstat(filepath.Join(o.RuntimeRoot, o.ID)); err == nil {
+	// Droplet's driver cleans up without the container's directory too:
+	// what it keeps elsewhere (Droplet's cgroup directory and etc/, the
+	// veth) outlives a directory removed by a clean-up that then failed.
+	_, droplet := driver.(*runtime.Droplet)
+	if _, err := os.Lstat(filepath.Join(o.RuntimeRoot, o.ID)); err == nil || droplet {
 		if err := driver.Delete(ctx, o.ID, o.Bundle, true); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("delete container %s: %w", o.ID, err))
 		}

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -449,4 +450,105 @@ func sameExit(a, b *client.Exit) bool {
 		return a == b
 	}
 	return a.Pid == b.Pid && a.ExitCode == b.ExitCode && a.ExitedAt.Equal(b.ExitedAt) && a.OOMKilled == b.OOMKilled
+}
+
+// TestDeleteDropletWithoutItsDirectory runs `condenser-shim delete` with
+// Droplet's driver for a container whose directory in RAIND_ROOT_DIR is
+// not there (a create cut short, a clean-up that removed it and then
+// failed): what Droplet and the driver keep elsewhere goes all the same,
+// and Droplet, which would panic, is not run.
+func TestDeleteDropletWithoutItsDirectory(t *testing.T) {
+	testutil.RequireRoot(t)
+	testutil.RequireBinary(t, "ip")
+	script, err := os.ReadFile("runtime/testdata/fake-droplet.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, root, base := t.TempDir(), t.TempDir(), t.TempDir()
+	bin := filepath.Join(dir, "droplet")
+	if err := os.WriteFile(bin, bytes.ReplaceAll(script, []byte("@DIR@"), []byte(dir)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	id := names.NewID()
+	veth := "rdt" + id[:8]
+	bundle := filepath.Join(base, "bundle")
+	os.MkdirAll(bundle, 0o700)
+	config := fmt.Sprintf(`{"root":{"path":"rootfs"},"linux":{"cgroupsPath":"/condenser-test/%s"},
+		"annotations":{"io.raind.net.config":"{\"interface\":{\"name\":\"%s\"}}"}}`, id, veth)
+	os.WriteFile(filepath.Join(bundle, "config.json"), []byte(config), 0o644)
+
+	// The veth Droplet made.
+	if out, err := exec.Command("ip", "link", "add", veth, "type", "veth", "peer", "name", veth+"p").CombinedOutput(); err != nil {
+		t.Fatalf("ip link add: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "link", "delete", veth).Run() })
+	// Droplet's cgroup directory (plain files on a hybrid host).
+	dropletCg := filepath.Join("/sys/fs/cgroup/raind", id)
+	if err := os.MkdirAll(dropletCg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dropletCg, "memory.max"), []byte("0"), 0o644)
+	t.Cleanup(func() { os.RemoveAll(dropletCg) })
+	// The etc/ its init reads, at Droplet's fixed path; what the test
+	// makes of /etc/raind goes again.
+	var made []string
+	for _, d := range []string{"/etc/raind", "/etc/raind/container"} {
+		if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
+			made = append([]string{d}, made...)
+		}
+	}
+	etc := filepath.Join("/etc/raind/container", id, "etc")
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(etc, "hosts"), []byte("127.0.0.1 localhost\n"), 0o644)
+	t.Cleanup(func() {
+		os.RemoveAll(filepath.Join("/etc/raind/container", id))
+		for _, d := range made {
+			os.Remove(d) // only when empty: nobody else's
+		}
+	})
+	// The init in the container's cgroup (v1, where the driver puts it).
+	sleep := exec.Command("sleep", "1000")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := sleep.Process.Pid
+	go sleep.Wait()
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	for _, h := range []string{"memory", "pids"} {
+		cg := filepath.Join("/sys/fs/cgroup", h, "condenser-test", id)
+		if err := os.MkdirAll(cg, 0o755); err != nil {
+			t.Skipf("no v1 %s hierarchy: %v", h, err)
+		}
+		t.Cleanup(func() { syscall.Rmdir(cg) })
+		if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	o := client.Options{Binary: shimBinary, ID: id, Bundle: bundle, Runtime: bin, RuntimeRoot: root}
+	for i := range 2 {
+		if e, err := client.Cleanup(context.Background(), o); err != nil || e != nil {
+			t.Fatalf("cleanup #%d: %+v %v", i+1, e, err)
+		}
+	}
+	if calls, err := os.ReadFile(filepath.Join(dir, "calls")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("droplet ran: %q", calls)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(pid) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if alive(pid) {
+		t.Error("the container's init still runs")
+	}
+	if cgs := cgroupsOf(id); len(cgs) > 0 {
+		t.Errorf("cgroups left: %q", cgs)
+	}
+	for _, p := range []string{dropletCg, filepath.Join("/etc/raind/container", id), filepath.Join("/sys/class/net", veth)} {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s left: %v", p, err)
+		}
+	}
 }

@@ -139,6 +139,7 @@ func (s *service) startExec(ctx context.Context, req *api.ExecRequest) (*streams
 			hold = holdNone
 		}
 		st = newStreams(true, p.Console, nil, hold, true)
+		st.onResize = p.Resize
 		st.startPumps([]byte{frame.Stdout}, []*os.File{p.Console})
 	case pp != nil:
 		st = newStreams(false, nil, pp.inW, holdBlock, true)

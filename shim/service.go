@@ -229,6 +229,7 @@ func (s *service) Create(ctx context.Context, req *api.CreateRequest) (*api.Crea
 	}
 	if req.GetTerminal() {
 		s.init = newStreams(true, p.Console, nil, holdDropOldest, false)
+		s.init.onResize = p.Resize
 		s.copiers.Add(1)
 		go copier("stdout", io.TeeReader(ptyReader{p.Console}, s.init.tee(frame.Stdout)), p.Console)
 	} else {

@@ -63,6 +63,9 @@ const (
 type streams struct {
 	terminal bool
 	console  *os.File // the terminal's master, when terminal
+	// onResize passes a new window size on to a terminal the console
+	// only relays (runtime.Process.Resize); nil for a real one.
+	onResize func(rows, cols uint16) error
 	hold     holdMode
 	// ownsFiles: the session's end closes files (an exec process's pipes
 	// and terminal); the init's belong to its log copiers.
@@ -451,6 +454,9 @@ func (st *streams) resize(rows, cols uint16) error {
 	}
 	if err != nil {
 		return gone // its pump closed the terminal: the process has exited
+	}
+	if ierr == nil && st.onResize != nil {
+		ierr = st.onResize(rows, cols)
 	}
 	return ierr
 }

@@ -57,7 +57,6 @@ type server struct {
 	stopping context.Context
 	stop     context.CancelFunc
 
-	events *eventLog // recent events, for /events (events.go)
 
 	hijacked sync.WaitGroup // the hijacked connections' sessions
 	mu       sync.Mutex

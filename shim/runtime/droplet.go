@@ -67,6 +67,8 @@ type Droplet struct {
 	// v1 too, -1 does not.
 	v1 int
 
+	nsenter string // nsenter, or a path; empty means nsenter
+
 	mu    sync.Mutex
 	inits map[string]*initOutput // the init output of the containers created here
 }
@@ -105,53 +107,59 @@ var dropletSignals = map[syscall.Signal]string{
 // Create lays out $RAIND_ROOT_DIR/ID (config.json in Droplet's subset of
 // the bundle's spec, with opts.Mounts as the image annotation; logs/;
 // etc/), the audit log and cgroup directories Droplet needs, and runs
-// droplet create. Droplet writes the init's stdout and stderr both to
+// droplet create. A failed create leaves nothing: not the init waiting on
+// the fifo, nor Droplet's files, cgroup or veth.
+//
+// Without a terminal, Droplet writes the init's stdout and stderr both to
 // logs/init.log, which is therefore made a pipe to opts.Stdout (or
 // opts.Stderr when there is no Stdout), read on the way for the init's
-// own failure. The pid is the one droplet state reports. A failed create
-// leaves nothing: not the init waiting on the fifo, nor Droplet's files,
-// cgroup or veth. Terminals and a stdin pipe are not supported yet.
+// own failure; the pid is the init's, as droplet state reports it. Droplet
+// gives the init no stdin (/dev/null): a stdin pipe is not implemented.
+//
+// With opts.Terminal it runs droplet create -t: Droplet's tty shim (droplet
+// shim ID FIFO ARGS, reparented to the caller) holds the terminal and
+// starts the init on it; the driver connects to its tty.sock before the
+// init runs and relays it (ttyRelay). The process is then the tty shim,
+// not the init: the init is the tty shim's child, whose exit the caller
+// cannot reap. The tty shim exits when the init does, with the init's
+// exit code (its command line passes an exec.ExitError's code on), but
+// with 255 when a signal killed the init (the code is -1 then): a killed
+// container reads 255, not 128+n, and is not checked for an OOM kill. The
+// init's output also goes to logs/console.log; what it writes before the
+// driver connects (nothing, before start) is only there.
 func (d *Droplet) Create(ctx context.Context, opts CreateOptions) (Process, error) {
-	pid, err := d.create(ctx, opts)
-	return Process{Pid: pid}, err
+	return d.create(ctx, opts)
 }
 
-// errDropletStreams refuses what a later step does through Droplet's
-// tty.sock.
-var errDropletStreams = fmt.Errorf("Droplet: terminals and exec are not supported yet: %w", errdefs.ErrNotImplemented)
-
-func (d *Droplet) create(ctx context.Context, opts CreateOptions) (int, error) {
-	switch {
-	case opts.Terminal:
-		return 0, errDropletStreams
-	case opts.Stdin != nil:
-		return 0, fmt.Errorf("Droplet: a stdin pipe is not supported yet: %w", errdefs.ErrNotImplemented)
+func (d *Droplet) create(ctx context.Context, opts CreateOptions) (Process, error) {
+	if opts.Stdin != nil && !opts.Terminal {
+		return Process{}, fmt.Errorf("droplet: the init's stdin is /dev/null: a stdin pipe needs a terminal: %w", errdefs.ErrNotImplemented)
 	}
 	dir, err := d.containerDir(opts.ID)
 	if err != nil {
-		return 0, err
+		return Process{}, err
 	}
 	image, err := dropletImageConfig(opts.Mounts)
 	if err != nil {
-		return 0, err
+		return Process{}, err
 	}
 	spec, err := dropletConfig(filepath.Join(opts.Bundle, "config.json"), dir, image)
 	if err != nil {
-		return 0, err
+		return Process{}, err
 	}
 	// Droplet overwrites the state of an existing container without asking.
 	if _, err := os.Lstat(filepath.Join(dir, "state.json")); err == nil {
-		return 0, fmt.Errorf("%w: droplet container %s", errdefs.ErrAlreadyExists, opts.ID)
+		return Process{}, fmt.Errorf("%w: droplet container %s", errdefs.ErrAlreadyExists, opts.ID)
 	}
 	_, err = os.Lstat(dir)
 	existed := err == nil
 	if err := os.MkdirAll(dir, 0o711); err != nil {
-		return 0, err
+		return Process{}, err
 	}
 	// undo removes what a failed create leaves: all of dir when it is new,
 	// else Droplet's files that would fail a retry.
 	undo := func() {
-		d.cleanup(opts.ID, dir, spec.veth)
+		d.cleanup(opts.ID, dir, spec.veth, v1Path(opts.Bundle, opts.ID))
 		if !existed {
 			d.removeDir(dir)
 		}
@@ -159,28 +167,41 @@ func (d *Droplet) create(ctx context.Context, opts CreateOptions) (int, error) {
 	out, err := d.prepare(dir, spec, opts)
 	if err != nil {
 		undo()
-		return 0, err
+		return Process{}, err
 	}
-	_, err = d.run(ctx, "create", opts.ID)
+	args := []string{"create", opts.ID}
+	if opts.Terminal {
+		args = []string{"create", "-t", opts.ID}
+	}
+	_, err = d.run(ctx, args...)
 	if out != nil {
 		out.w.Close() // the init holds its own
 	}
 	if err != nil {
 		undo()
-		return 0, err
+		return Process{}, err
 	}
 	st, err := d.State(ctx, opts.ID)
 	if err == nil && (st.Pid <= 0 || st.Status != "created") {
 		err = fmt.Errorf("droplet create: the container is %q with init pid %d, not created", st.Status, st.Pid)
 	}
+	p := Process{Pid: st.Pid}
+	var relay *ttyRelay
+	if err == nil && opts.Terminal {
+		p, relay, err = d.attachInit(ctx, dir)
+	}
 	if err == nil && d.useV1() {
-		if err = applyV1(opts.ID, st.Pid, spec.memory, spec.quota, spec.period); err != nil {
+		if err = applyV1(v1Path(opts.Bundle, opts.ID), st.Pid, spec.memory, spec.quota, spec.period); err != nil {
 			err = fmt.Errorf("droplet create: limits through cgroup v1: %w", err)
 		}
 	}
 	if err != nil {
+		if relay != nil {
+			p.Console.Close()
+			relay.stop()
+		}
 		undo()
-		return 0, err
+		return Process{}, err
 	}
 	if out != nil {
 		d.mu.Lock()
@@ -190,7 +211,7 @@ func (d *Droplet) create(ctx context.Context, opts CreateOptions) (int, error) {
 		d.inits[opts.ID] = out
 		d.mu.Unlock()
 	}
-	return st.Pid, nil
+	return p, nil
 }
 
 func (d *Droplet) pathOr(p, def string) string {
@@ -243,8 +264,11 @@ func (d *Droplet) prepare(dir string, spec *dropletSpec, opts CreateOptions) (*i
 		return nil, fmt.Errorf("droplet: its cgroup directory: %w", err)
 	}
 	initLog := filepath.Join(logs, "init.log")
-	if err := os.Remove(initLog); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+	// Droplet's tty shim opens console.log without truncating it.
+	for _, name := range []string{initLog, filepath.Join(logs, "console.log")} {
+		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
 	}
 	var out *initOutput
 	if w := cmp.Or(opts.Stdout, opts.Stderr); w != nil {
@@ -270,8 +294,9 @@ func (d *Droplet) prepare(dir string, spec *dropletSpec, opts CreateOptions) (*i
 // cleanup removes what Droplet and a failed create leave of container id:
 // its init (or tty shim), waiting on the fifo or not; state.json,
 // exec.fifo, config_hash.json, init.pid and the sockets; the veth; the
-// cgroups; the etc/ files outside dir. dir itself stays.
-func (d *Droplet) cleanup(id, dir, veth string) error {
+// cgroups (Droplet's, and the v1 ones at v1 path); the etc/ files outside
+// dir. dir itself stays.
+func (d *Droplet) cleanup(id, dir, veth, v1 string) error {
 	fifo := filepath.Join(dir, "exec.fifo")
 	pids := dropletInits(id, fifo)
 	if st, err := readState(dir); err == nil && st.Pid > 0 && alive(st.Pid) && slices.Contains(dropletInits(id, fifo), st.Pid) {
@@ -293,7 +318,7 @@ func (d *Droplet) cleanup(id, dir, veth string) error {
 		errs = append(errs, err)
 	}
 	if d.useV1() {
-		if err := removeV1(id); err != nil {
+		if err := removeV1(v1); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -306,12 +331,6 @@ func (d *Droplet) cleanup(id, dir, veth string) error {
 	delete(d.inits, id)
 	d.mu.Unlock()
 	return errors.Join(errs...)
-}
-
-// Exec is not supported yet (droplet exec runs nsenter in the background
-// and exposes a terminal on its own socket, which a later step drives).
-func (d *Droplet) Exec(context.Context, ExecOptions) (Process, error) {
-	return Process{}, errDropletStreams
 }
 
 // Start runs droplet start on a created container whose init waits, and
@@ -383,9 +402,14 @@ func (d *Droplet) initFailed(id, dir string, pid int, when string) error {
 	out := d.inits[id]
 	d.mu.Unlock()
 	var tail []byte
-	if out != nil {
+	switch st, _ := readState(dir); {
+	case out != nil:
 		tail = out.end(time.Second)
-	} else {
+	case st.ShimPid > 0:
+		// With a terminal (create -t), Droplet's tty shim logs what
+		// the init wrote on it.
+		tail = readTail(filepath.Join(dir, "logs", "console.log"))
+	default:
 		tail = readTail(filepath.Join(dir, "logs", "init.log"))
 	}
 	msg := initFailure(tail)
@@ -417,7 +441,7 @@ func (d *Droplet) State(ctx context.Context, id string) (State, error) {
 	if (raw.Status == "running" || raw.Status == "created") && !alive(raw.Pid) {
 		raw.Status = "stopped"
 	}
-	return State(raw), nil
+	return State{Status: raw.Status, Pid: raw.Pid}, nil
 }
 
 // Kill sends sig through droplet kill. Droplet cannot signal every process
@@ -454,7 +478,11 @@ func (d *Droplet) Delete(ctx context.Context, id, bundle string, force bool) err
 	if err != nil {
 		return err
 	}
-	_, err = d.run(ctx, "delete", id)
+	// Without its directory Droplet knows no container (it would panic):
+	// what a create cut short may have left is cleaned up all the same.
+	if _, lerr := os.Lstat(dir); lerr == nil {
+		_, err = d.run(ctx, "delete", id)
+	}
 	if err != nil && force && !errors.Is(err, errdefs.ErrNotFound) {
 		d.run(ctx, "kill", id, "KILL")
 		_, err = d.run(ctx, "delete", id)
@@ -468,21 +496,32 @@ func (d *Droplet) Delete(ctx context.Context, id, bundle string, force bool) err
 			return err
 		}
 	}
-	var veth string
-	if b, err := os.ReadFile(filepath.Join(dir, "config.json")); err == nil {
-		var s struct {
-			Annotations map[string]string `json:"annotations"`
-		}
-		if json.Unmarshal(b, &s) == nil {
-			var n struct {
-				Interface struct{ Name string } `json:"interface"`
-			}
-			json.Unmarshal([]byte(s.Annotations[DropletNetAnnotation]), &n)
-			veth = n.Interface.Name
-		}
+	veth := vethName(filepath.Join(dir, "config.json"))
+	if veth == "" && bundle != "" {
+		veth = vethName(filepath.Join(bundle, "config.json"))
 	}
-	cerr := d.cleanup(id, dir, veth)
+	cerr := d.cleanup(id, dir, veth, v1Path(bundle, id))
 	return errors.Join(cerr, d.removeDir(dir))
+}
+
+// vethName is the host side of the veth the network annotation of the
+// config.json at path names, or "".
+func vethName(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var s struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if json.Unmarshal(b, &s) != nil {
+		return ""
+	}
+	var n struct {
+		Interface struct{ Name string } `json:"interface"`
+	}
+	json.Unmarshal([]byte(s.Annotations[DropletNetAnnotation]), &n)
+	return n.Interface.Name
 }
 
 func (d *Droplet) root() string {

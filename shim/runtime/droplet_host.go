@@ -30,8 +30,9 @@ const (
 
 // dropletState is what Droplet's state.json says.
 type dropletState struct {
-	Status string `json:"status"`
-	Pid    int    `json:"pid"`
+	Status  string `json:"status"`
+	Pid     int    `json:"pid"`
+	ShimPid int    `json:"shimPid"` // its tty shim's (create -t), else 0
 }
 
 // readState reads dir/state.json without running Droplet (whose commands
@@ -95,9 +96,9 @@ func cgroupV2() bool {
 // limits through on a host that is not cgroup v2 only.
 var v1Controllers = []string{"memory", "cpu", "pids"}
 
-// v1Dirs returns the container's cgroup in each v1 hierarchy of
-// v1Controllers mounted here: <mount>/raind/<id>, by controller.
-func v1Dirs(id string) (map[string]string, error) {
+// v1Dirs returns cgroup path (absolute, below the root) in each v1
+// hierarchy of v1Controllers mounted here: <mount><path>, by controller.
+func v1Dirs(path string) (map[string]string, error) {
 	mounts, err := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) {
 		return m.FSType != "cgroup" || m.Root != "/", false
 	})
@@ -108,18 +109,18 @@ func v1Dirs(id string) (map[string]string, error) {
 	for _, m := range mounts {
 		for _, o := range strings.Split(m.VFSOptions, ",") {
 			if slices.Contains(v1Controllers, o) && dirs[o] == "" {
-				dirs[o] = filepath.Join(m.Mountpoint, "raind", id)
+				dirs[o] = filepath.Join(m.Mountpoint, path)
 			}
 		}
 	}
 	return dirs, nil
 }
 
-// applyV1 puts pid in the container's v1 cgroups with the limits Droplet
+// applyV1 puts pid in the v1 cgroups at path with the limits Droplet
 // wrote only as plain files (it writes cgroup v2 files, which on a hybrid
 // host land on the tmpfs under /sys/fs/cgroup and limit nothing).
-func applyV1(id string, pid int, memory, quota int64, period uint64) error {
-	dirs, err := v1Dirs(id)
+func applyV1(path string, pid int, memory, quota int64, period uint64) error {
+	dirs, err := v1Dirs(path)
 	if err != nil {
 		return err
 	}
@@ -145,10 +146,10 @@ func applyV1(id string, pid int, memory, quota int64, period uint64) error {
 	return nil
 }
 
-// removeV1 kills what is left in the container's v1 cgroups and removes
+// removeV1 kills what is left in the v1 cgroups at path and removes
 // them.
-func removeV1(id string) error {
-	dirs, err := v1Dirs(id)
+func removeV1(path string) error {
+	dirs, err := v1Dirs(path)
 	if err != nil {
 		return err
 	}
@@ -327,4 +328,24 @@ func readTail(path string) []byte {
 	}
 	b, _ := io.ReadAll(io.LimitReader(f, initTail))
 	return b
+}
+
+// v1Path is the cgroup the driver puts a container in on a host with v1
+// hierarchies: the bundle's linux.cgroupsPath (cgroupfs style, below the
+// root), where the shim reads the container's stats and watches for OOM
+// kills and `condenser-shim delete` cleans up; /raind/ID, Droplet's own
+// name, when the bundle has none (or one that is not a cgroup of its own).
+func v1Path(bundle, id string) string {
+	var s struct {
+		Linux *struct {
+			CgroupsPath string `json:"cgroupsPath"`
+		} `json:"linux"`
+	}
+	if b, err := os.ReadFile(filepath.Join(bundle, "config.json")); err == nil && json.Unmarshal(b, &s) == nil && s.Linux != nil {
+		p := s.Linux.CgroupsPath
+		if strings.HasPrefix(p, "/") && filepath.Clean(p) == p && p != "/" && !strings.Contains(p, ":") {
+			return p
+		}
+	}
+	return "/raind/" + id
 }

@@ -55,6 +55,10 @@ type Process struct {
 	// Console is the master of the process's pseudo-terminal when it has
 	// one (non-blocking, close-on-exec); the caller owns it.
 	Console *os.File
+	// Resize, when set, is called after the caller sets Console's window
+	// size: a driver whose Console relays a terminal it does not hold
+	// (Droplet's socket) passes the size on.
+	Resize func(rows, cols uint16) error
 }
 
 // State is what the runtime reports of a container.
