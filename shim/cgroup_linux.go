@@ -2,16 +2,12 @@ package shim
 
 import (
 	"bufio"
-	"fmt"
 	"io"
 	"os"
 	"path"
 	"strings"
 
-	"github.com/containerd/cgroups/v3"
-	"github.com/containerd/cgroups/v3/cgroup1"
-	"github.com/containerd/cgroups/v3/cgroup2"
-	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/raind/condenser/shim/stats"
 )
 
 // ShimCgroup is where shims go when they are started by a systemd service:
@@ -50,16 +46,5 @@ func leaveServiceCgroup(pid int) error {
 // moveToCgroup puts pid in the cgroup at group (created if needed), on
 // cgroup v2 or in every v1 hierarchy.
 func moveToCgroup(pid int, group string) error {
-	if cgroups.Mode() == cgroups.Unified {
-		m, err := cgroup2.NewManager("/sys/fs/cgroup", group, &cgroup2.Resources{})
-		if err != nil {
-			return fmt.Errorf("cgroup %s: %w", group, err)
-		}
-		return m.AddProc(uint64(pid))
-	}
-	cg, err := cgroup1.New(cgroup1.StaticPath(group), &specs.LinuxResources{})
-	if err != nil {
-		return fmt.Errorf("cgroup %s: %w", group, err)
-	}
-	return cg.AddProc(uint64(pid))
+	return stats.Join(group, pid)
 }

@@ -1,8 +1,11 @@
 // Package stats reads a container's cgroup — resource usage and OOM kills —
-// for the shim. It supports cgroup v1 and v2, chosen at run time from
-// cgroups.Mode(): the hybrid layout (v1 controllers plus a cgroup2 "unified"
-// mount) is treated as v1, because that is where the controllers the shim
-// reads (cpuacct, memory, pids, blkio) live.
+// for the shim. It supports cgroup v1 and v2, chosen at run time from the
+// host's layout (detected as cgroups.Mode does): the hybrid layout (v1
+// controllers plus a cgroup2 "unified" mount) is treated as v1, because
+// that is where the controllers the shim reads (cpuacct, memory, pids,
+// blkio) live. It reads the cgroup files itself (fs.go): Load only finds
+// the cgroup's directories, and each Stats reads the dozen files it
+// reports.
 //
 // The cgroup path is the OCI config's linux.cgroupsPath, e.g.
 // "/condenser/<id>": under v1 it is the same path in every controller
@@ -12,6 +15,7 @@ package stats
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -24,9 +28,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containerd/cgroups/v3"
-	"github.com/containerd/cgroups/v3/cgroup1"
-	"github.com/containerd/cgroups/v3/cgroup2"
 	"golang.org/x/sys/unix"
 
 	"github.com/raind/condenser/internal/errdefs"
@@ -62,7 +63,8 @@ type Stats struct {
 
 	// BlkioReadBytes and BlkioWriteBytes are summed over all devices
 	// (v1 blkio io_service_bytes_recursive, or blkio.throttle.io_service_bytes
-	// when the CFQ/BFQ files are empty or absent; v2 io.stat rbytes/wbytes).
+	// when the CFQ/BFQ counters are absent or count nothing; v2 io.stat
+	// rbytes/wbytes).
 	BlkioReadBytes  uint64
 	BlkioWriteBytes uint64
 
@@ -72,25 +74,21 @@ type Stats struct {
 	OOMKills uint64
 }
 
-// Cgroup is one container's cgroup, v1 or v2. It is safe for concurrent use.
+// Cgroup is one container's cgroup, v1 or v2. It is safe for concurrent use
+// (it only reads files).
 type Cgroup struct {
 	path string
+	v2   bool
 
-	// v1
-	cg1 cgroup1.Cgroup
-	// dirs1 are the directories of the cgroup in the v1 hierarchies it was
-	// found in when loaded; memDir1 is the memory one, "" without memory.
-	dirs1   []string
-	memDir1 string
+	// v1: dirs1 are the cgroup's directories in the v1 hierarchies it was
+	// found in when loaded; the others are those of the controllers read,
+	// "" when the cgroup is not in that hierarchy.
+	dirs1                               []string
+	memDir1, cpuDir1, pidsDir1, blkDir1 string
 
 	// v2
-	cg2  *cgroup2.Manager
 	dir2 string
 }
-
-// defaultV2Mountpoint is where the unified hierarchy is mounted in
-// cgroups.Unified mode (the library assumes the same).
-const defaultV2Mountpoint = "/sys/fs/cgroup"
 
 // Load opens the existing cgroup at path (e.g. "/condenser/abc"), a clean
 // absolute path relative to the cgroup root. The error wraps
@@ -98,79 +96,59 @@ const defaultV2Mountpoint = "/sys/fs/cgroup"
 // errdefs.ErrInvalidArgument for a malformed path and errdefs.ErrUnavailable
 // when the host has no cgroup file system.
 func Load(path string) (*Cgroup, error) {
-	switch mode := cgroups.Mode(); mode {
-	case cgroups.Unified:
+	switch m := hostMode(); m {
+	case modeUnified:
 		return loadV2(defaultV2Mountpoint, path)
-	case cgroups.Legacy, cgroups.Hybrid:
-		return loadV1(path)
+	case modeLegacy, modeHybrid:
+		if err := checkPath(path); err != nil {
+			return nil, err
+		}
+		root, err := v1Root()
+		if err != nil {
+			return nil, fmt.Errorf("load cgroup %s: %w", path, err)
+		}
+		return loadV1(root, path)
 	default:
-		return nil, fmt.Errorf("load cgroup %s: no cgroup file system mounted (mode %d): %w", path, mode, errdefs.ErrUnavailable)
+		return nil, fmt.Errorf("load cgroup %s: no cgroup file system mounted (mode %d): %w", path, m, errdefs.ErrUnavailable)
 	}
 }
 
+// checkPath accepts what cgroup2.VerifyGroupPath does, but the root.
 func checkPath(path string) error {
-	if err := cgroup2.VerifyGroupPath(path); err != nil || path == "/" {
+	if !strings.HasPrefix(path, "/") || filepath.Clean(path) != path || path == "/" ||
+		strings.HasPrefix(path, "/sys/fs/cgroup") {
 		return fmt.Errorf("load cgroup %q: path must be a clean absolute path below the cgroup root: %w", path, errdefs.ErrInvalidArgument)
 	}
 	return nil
 }
 
-// pather is implemented by every cgroup1 subsystem that has a directory.
-type pather interface {
-	Path(path string) string
-}
-
-// v1Hierarchy is cgroup1.Default with a memory controller that tolerates the
-// optional files: memory.memsw.* exist only with swap accounting
-// (swapaccount=1) and memory.kmem.* are gone from recent kernels; with
-// cgroup1's default memory controller a missing file fails the whole Stat.
-func v1Hierarchy() ([]cgroup1.Subsystem, error) {
-	subs, err := cgroup1.Default()
-	if err != nil {
-		return nil, err
-	}
-	for i, s := range subs {
-		if s.Name() != cgroup1.Memory {
-			continue
-		}
-		p, ok := s.(pather)
-		if !ok {
-			continue
-		}
-		memRoot := p.Path("/") // <mount root>/memory
-		var missing []string
-		for _, module := range []string{"kmem", "kmem.tcp"} {
-			if _, err := os.Stat(filepath.Join(memRoot, "memory."+module+".usage_in_bytes")); err != nil {
-				missing = append(missing, module)
-			}
-		}
-		subs[i] = cgroup1.NewMemory(filepath.Dir(memRoot), cgroup1.OptionalSwap(), cgroup1.IgnoreModules(missing...))
-	}
-	return subs, nil
-}
-
-func loadV1(path string) (*Cgroup, error) {
+// loadV1 loads the cgroup at path in the v1 hierarchies below root.
+func loadV1(root, path string) (*Cgroup, error) {
 	if err := checkPath(path); err != nil {
 		return nil, err
 	}
-	cg, err := cgroup1.Load(cgroup1.StaticPath(path), cgroup1.WithHierarchy(v1Hierarchy))
-	if err != nil {
-		if errors.Is(err, cgroup1.ErrCgroupDeleted) {
-			return nil, fmt.Errorf("load cgroup %s: %w", path, errdefs.ErrNotFound)
+	c := &Cgroup{path: path}
+	for _, h := range v1Dirs(root, path) {
+		if _, err := os.Lstat(h.dir); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			return nil, fmt.Errorf("load cgroup %s: %w", path, err)
 		}
-		return nil, fmt.Errorf("load cgroup %s: %w", path, err)
+		c.dirs1 = append(c.dirs1, h.dir)
+		switch h.name {
+		case "memory":
+			c.memDir1 = h.dir
+		case "cpuacct":
+			c.cpuDir1 = h.dir
+		case "pids":
+			c.pidsDir1 = h.dir
+		case "blkio":
+			c.blkDir1 = h.dir
+		}
 	}
-	c := &Cgroup{path: path, cg1: cg}
-	for _, s := range cg.Subsystems() {
-		p, ok := s.(pather)
-		if !ok {
-			continue
-		}
-		dir := p.Path(path)
-		c.dirs1 = append(c.dirs1, dir)
-		if s.Name() == cgroup1.Memory {
-			c.memDir1 = dir
-		}
+	if len(c.dirs1) == 0 {
+		return nil, fmt.Errorf("load cgroup %s: %w", path, errdefs.ErrNotFound)
 	}
 	return c, nil
 }
@@ -186,15 +164,11 @@ func loadV2(mountpoint, path string) (*Cgroup, error) {
 		}
 		return nil, fmt.Errorf("load cgroup %s: %w", path, err)
 	}
-	m, err := cgroup2.Load(path, cgroup2.WithMountpoint(mountpoint))
-	if err != nil {
-		return nil, fmt.Errorf("load cgroup %s: %w", path, err)
-	}
-	return &Cgroup{path: path, cg2: m, dir2: dir}, nil
+	return &Cgroup{path: path, v2: true, dir2: dir}, nil
 }
 
 // V2 reports whether the cgroup is a cgroup v2 (unified hierarchy) one.
-func (c *Cgroup) V2() bool { return c.cg2 != nil }
+func (c *Cgroup) V2() bool { return c.v2 }
 
 // Path is the cgroup path Load was given.
 func (c *Cgroup) Path() string { return c.path }
@@ -217,8 +191,8 @@ func (c *Cgroup) errDeleted() error {
 	return fmt.Errorf("cgroup %s: deleted: %w", c.path, errdefs.ErrNotFound)
 }
 
-// unlimited normalizes the kernel's "no limit" values to 0: v2 "max" (which
-// the library returns as MaxUint64) and v1's PAGE_COUNTER_MAX × page size
+// unlimited normalizes the kernel's "no limit" values to 0: v2 "max" (read
+// as MaxUint64) and v1's PAGE_COUNTER_MAX × page size
 // (9223372036854771712 on x86-64), or anything else beyond 2^62 bytes.
 func unlimited(v uint64) uint64 {
 	if v >= 1<<62 {
@@ -250,73 +224,124 @@ func (c *Cgroup) Stats() (*Stats, error) {
 	return st, nil
 }
 
+// sampler reads counters into a Stats, keeping the first error: a file
+// this kernel does not have leaves its counters at zero (readFile), and
+// deletion is checked by the caller.
+type sampler struct {
+	err error
+}
+
+func (s *sampler) uint(dir, name string) uint64 {
+	v, err := readUint(dir, name)
+	if s.err == nil {
+		s.err = err
+	}
+	return v
+}
+
+func (s *sampler) key(dir, name, key string) uint64 {
+	v, _, err := readKey(dir, name, key)
+	if s.err == nil {
+		s.err = err
+	}
+	return v
+}
+
 func (c *Cgroup) statsV1() (*Stats, error) {
-	// IgnoreNotExist: a file this kernel does not have leaves its counters
-	// at zero instead of failing the whole sample; deletion is checked by
-	// the caller.
-	m, err := c.cg1.Stat(cgroup1.IgnoreNotExist)
-	if err != nil {
-		return nil, err
+	var s sampler
+	st := &Stats{
+		CPUUsageNanos:  s.uint(c.cpuDir1, "cpuacct.usage"),
+		MemoryUsage:    s.uint(c.memDir1, "memory.usage_in_bytes"),
+		MemoryCache:    s.key(c.memDir1, "memory.stat", "total_cache"),
+		MemoryLimit:    unlimited(s.uint(c.memDir1, "memory.limit_in_bytes")),
+		MemoryMaxUsage: s.uint(c.memDir1, "memory.max_usage_in_bytes"),
+		OOMKills:       s.key(c.memDir1, "memory.oom_control", "oom_kill"),
+		PidsCurrent:    s.uint(c.pidsDir1, "pids.current"),
+		PidsLimit:      unlimited(s.uint(c.pidsDir1, "pids.max")),
 	}
-	st := &Stats{}
-	if m.CPU != nil && m.CPU.Usage != nil {
-		st.CPUUsageNanos = m.CPU.Usage.Total
+	if s.err != nil {
+		return nil, s.err
 	}
-	if mem := m.Memory; mem != nil {
-		st.MemoryCache = mem.TotalCache
-		if mem.Usage != nil {
-			st.MemoryUsage = mem.Usage.Usage
-			st.MemoryLimit = unlimited(mem.Usage.Limit)
-			st.MemoryMaxUsage = mem.Usage.Max
+	if c.blkDir1 != "" {
+		// The CFQ/BFQ counters when they count anything, else the
+		// throttling layer's (which sees every device).
+		var err error
+		st.BlkioReadBytes, st.BlkioWriteBytes, err = blkioV1(filepath.Join(c.blkDir1, "blkio.io_service_bytes_recursive"))
+		if err == nil && st.BlkioReadBytes == 0 && st.BlkioWriteBytes == 0 {
+			st.BlkioReadBytes, st.BlkioWriteBytes, err = blkioV1(filepath.Join(c.blkDir1, "blkio.throttle.io_service_bytes"))
 		}
-	}
-	if m.MemoryOomControl != nil {
-		st.OOMKills = m.MemoryOomControl.OomKill
-	}
-	if m.Pids != nil {
-		st.PidsCurrent = m.Pids.Current
-		st.PidsLimit = unlimited(m.Pids.Limit) // the library already maps "max" to 0
-	}
-	if m.Blkio != nil {
-		for _, e := range m.Blkio.IoServiceBytesRecursive {
-			switch strings.ToLower(e.Op) {
-			case "read":
-				st.BlkioReadBytes += e.Value
-			case "write":
-				st.BlkioWriteBytes += e.Value
-			}
+		if err != nil {
+			return nil, err
 		}
 	}
 	return st, nil
 }
 
+// blkioV1 sums the Read and Write lines ("MAJ:MIN Op value") of a v1 blkio
+// bytes file; a missing file is zeros.
+func blkioV1(path string) (read, write uint64, err error) {
+	b, err := readFile(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	for line := range bytes.Lines(b) {
+		f := strings.Fields(string(line))
+		if len(f) != 3 {
+			continue // "Total N"
+		}
+		v, err := strconv.ParseUint(f[2], 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", filepath.Base(path), err)
+		}
+		switch strings.ToLower(f[1]) {
+		case "read":
+			read += v
+		case "write":
+			write += v
+		}
+	}
+	return read, write, nil
+}
+
 func (c *Cgroup) statsV2() (*Stats, error) {
-	m, err := c.cg2.StatFiltered(cgroup2.StatPids | cgroup2.StatCPU | cgroup2.StatMemory |
-		cgroup2.StatMemoryEvents | cgroup2.StatIO)
+	var s sampler
+	st := &Stats{
+		CPUUsageNanos:  s.key(c.dir2, "cpu.stat", "usage_usec") * 1000,
+		MemoryUsage:    s.uint(c.dir2, "memory.current"),
+		MemoryCache:    s.key(c.dir2, "memory.stat", "file"),
+		MemoryLimit:    unlimited(s.uint(c.dir2, "memory.max")),
+		MemoryMaxUsage: s.uint(c.dir2, "memory.peak"),
+		OOMKills:       s.key(c.dir2, "memory.events", "oom_kill"),
+		PidsCurrent:    s.uint(c.dir2, "pids.current"),
+		PidsLimit:      unlimited(s.uint(c.dir2, "pids.max")),
+	}
+	if s.err != nil {
+		return nil, s.err
+	}
+	// io.stat: "MAJ:MIN rbytes=N wbytes=N rios=N ..." per device.
+	b, err := readFile(filepath.Join(c.dir2, "io.stat"))
 	if err != nil {
 		return nil, err
 	}
-	st := &Stats{}
-	if m.CPU != nil {
-		st.CPUUsageNanos = m.CPU.UsageUsec * 1000
-	}
-	if mem := m.Memory; mem != nil {
-		st.MemoryUsage = mem.Usage
-		st.MemoryCache = mem.File
-		st.MemoryLimit = unlimited(mem.UsageLimit)
-		st.MemoryMaxUsage = mem.MaxUsage
-	}
-	if m.MemoryEvents != nil {
-		st.OOMKills = m.MemoryEvents.OomKill
-	}
-	if m.Pids != nil {
-		st.PidsCurrent = m.Pids.Current
-		st.PidsLimit = unlimited(m.Pids.Limit)
-	}
-	if m.Io != nil {
-		for _, e := range m.Io.Usage {
-			st.BlkioReadBytes += e.Rbytes
-			st.BlkioWriteBytes += e.Wbytes
+	for line := range bytes.Lines(b) {
+		f := strings.Fields(string(line))
+		if len(f) < 2 {
+			continue
+		}
+		for _, kv := range f[1:] {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || (k != "rbytes" && k != "wbytes") {
+				continue
+			}
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("io.stat: %w", err)
+			}
+			if k == "rbytes" {
+				st.BlkioReadBytes += n
+			} else {
+				st.BlkioWriteBytes += n
+			}
 		}
 	}
 	return st, nil
@@ -326,43 +351,25 @@ func (c *Cgroup) statsV2() (*Stats, error) {
 // sorted. The error wraps errdefs.ErrNotFound when the cgroup has been
 // removed.
 func (c *Cgroup) Pids() ([]int, error) {
-	var pids []int
-	if c.V2() {
-		procs, err := c.cg2.Procs(true)
-		if err != nil {
-			if !c.exists() {
-				return nil, c.errDeleted()
-			}
-			return nil, fmt.Errorf("cgroup %s: pids: %w", c.path, err)
+	// Every v1 hierarchy holds the same processes; prefer pids, then
+	// memory, which runc always joins.
+	dir := c.dir2
+	if !c.V2() {
+		switch {
+		case c.pidsDir1 != "":
+			dir = c.pidsDir1
+		case c.memDir1 != "":
+			dir = c.memDir1
+		default:
+			dir = c.dirs1[0]
 		}
-		for _, p := range procs {
-			pids = append(pids, int(p))
-		}
-	} else {
-		subs := c.cg1.Subsystems()
-		if len(subs) == 0 {
+	}
+	pids, err := readProcs(dir, nil)
+	if err != nil {
+		if !c.exists() {
 			return nil, c.errDeleted()
 		}
-		// Every v1 hierarchy holds the same processes; prefer pids, then
-		// memory, which runc always joins.
-		name := subs[0].Name()
-		for _, want := range []cgroup1.Name{cgroup1.Memory, cgroup1.Pids} {
-			for _, s := range subs {
-				if s.Name() == want {
-					name = want
-				}
-			}
-		}
-		procs, err := c.cg1.Processes(name, true)
-		if err != nil {
-			if !c.exists() {
-				return nil, c.errDeleted()
-			}
-			return nil, fmt.Errorf("cgroup %s: pids: %w", c.path, err)
-		}
-		for _, p := range procs {
-			pids = append(pids, p.Pid)
-		}
+		return nil, fmt.Errorf("cgroup %s: pids: %w", c.path, err)
 	}
 	slices.Sort(pids)
 	return slices.Compact(pids), nil
@@ -380,8 +387,8 @@ func (c *Cgroup) Pids() ([]int, error) {
 // the kernel reports the removal of the watched memory.events. Kills that happened before OOMEvents was called are not
 // reported.
 //
-// v1 waits on an eventfd registered on memory.oom_control (cgroup1's
-// OOMEventFD). The kernel signals it when the cgroup hits its limit, just
+// v1 waits on an eventfd registered on memory.oom_control through
+// cgroup.event_control. The kernel signals it when the cgroup hits its limit, just
 // before the OOM killer picks a victim, so after each signal the watcher
 // waits briefly for oom_kill to move; an OOM without a kill (OOM killer
 // disabled, or a victim already dying) sends nothing. On kernels older than
@@ -415,20 +422,13 @@ func (c *Cgroup) oomEventsV1(ctx context.Context) (<-chan struct{}, error) {
 	if c.memDir1 == "" {
 		return nil, fmt.Errorf("cgroup %s: oom events: no memory controller: %w", c.path, errdefs.ErrUnavailable)
 	}
-	efd, err := c.cg1.OOMEventFD()
+	f, err := oomEventFDV1(c.memDir1)
 	if err != nil {
 		if !c.exists() {
 			return nil, c.errDeleted()
 		}
 		return nil, fmt.Errorf("cgroup %s: oom events: %w", c.path, err)
 	}
-	// Non-blocking, so that os.File puts it in the runtime poller and Close
-	// from another goroutine wakes a pending Read.
-	if err := unix.SetNonblock(int(efd), true); err != nil {
-		unix.Close(int(efd))
-		return nil, fmt.Errorf("cgroup %s: oom events: %w", c.path, err)
-	}
-	f := os.NewFile(efd, "oom-eventfd")
 	// The baseline is read after registering, so a kill in between is missed
 	// rather than double counted.
 	last, counted, err := readOOMKillV1(c.memDir1)
@@ -486,6 +486,29 @@ func (c *Cgroup) oomEventsV1(ctx context.Context) (<-chan struct{}, error) {
 		}
 	}()
 	return ch, nil
+}
+
+// oomEventFDV1 registers a new eventfd for the OOM notifications of the v1
+// memory cgroup at memDir. It is non-blocking, so that os.File puts it in
+// the runtime poller and Close from another goroutine wakes a pending Read.
+func oomEventFDV1(memDir string) (*os.File, error) {
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	f := os.NewFile(uintptr(efd), "oom-eventfd")
+	// The kernel keeps its own reference to oom_control once registered.
+	ctl, err := unix.Open(filepath.Join(memDir, "memory.oom_control"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		f.Close()
+		return nil, &fs.PathError{Op: "open", Path: filepath.Join(memDir, "memory.oom_control"), Err: err}
+	}
+	defer unix.Close(ctl)
+	if err := os.WriteFile(filepath.Join(memDir, "cgroup.event_control"), []byte(strconv.Itoa(efd)+" "+strconv.Itoa(ctl)), 0); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // closeOnDone closes f when ctx is done, which wakes a Read pending on it
@@ -624,15 +647,15 @@ func (c *Cgroup) oomEventsV2(ctx context.Context) (<-chan struct{}, error) {
 
 // oomKillV2 reads oom_kill from memory.events.
 func (c *Cgroup) oomKillV2() (uint64, error) {
-	m, err := c.cg2.StatFiltered(cgroup2.StatMemoryEvents)
+	n, found, err := readKey(c.dir2, "memory.events", "oom_kill")
 	if err != nil {
 		return 0, err
 	}
-	if m.MemoryEvents == nil { // the library's answer for a missing memory.events
+	if !found {
 		if !c.exists() {
 			return 0, c.errDeleted()
 		}
-		return 0, fmt.Errorf("memory.events missing: %w", errdefs.ErrUnavailable)
+		return 0, fmt.Errorf("memory.events: no oom_kill: %w", errdefs.ErrUnavailable)
 	}
-	return m.MemoryEvents.OomKill, nil
+	return n, nil
 }

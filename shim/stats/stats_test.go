@@ -80,6 +80,11 @@ func requireRoot(t *testing.T) {
 	t.Skip("skipping: creating cgroups needs root (run the tests as root; with CI=true this fails instead)")
 }
 
+// pather is implemented by every cgroup1 subsystem that has a directory.
+type pather interface {
+	Path(path string) string
+}
+
 func randomName(t *testing.T) string {
 	b := make([]byte, 6)
 	if _, err := rand.Read(b); err != nil {
