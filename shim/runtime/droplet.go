@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -610,16 +609,45 @@ func dropletPanic(status int, stderr string) (string, bool) {
 	return strings.TrimSpace(line), true
 }
 
-// logPrefix is the timestamp log.Fatal puts before Droplet's error.
-var logPrefix = regexp.MustCompile(`^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(\.\d+)? `)
+// logPrefixLen returns the length of the timestamp log.Fatal puts before
+// Droplet's error ("2006/01/02 15:04:05 " or with microseconds,
+// "2006/01/02 15:04:05.000000 "), or -1 when line does not start with
+// one. Written out rather than a regexp: the regexp package would be the
+// shim's only user of it (its text and init cost every shim's memory).
+func logPrefixLen(line string) int {
+	const layout = "dddd/dd/dd dd:dd:dd"
+	if len(line) < len(layout) {
+		return -1
+	}
+	for i := 0; i < len(layout); i++ {
+		if c := line[i]; (layout[i] == 'd') != (c >= '0' && c <= '9') || (layout[i] != 'd' && c != layout[i]) {
+			return -1
+		}
+	}
+	n := len(layout)
+	if n < len(line) && line[n] == '.' {
+		m := n + 1
+		for m < len(line) && line[m] >= '0' && line[m] <= '9' {
+			m++
+		}
+		if m == n+1 {
+			return -1
+		}
+		n = m
+	}
+	if n < len(line) && line[n] == ' ' {
+		return n + 1
+	}
+	return -1
+}
 
 // dropletMessage is the error Droplet logged last (from its timestamped line
 // on), or all of stderr when it logged none (a usage error).
 func dropletMessage(stderr string) string {
 	lines := strings.Split(strings.TrimSpace(stderr), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
-		if loc := logPrefix.FindStringIndex(lines[i]); loc != nil {
-			lines[i] = lines[i][loc[1]:]
+		if n := logPrefixLen(lines[i]); n >= 0 {
+			lines[i] = lines[i][n:]
 			return strings.TrimSpace(strings.Join(lines[i:], "\n"))
 		}
 	}

@@ -300,8 +300,8 @@ func initFailure(out []byte) string {
 	}
 	lines := strings.Split(s, "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
-		if loc := logPrefix.FindStringIndex(lines[i]); loc != nil {
-			return strings.TrimSpace(lines[i][loc[1]:])
+		if n := logPrefixLen(lines[i]); n >= 0 {
+			return strings.TrimSpace(lines[i][n:])
 		}
 	}
 	return ""

@@ -898,3 +898,25 @@ func TestDropletCgroupV1(t *testing.T) {
 		}
 	}
 }
+
+func TestLogPrefixLen(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want int
+	}{
+		{"2026/12/01 08:10:02 start failed", 20},
+		{"2026/12/01 08:10:02.123456 start failed", 27},
+		{"2026/12/01 08:10:02 ", 20},
+		{"2026/12/01 08:10:02", -1},
+		{"2026/12/01 08:10:02.x", -1},
+		{"2026/12/01 08:10:02. x", -1},
+		{"2026-12-01 08:10:02 x", -1},
+		{"panic: runtime error", -1},
+		{"", -1},
+		{"2026/12/0a 08:10:02 x", -1},
+	} {
+		if got := logPrefixLen(tc.line); got != tc.want {
+			t.Errorf("logPrefixLen(%q) = %d, want %d", tc.line, got, tc.want)
+		}
+	}
+}
