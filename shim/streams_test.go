@@ -243,7 +243,11 @@ func TestStalledDrain(t *testing.T) {
 // clientWriteWait; the others get all the output.
 func TestSlowClient(t *testing.T) {
 	old := clientWriteWait
-	clientWriteWait = 100 * time.Millisecond
+	// Long enough that the reading client, a goroutine of this test, is
+	// never itself a stalled client, even on a loaded machine (100 ms
+	// failed 2 runs in a loaded parallel suite: the good client was
+	// dropped too); short enough for the test.
+	clientWriteWait = 2 * time.Second
 	t.Cleanup(func() { clientWriteWait = old })
 	r, w, err := os.Pipe()
 	if err != nil {
