@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,7 +40,7 @@ type flight struct {
 	err      error
 }
 
-func newLayerStore(root string) (*layerStore, error) {
+func newLayerStore(root string, log *slog.Logger) (*layerStore, error) {
 	ls := &layerStore{
 		dir:    filepath.Join(root, "layers", "sha256"),
 		tmp:    filepath.Join(root, "layers", "tmp"),
@@ -50,7 +51,42 @@ func newLayerStore(root string) (*layerStore, error) {
 			return nil, err
 		}
 	}
+	if err := spreadDirs(ls.tmp); err != nil {
+		log.Debug("layer directories keep ext4's default placement", "dir", ls.tmp, "error", err)
+	}
 	return ls, nil
+}
+
+// fsTopdirFL is FS_TOPDIR_FL (chattr +T), which golang.org/x/sys does not
+// define.
+const fsTopdirFL = 0x00020000
+
+// spreadDirs marks dir so that ext2/3/4 place each directory made in it as
+// they place top-level directories: in a block group chosen afresh (the
+// Orlov allocator's pick of a group with few directories) instead of in
+// dir's own group. The files of a layer then go to its directory's group.
+// The flag is not inherited: inside a layer, placement is the default.
+//
+// Without it, every layer lands in the group of the store's root, next to
+// whatever was deleted there lately: an image just removed, or, under /tmp
+// or on a root filesystem shared with builds, thousands of temporary files.
+// On ext4 without a journal, each inode allocation scans its group from
+// the start and skips every free inode freed in the last minute or so, at
+// one inode-table lookup each (recently_deleted()): measured, a third of
+// the CPU of a cold pull of a 1,100-file, 122 MiB image, and half its
+// time in the daemon's pull benchmark. Other filesystems ignore or refuse
+// the flag, which is worth no more than a debug log.
+func spreadDirs(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	fl, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if err != nil || fl&fsTopdirFL != 0 {
+		return err
+	}
+	return unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(fl|fsTopdirFL))
 }
 
 func (ls *layerStore) path(diffID string) string {

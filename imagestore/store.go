@@ -9,7 +9,7 @@
 //	content/blobs/sha256/<hex>   manifests, indexes, configs, layer blobs
 //	content/ingest/              partial blobs, never visible as blobs
 //	layers/sha256/<diffid>/      unpacked layers, whiteouts in overlayfs form
-//	layers/tmp/                  layers being unpacked
+//	layers/tmp/                  layers being unpacked (chattr +T: see spreadDirs)
 //
 // A blob or layer becomes visible only by an atomic rename after it has been
 // verified, and an image only by its bbolt record, written last; whatever a
@@ -113,7 +113,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("image store: %w", err)
 	}
-	ls, err := newLayerStore(opts.Root)
+	ls, err := newLayerStore(opts.Root, opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("image store: %w", err)
 	}
