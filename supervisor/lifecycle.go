@@ -34,12 +34,13 @@ func (s *Supervisor) Create(ctx context.Context, req CreateRequest) (*Container,
 	if err != nil {
 		return nil, err
 	}
-	id, spareAddr := s.takeSpare(ctx)
+	sp := s.takeSpare(ctx)
+	id := sp.id
 	defer s.fillSpare()
 	unlock := s.lock(id)
 	defer unlock()
 	c := &Container{ID: id, Name: req.Name, Image: img.Name, ImageID: img.ID, ImageDigest: img.Digest, Request: req,
-		State: StateCreating, Bundle: s.bundle(id), ShimAddress: spareAddr, CreatingAt: time.Now().UTC()}
+		State: StateCreating, Bundle: s.bundle(id), ShimAddress: sp.addr, ShimPid: sp.pid, CreatingAt: time.Now().UTC()}
 	if c.Name == "" {
 		c.Name = "condenser-" + c.ShortID()
 	}
@@ -52,8 +53,13 @@ func (s *Supervisor) Create(ctx context.Context, req CreateRequest) (*Container,
 		if rerr := os.RemoveAll(s.containerDir(id)); rerr != nil { // the /etc files
 			s.log.Warn("remove the files of a refused create", "id", id, "error", rerr)
 		}
-		s.returnSpare(id, spareAddr)
+		s.returnSpare(sp)
 		return nil, err
+	}
+	if sp.cl != nil { // the spare's shim, connected when it was launched
+		s.mu.Lock()
+		s.shims[id] = sp.cl
+		s.mu.Unlock()
 	}
 	s.publish(c, "creating")
 	mounts, err := s.cfg.Rootfs.Prepare(ctx, c.ID, img.Layers, rootfs.Options{})
@@ -159,18 +165,22 @@ func (s *Supervisor) createShimContainer(ctx context.Context, c *Container, spec
 			}
 		}
 	}
-	cl, err := s.cfg.Shims.Dial(ctx, c.ShimAddress)
-	if err != nil {
-		return err
-	}
 	s.mu.Lock()
-	s.shims[c.ID] = cl
+	cl := s.shims[c.ID] // a spare's, connected already
 	s.mu.Unlock()
-	info, err := cl.Connect(ctx)
-	if err != nil {
-		return err
+	if cl == nil {
+		if cl, err = s.cfg.Shims.Dial(ctx, c.ShimAddress); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.shims[c.ID] = cl
+		s.mu.Unlock()
+		info, err := cl.Connect(ctx)
+		if err != nil {
+			return err
+		}
+		c.ShimPid = info.ShimPid
 	}
-	c.ShimPid = info.ShimPid
 	pid, err := cl.Create(ctx, client.CreateOptions{Rootfs: c.RootfsMounts, LogPath: s.LogPath(c),
 		Terminal: c.Request.Tty, Stdin: c.Request.OpenStdin && !c.Request.Tty})
 	if err != nil {

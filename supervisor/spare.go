@@ -17,6 +17,19 @@ import (
 // away with every other directory that has no record.
 type spare struct {
 	id, addr string
+	// cl is the connection to the spare's shim, made (Dial and Connect)
+	// right after its launch: about a millisecond taken off the create
+	// that takes it. pid is the shim's process.
+	cl  Shim
+	pid int
+}
+
+// close closes the connection to the spare's shim (the shim goes on).
+func (sp *spare) close() {
+	if sp.cl != nil {
+		sp.cl.Close()
+		sp.cl = nil
+	}
 }
 
 // spareLaunchTimeout bounds the background launch of a spare shim, and
@@ -26,13 +39,13 @@ const (
 	spareWait          = time.Second
 )
 
-// takeSpare returns the spare shim's container id and address, or a new id
-// and no address when there is none (then the caller launches a shim). The
-// caller calls fillSpare once its container is created: launching the next
-// spare meanwhile would compete with the runtime for the CPUs.
-// A spare on its way is waited for: it started earlier than a launch
-// would now.
-func (s *Supervisor) takeSpare(ctx context.Context) (id, addr string) {
+// takeSpare returns the spare shim: its container id, address and
+// connection, or a new id and no address when there is none (then the
+// caller launches a shim). The caller calls fillSpare once its container
+// is created: launching the next spare meanwhile would compete with the
+// runtime for the CPUs. A spare on its way is waited for: it started
+// earlier than a launch would now.
+func (s *Supervisor) takeSpare(ctx context.Context) spare {
 	s.mu.Lock()
 	filled := s.spareFilled
 	s.mu.Unlock()
@@ -50,28 +63,28 @@ func (s *Supervisor) takeSpare(ctx context.Context) (id, addr string) {
 	s.spare = nil
 	s.mu.Unlock()
 	if sp == nil {
-		return names.NewID(), ""
+		return spare{id: names.NewID()}
 	}
-	return sp.id, sp.addr
+	return *sp
 }
 
 // returnSpare gives back a spare that a refused create took, unused; it
 // is dropped when another is ready meanwhile.
-func (s *Supervisor) returnSpare(id, addr string) {
-	if addr == "" {
+func (s *Supervisor) returnSpare(sp spare) {
+	if sp.addr == "" {
 		return
 	}
 	s.mu.Lock()
 	keep := s.spare == nil && s.ctx.Err() == nil
 	if keep {
-		s.spare = &spare{id: id, addr: addr}
+		s.spare = &sp
 	}
 	s.mu.Unlock()
 	if !keep { // in the background: the caller holds the id's lock
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.dropShim(context.Background(), id, addr)
+			s.dropShim(context.Background(), sp)
 		}()
 	}
 }
@@ -96,6 +109,9 @@ func (s *Supervisor) fillSpare() {
 		sp := &spare{id: names.NewID()}
 		var err error
 		sp.addr, err = s.launchShim(ctx, sp.id)
+		if err == nil {
+			err = s.connectSpare(ctx, sp)
+		}
 		s.mu.Lock()
 		s.spareFilled = nil
 		// A refused create may have given its spare back meanwhile
@@ -110,9 +126,25 @@ func (s *Supervisor) fillSpare() {
 			s.log.Warn("launch a spare shim", "error", err)
 		}
 		if !keep {
-			s.dropShim(ctx, sp.id, sp.addr)
+			s.dropShim(ctx, *sp)
 		}
 	}()
+}
+
+// connectSpare dials the spare's shim and asks who it is, as a create
+// would.
+func (s *Supervisor) connectSpare(ctx context.Context, sp *spare) error {
+	cl, err := s.cfg.Shims.Dial(ctx, sp.addr)
+	if err != nil {
+		return err
+	}
+	info, err := cl.Connect(ctx)
+	if err != nil {
+		cl.Close()
+		return err
+	}
+	sp.cl, sp.pid = cl, info.ShimPid
+	return nil
 }
 
 // launchShim makes the bundle directory of container id and starts its
@@ -126,10 +158,11 @@ func (s *Supervisor) launchShim(ctx context.Context, id string) (string, error) 
 }
 
 // dropShim stops an unused shim and removes its bundle directory.
-func (s *Supervisor) dropShim(ctx context.Context, id, addr string) {
-	defer s.lock(id)()
-	if err := s.discard(ctx, &Container{ID: id, Bundle: s.bundle(id), ShimAddress: addr}); err != nil {
-		s.log.Warn("remove a shim without a container", "id", id, "error", err)
+func (s *Supervisor) dropShim(ctx context.Context, sp spare) {
+	sp.close() // discard dials its own
+	defer s.lock(sp.id)()
+	if err := s.discard(ctx, &Container{ID: sp.id, Bundle: s.bundle(sp.id), ShimAddress: sp.addr}); err != nil {
+		s.log.Warn("remove a shim without a container", "id", sp.id, "error", err)
 	}
 }
 
@@ -143,7 +176,7 @@ func (s *Supervisor) closeSpare() {
 	if sp != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		s.dropShim(ctx, sp.id, sp.addr)
+		s.dropShim(ctx, *sp)
 	}
 }
 
@@ -179,7 +212,7 @@ func (s *Supervisor) sweep(ids []string) {
 			// The shim's clean-up waits for a launch a killed daemon
 			// left going on, and stops what it started.
 			s.log.Info("removing an orphaned container directory", "id", id)
-			s.dropShim(context.WithoutCancel(s.ctx), id, "")
+			s.dropShim(context.WithoutCancel(s.ctx), spare{id: id})
 		}
 		s.fillSpare()
 	}()

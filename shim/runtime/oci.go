@@ -50,6 +50,9 @@ func (o *OCI) Create(ctx context.Context, opts CreateOptions) (Process, error) {
 		}
 	}
 	pidFile := filepath.Join(opts.Bundle, "init.pid")
+	// Read before the runtime runs, not after: the time between its exit
+	// and the create's answer is on the path of every start.
+	byFifo := o.name() == "runc" && !hasPoststartHooks(opts.Bundle)
 	var console string
 	if opts.Terminal {
 		console = filepath.Join(opts.Bundle, "c.sock")
@@ -71,7 +74,7 @@ func (o *OCI) Create(ctx context.Context, opts CreateOptions) (Process, error) {
 		}
 		return Process{}, err
 	}
-	if o.name() == "runc" && !hasPoststartHooks(opts.Bundle) {
+	if byFifo {
 		o.mu.Lock()
 		if o.fifoInit == nil {
 			o.fifoInit = map[string]int{}
