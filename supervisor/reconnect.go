@@ -68,19 +68,36 @@ func decide(st State, hasShim bool, p probe) action {
 	return attach
 }
 
-// reconnect reattaches every record to its shim, in parallel, and
-// reconciles what happened while the daemon was away (decide). Nothing is
-// served yet, but the locks are taken all the same.
+// reconnectWorkers bounds the shims dialled at once at start-up. A dial
+// and a State call are mostly waiting for the shim to be scheduled: a few
+// dozen in flight keep both CPUs of a small host busy, while one goroutine,
+// connection and buffer set per container at once (1000 containers) only
+// adds memory and scheduler churn, and makes the last shims wait behind all
+// the others' first steps.
+const reconnectWorkers = 32
+
+// reconnect reattaches every record to its shim, in parallel (at most
+// reconnectWorkers at once), and reconciles what happened while the daemon
+// was away (decide). Nothing is served yet, but the locks are taken all the
+// same.
 func (s *Supervisor) reconnect(ctx context.Context, all []*Container) {
+	next := make(chan *Container)
 	var wg sync.WaitGroup
-	for _, c := range all {
+	for range min(reconnectWorkers, len(all)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer s.lock(c.ID)()
-			s.reconnectOne(ctx, c)
+			for c := range next {
+				unlock := s.lock(c.ID)
+				s.reconnectOne(ctx, c)
+				unlock()
+			}
 		}()
 	}
+	for _, c := range all {
+		next <- c
+	}
+	close(next)
 	wg.Wait()
 }
 

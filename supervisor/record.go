@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -155,16 +156,36 @@ func (c *Container) clone() *Container {
 // copy of every record in memory: reads (every listing, every lookup by
 // name or id prefix) decode nothing. This process is the file's only
 // writer (bbolt locks it), so the copy stays true.
+//
+// Nothing a request does costs O(records) copies: a lookup by id or name
+// is a map read and copies one record, and a listing shares a sorted
+// snapshot that is built once per change (see snapshot). The cached
+// records themselves are never modified: a write replaces its record.
 type records struct {
 	db *bolt.DB
 
-	mu    sync.RWMutex
-	cache map[string]*Container // by id; writes hold mu across the bbolt update
+	mu     sync.RWMutex
+	cache  map[string]*Container // by id; writes hold mu across the bbolt update
+	byName map[string]string     // name → id
+	gen    uint64                // counts the writes
+
+	// snap is the sorted list of the cached records at generation gen,
+	// nil after a write until a reader builds it again.
+	snap atomic.Pointer[Snapshot]
+}
+
+// Snapshot is every container record at one moment, ordered by id, with
+// the generation of the records it was taken at: two snapshots of the same
+// generation hold the same records. Its records are shared by every reader
+// and must not be modified (clone one to change it).
+type Snapshot struct {
+	Gen        uint64
+	Containers []*Container
 }
 
 // load fills the cache from the file.
 func (r *records) load() error {
-	cache := map[string]*Container{}
+	cache, byName := map[string]*Container{}, map[string]string{}
 	err := r.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketContainers).ForEach(func(_, v []byte) error {
 			var c Container
@@ -172,13 +193,33 @@ func (r *records) load() error {
 				return err
 			}
 			cache[c.ID] = &c
+			byName[c.Name] = c.ID
 			return nil
 		})
 	})
 	if err == nil {
-		r.cache = cache
+		r.mu.Lock()
+		r.cache, r.byName = cache, byName
+		r.changed()
+		r.mu.Unlock()
 	}
 	return err
+}
+
+// changed records a write; the caller holds mu.
+func (r *records) changed() {
+	r.gen++
+	r.snap.Store(nil)
+}
+
+// set caches a copy of c; the caller holds mu.
+func (r *records) set(c *Container) {
+	if old := r.cache[c.ID]; old != nil && old.Name != c.Name && r.byName[old.Name] == c.ID {
+		delete(r.byName, old.Name)
+	}
+	r.cache[c.ID] = c.clone()
+	r.byName[c.Name] = c.ID
+	r.changed()
 }
 
 func (r *records) put(c *Container) error {
@@ -191,7 +232,7 @@ func (r *records) put(c *Container) error {
 	if err := r.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketContainers).Put([]byte(c.ID), b) }); err != nil {
 		return err
 	}
-	r.cache[c.ID] = c.clone()
+	r.set(c)
 	return nil
 }
 
@@ -212,19 +253,45 @@ func (r *records) delete(id string) error {
 	if err := r.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketContainers).Delete([]byte(id)) }); err != nil {
 		return err
 	}
+	if old := r.cache[id]; old != nil && r.byName[old.Name] == id {
+		delete(r.byName, old.Name)
+	}
 	delete(r.cache, id)
+	r.changed()
 	return nil
+}
+
+// snapshot returns the shared, sorted list of the records (read only): a
+// listing copies nothing, and sorts once per change rather than once per
+// request.
+func (r *records) snapshot() Snapshot {
+	if s := r.snap.Load(); s != nil {
+		return *s
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if s := r.snap.Load(); s != nil { // built by another reader meanwhile
+		return *s
+	}
+	s := &Snapshot{Gen: r.gen, Containers: make([]*Container, 0, len(r.cache))}
+	for _, c := range r.cache {
+		s.Containers = append(s.Containers, c)
+	}
+	slices.SortFunc(s.Containers, func(a, b *Container) int { return strings.Compare(a.ID, b.ID) })
+	// Stored under the read lock: no write (which clears it) can come
+	// between the build and the store, and readers racing here store
+	// equal snapshots.
+	r.snap.Store(s)
+	return *s
 }
 
 // all returns copies of every record, ordered by id.
 func (r *records) all() ([]*Container, error) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	out := make([]*Container, 0, len(r.cache))
-	for _, c := range r.cache {
-		out = append(out, c.clone())
+	shared := r.snapshot().Containers
+	out := make([]*Container, len(shared))
+	for i, c := range shared {
+		out[i] = c.clone()
 	}
-	slices.SortFunc(out, func(a, b *Container) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
@@ -236,39 +303,48 @@ func (r *records) insert(c *Container) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, o := range r.cache {
-		if o.Name == c.Name {
-			return fmt.Errorf("container name %q is already in use by %s: %w", c.Name, o.ShortID(), errdefs.ErrConflict)
-		}
+	if id, ok := r.byName[c.Name]; ok {
+		return fmt.Errorf("container name %q is already in use by %s: %w", c.Name, names.ShortID(id), errdefs.ErrConflict)
 	}
 	if err := r.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketContainers).Put([]byte(c.ID), b) }); err != nil {
 		return err
 	}
-	r.cache[c.ID] = c.clone()
+	r.set(c)
 	return nil
 }
 
-// resolve finds one container by full id, unique id prefix (≥ 4) or name.
-func resolve(all []*Container, ref string) (*Container, error) {
+// resolve returns a copy of the record ref names: a full id or a name by
+// map lookup, else a unique id prefix (≥ 4) by a scan that copies nothing.
+func (r *records) resolve(ref string) (*Container, error) {
 	if ref == "" {
 		return nil, fmt.Errorf("no container given: %w", errdefs.ErrInvalidArgument)
 	}
-	var prefix []*Container
-	for _, c := range all {
-		if c.ID == ref || c.Name == ref {
-			return c, nil
-		}
-		if len(ref) >= 4 && strings.HasPrefix(c.ID, ref) {
-			prefix = append(prefix, c)
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if c := r.cache[ref]; c != nil {
+		return c.clone(), nil
+	}
+	if id, ok := r.byName[ref]; ok {
+		return r.cache[id].clone(), nil
+	}
+	var (
+		found *Container
+		n     int
+	)
+	if len(ref) >= 4 {
+		for id, c := range r.cache {
+			if strings.HasPrefix(id, ref) {
+				found, n = c, n+1
+			}
 		}
 	}
-	switch len(prefix) {
+	switch n {
 	case 1:
-		return prefix[0], nil
+		return found.clone(), nil
 	case 0:
 		return nil, fmt.Errorf("no such container: %s: %w", ref, errdefs.ErrNotFound)
 	}
-	return nil, fmt.Errorf("container %s is ambiguous (%d matches): %w", ref, len(prefix), errdefs.ErrInvalidArgument)
+	return nil, fmt.Errorf("container %s is ambiguous (%d matches): %w", ref, n, errdefs.ErrInvalidArgument)
 }
 
 // restartPolicy is a parsed restart policy.

@@ -164,28 +164,27 @@ func (s *Supervisor) locked(ref string) (c *Container, unlock func(), err error)
 	return c, unlock, nil
 }
 
-func (s *Supervisor) get(ref string) (*Container, error) {
-	all, err := s.recs.all()
-	if err != nil {
-		return nil, err
-	}
-	return resolve(all, ref)
-}
+// get returns a copy of the record ref names: a map lookup, not a scan
+// of copies of every record (a start among 1000 containers costs what it
+// does among 10).
+func (s *Supervisor) get(ref string) (*Container, error) { return s.recs.resolve(ref) }
 
-// List returns every container record.
+// List returns a copy of every container record, ordered by id.
 func (s *Supervisor) List(ctx context.Context) ([]*Container, error) { return s.recs.all() }
+
+// Snapshot returns every container record, ordered by id, without copying
+// them: the records are shared and must not be modified. Its generation
+// changes whenever a record does, so that a reader can keep what it
+// derives from a snapshot (a listing's encoded summaries) until then.
+func (s *Supervisor) Snapshot() Snapshot { return s.recs.snapshot() }
 
 // Get returns one container by id, id prefix or name.
 func (s *Supervisor) Get(ctx context.Context, ref string) (*Container, error) { return s.get(ref) }
 
 // ImageUsers lists the containers created from an image (for image removal).
 func (s *Supervisor) ImageUsers(ctx context.Context, imageID string) ([]string, error) {
-	all, err := s.recs.all()
-	if err != nil {
-		return nil, err
-	}
 	var out []string
-	for _, c := range all {
+	for _, c := range s.recs.snapshot().Containers {
 		if c.ImageID == imageID {
 			out = append(out, c.Name)
 		}

@@ -55,6 +55,7 @@ type Backend struct {
 	version string
 	info    api.SystemInfo
 	now     func() time.Time // the time of a stats sample
+	list    lister           // GET /v1/containers, kept encoded (list.go)
 }
 
 var _ rest.Backend = (*Backend)(nil)

@@ -47,6 +47,7 @@ type fakeSup struct {
 	stream     supervisor.Stream
 	networks   []supervisor.Network
 	netCreated supervisor.NetworkConfig
+	gen        uint64 // Snapshot's generation
 }
 
 var _ Supervisor = (*fakeSup)(nil)
@@ -80,6 +81,14 @@ func (f *fakeSup) List(context.Context) ([]*supervisor.Container, error) {
 		return nil, err
 	}
 	return f.containers, nil
+}
+
+// Snapshot shares the records, at generation gen: a test that changes
+// them bumps gen, as the supervisor does.
+func (f *fakeSup) Snapshot() supervisor.Snapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return supervisor.Snapshot{Gen: f.gen, Containers: f.containers}
 }
 
 func (f *fakeSup) Get(_ context.Context, ref string) (*supervisor.Container, error) {

@@ -23,6 +23,9 @@ import (
 type Supervisor interface {
 	Create(ctx context.Context, req supervisor.CreateRequest) (*supervisor.Container, error)
 	List(ctx context.Context) ([]*supervisor.Container, error)
+	// Snapshot is every record, shared and read only, and the generation
+	// of the records it was taken at.
+	Snapshot() supervisor.Snapshot
 	Get(ctx context.Context, ref string) (*supervisor.Container, error)
 	Start(ctx context.Context, ref string) (*supervisor.Container, error)
 	Stop(ctx context.Context, ref string, timeout time.Duration) (*supervisor.Container, error)

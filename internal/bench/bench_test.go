@@ -5,8 +5,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,7 +27,7 @@ var (
 	containersFlag = flag.Int("containers", 100, "containers started (one after another, then concurrently)")
 	idleFlag       = flag.Int("idle", 50, "running containers when monitor memory is read")
 	clientsFlag    = flag.Int("clients", 8, "concurrent clients")
-	listFlag       = flag.Int("list-requests", 2000, "list requests under load (at most 30 s)")
+	listFlag       = flag.Int("list-requests", 20000, "list requests under load (at most 30 s)")
 )
 
 // BenchmarkTable runs every workload once per engine (Condenser, and the
@@ -67,6 +70,77 @@ func BenchmarkTable(b *testing.B) {
 	}
 	printTable(os.Stdout, all)
 	b.ReportMetric(float64(quantile(all[0].runTrue, 0.5))/1e6, "ms/run-true")
+}
+
+// BenchmarkScale runs rows 6 and 9 alone (-scale containers at once, and
+// the listing of -containers), for profiling the daemon under them; -peers
+// adds the peers. Run it with -benchtime 1x.
+func BenchmarkScale(b *testing.B) {
+	testutil.RequireRoot(b)
+	testutil.RequireBinary(b, "runc")
+	bin, err := filepath.Abs(*binFlag)
+	if err != nil {
+		b.Fatal(err)
+	}
+	reg := testutil.StartRegistry(b)
+	img := Images{Registry: reg.Host, Small: reg.Ref("library/busybox:latest")}
+	reg.Push(b, img.Small, testutil.BusyboxImage(b))
+	// The daemon's own bridge and NAT table: it never touches the host's.
+	engines := []Engine{NewCondenser(bin, testutil.Network(b).Args()...)}
+	if *peersFlag {
+		engines = append(engines, NewPodman("crun", netip.Prefix{}), NewPodman("runc", netip.Prefix{}), NewContainerd())
+	}
+	var all []*results
+	for _, e := range engines {
+		b.Logf("measuring %s", e.Name())
+		r, err := measureRows69(b, e, img)
+		if err != nil {
+			b.Fatalf("%s: %v", e.Name(), err)
+		}
+		all = append(all, r)
+	}
+	rs := slices.DeleteFunc(append(rows(), scaleRows()...), func(rw row) bool {
+		return !strings.HasPrefix(rw.label, "6.") && !strings.HasPrefix(rw.label, "9.")
+	})
+	printRows(os.Stdout, all, rs)
+}
+
+func measureRows69(b *testing.B, e Engine, img Images) (_ *results, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	if err := e.Setup(ctx, b.TempDir(), img); err != nil {
+		e.Close(ctx)
+		return nil, fmt.Errorf("setup: %w", err)
+	}
+	defer func() {
+		if cerr := e.Close(context.WithoutCancel(ctx)); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close: %w", cerr))
+		}
+	}()
+	r := &results{engine: e.Name()}
+	if err := e.Pull(ctx, img.Small); err != nil {
+		return nil, err
+	}
+	for i := range *containersFlag {
+		if err := e.StartDetached(ctx, fmt.Sprint("list", i)); err != nil {
+			return nil, err
+		}
+	}
+	if r.lists, r.listTotal, err = listLoad(ctx, e, *listFlag, *clientsFlag); err != nil {
+		return nil, err
+	}
+	if err := e.RemoveAll(ctx); err != nil {
+		return nil, err
+	}
+	if *scaleFlag > 0 {
+		if r.scale, err = measureScale(ctx, e, *scaleFlag, *clientsFlag, *listFlag/4); err != nil {
+			if r.scale == nil || r.scale.n == 0 {
+				return nil, fmt.Errorf("scale: %w", err)
+			}
+			b.Logf("%s: scale: %v", e.Name(), err)
+		}
+	}
+	return r, nil
 }
 
 func measure(b *testing.B, e Engine, img Images) (_ *results, err error) {
@@ -146,20 +220,8 @@ func measure(b *testing.B, e Engine, img Images) (_ *results, err error) {
 	}
 
 	// 6. Listing under load, bounded in count and time.
-	lctx, lcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer lcancel()
-	t0 = time.Now()
-	err = forEach(lctx, *listFlag, *clientsFlag, func(int) error {
-		t1 := time.Now()
-		err := e.List(lctx)
-		mu.Lock()
-		r.lists = append(r.lists, time.Since(t1))
-		mu.Unlock()
-		return err
-	})
-	r.listTotal = time.Since(t0)
-	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return nil, fmt.Errorf("list: %w", err)
+	if r.lists, r.listTotal, err = listLoad(ctx, e, *listFlag, *clientsFlag); err != nil {
+		return nil, err
 	}
 	if err := e.RemoveAll(ctx); err != nil {
 		return nil, err
@@ -180,6 +242,16 @@ func measure(b *testing.B, e Engine, img Images) (_ *results, err error) {
 	if n, ok := e.(NetworkRunner); ok {
 		if err := runTrueNetworked(ctx, e, n, r); err != nil {
 			return nil, err
+		}
+	}
+
+	// 9. Many containers at once (-scale).
+	if *scaleFlag > 0 {
+		if r.scale, err = measureScale(ctx, e, *scaleFlag, *clientsFlag, *listFlag/4); err != nil {
+			if r.scale == nil || r.scale.n == 0 {
+				return nil, fmt.Errorf("scale: %w", err)
+			}
+			b.Logf("%s: scale: %v", e.Name(), err) // as many as it reached
 		}
 	}
 

@@ -379,7 +379,11 @@ func (p *Podman) Restart(ctx context.Context, running int) (answer, reconnected 
 }
 
 // List lists all containers through the REST API.
+// (read whole, not decoded: see Condenser.List).
 func (p *Podman) List(ctx context.Context) error {
-	var list []json.RawMessage
-	return p.get(ctx, "/v4.0.0/libpod/containers/json?all=true", &list)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://podman/v4.0.0/libpod/containers/json?all=true", nil)
+	if err != nil {
+		return err
+	}
+	return readAnswer(p.api, req)
 }

@@ -78,6 +78,24 @@ func unixClient(sock string) *http.Client {
 	}}
 }
 
+// readAnswer sends req, reads the whole answer (so that the connection is
+// kept alive for the next request) and fails unless it is a 200.
+func readAnswer(c *http.Client, req *http.Request) error {
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+		return fmt.Errorf("%s %s: %s: %s", req.Method, req.URL.Path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return fmt.Errorf("%s %s: %w", req.Method, req.URL.Path, err)
+	}
+	return nil
+}
+
 // daemon is a long-running process an engine started; it is signalled only
 // through its own process.
 type daemon struct {

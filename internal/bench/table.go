@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -25,6 +26,7 @@ type results struct {
 	terminalShim        memory
 	hasTerminalShim     bool
 	netTrue, noNetTrue  []time.Duration
+	scale               *scaleResults // rows 9; nil without -scale
 }
 
 // row is one line of the table: a value per engine (ok false: none).
@@ -103,11 +105,87 @@ func rows() []row {
 	}
 }
 
+// scaleRows are rows 9: -scale containers running at once.
+func scaleRows() []row {
+	scale := func(label, unit string, v func(s *scaleResults) float64) row {
+		return row{label, unit, func(r *results) (float64, bool) {
+			if r.scale == nil || r.scale.n == 0 {
+				return 0, false
+			}
+			return v(r.scale), true
+		}}
+	}
+	perContainer := func(label string, get func(s *scaleResults) int64) row {
+		return scale(label, "MiB", func(s *scaleResults) float64 { return mib(get(s)) / float64(s.n) })
+	}
+	starts := func(label string, q float64, last bool) row {
+		return row{label, "ms", func(r *results) (float64, bool) {
+			if r.scale == nil || len(r.scale.starts) == 0 {
+				return 0, false
+			}
+			st := r.scale.starts
+			if k := min(100, len(st)); last {
+				st = st[len(st)-k:]
+			} else {
+				st = st[:k]
+			}
+			return ms(quantile(st, q)), true
+		}}
+	}
+	sample := func(label string, q float64, get func(s *scaleResults) []time.Duration) row {
+		return row{label, "ms", func(r *results) (float64, bool) {
+			if r.scale == nil || len(get(r.scale)) == 0 {
+				return 0, false
+			}
+			return ms(quantile(get(r.scale), q)), true
+		}}
+	}
+	return []row{
+		scale("9. containers running at once (-scale; fewer: as many as the engine reached)", "", func(s *scaleResults) float64 { return float64(s.n) }),
+		scale("9. started one after another, total", "s", func(s *scaleResults) float64 { return s.total.Seconds() }),
+		starts("9. per start, first 100, median", 0.5, false),
+		starts("9. per start, first 100, p95", 0.95, false),
+		starts("9. per start, last 100, median", 0.5, true),
+		starts("9. per start, last 100, p95", 0.95, true),
+		perContainer("9. memory per container in all (host's MemTotal−MemAvailable growth)", func(s *scaleResults) int64 { return s.hostUsed }),
+		perContainer("9. … monitors' PSS", func(s *scaleResults) int64 { return s.monitorPSS }),
+		perContainer("9. … containers' cgroups (memory.usage_in_bytes)", func(s *scaleResults) int64 { return s.cgroup }),
+		perContainer("9. … kernel (slab, page tables, stacks) growth", func(s *scaleResults) int64 { return s.kernel }),
+		perContainer("9. … daemon RSS growth", func(s *scaleResults) int64 { return s.daemon - s.daemonBefore }),
+		{"9. daemon RSS, all running", "MiB", func(r *results) (float64, bool) {
+			if r.scale == nil || r.scale.daemon == 0 {
+				return 0, false
+			}
+			return mib(r.scale.daemon), true
+		}},
+		{"9. list them under load, requests/s", "1/s", func(r *results) (float64, bool) {
+			if r.scale == nil || len(r.scale.lists) == 0 {
+				return 0, false
+			}
+			return float64(len(r.scale.lists)) / r.scale.listTotal.Seconds(), true
+		}},
+		sample("9. list them under load, median", 0.5, func(s *scaleResults) []time.Duration { return s.lists }),
+		sample("9. list them under load, p99", 0.99, func(s *scaleResults) []time.Duration { return s.lists }),
+		sample("9. daemon kill -9: API answers, median", 0.5, func(s *scaleResults) []time.Duration { return s.answer }),
+		sample("9. daemon kill -9: all reconnected, median", 0.5, func(s *scaleResults) []time.Duration { return s.reconnected }),
+		scale("9. stop and remove them all, total", "s", func(s *scaleResults) float64 { return s.remove.Seconds() }),
+	}
+}
+
 // printTable writes a Markdown table: a column per engine and, for each
 // other engine, its ratio to the first — except on rows that are ratios
 // themselves (unit ×), where a ratio of ratios would read as a
 // comparison it is not.
 func printTable(w io.Writer, all []*results) {
+	rs := rows()
+	if slices.ContainsFunc(all, func(r *results) bool { return r.scale != nil }) {
+		rs = append(rs, scaleRows()...)
+	}
+	printRows(w, all, rs)
+}
+
+// printRows is printTable with the rows given.
+func printRows(w io.Writer, all []*results, rs []row) {
 	head := []string{"workload", "unit"}
 	for _, r := range all {
 		head = append(head, r.engine)
@@ -116,7 +194,7 @@ func printTable(w io.Writer, all []*results) {
 		head = append(head, r.engine+" ÷ "+all[0].engine)
 	}
 	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat("---|", len(head)))
-	for _, rw := range rows() {
+	for _, rw := range rs {
 		cells := []string{rw.label, rw.unit}
 		base, baseOK := rw.value(all[0])
 		for _, r := range all {
