@@ -86,8 +86,9 @@ lint:
 unit:
 	$(GO) test -race -count=1 -timeout 30m ./...
 
-# Each fuzzer for its budget: the layer extractor and the REST request
-# decoding (bodies, queries).
+# Each fuzzer for its budget: the layer extractor, the REST request
+# decoding (bodies, queries) and the Docker API's parsers (filters, create
+# requests, binds, ps output, log times, image references).
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzExtract$$' -fuzztime $(FUZZ_EXTRACT) -fuzzminimizetime $(FUZZMINIMIZE) ./imagestore/archive/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreate$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
@@ -96,6 +97,12 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeExec$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseDetachKeys$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
 	$(GO) test -run '^$$' -fuzz '^FuzzScanner$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./internal/detachkeys/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeFilters$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/docker/
+	$(GO) test -run '^$$' -fuzz '^FuzzCreateRequest$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/docker/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseBind$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/docker/
+	$(GO) test -run '^$$' -fuzz '^FuzzParsePS$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/docker/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseLogTime$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/docker/
+	$(GO) test -run '^$$' -fuzz '^FuzzPullRef$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/docker/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeCreateNetwork$$' -fuzztime $(FUZZ_REST) -fuzzminimizetime $(FUZZMINIMIZE) ./rest/
 
 # The reliability suite alone: the daemon killed (-9) at random under 8

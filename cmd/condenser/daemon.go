@@ -20,6 +20,7 @@ import (
 	"github.com/raind/condenser/imagestore"
 	"github.com/raind/condenser/internal/backend"
 	"github.com/raind/condenser/internal/listen"
+	"github.com/raind/condenser/internal/volumes"
 	"github.com/raind/condenser/rest"
 	"github.com/raind/condenser/rest/api"
 	"github.com/raind/condenser/rest/docker"
@@ -184,6 +185,7 @@ func dockerDeps(sup *supervisor.Supervisor, cfg daemonConfig, rt, storage string
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	return docker.Deps{
 		Containers: sup, Streams: sup, Images: cfg.images, Networks: sup,
+		Volumes: volumes.New(filepath.Join(cfg.root, "volumes")),
 		System: docker.System{Version: version, Runtime: rt, Root: cfg.root, State: cfg.state, StorageDriver: storage,
 			CgroupVersion: cgroupVersion, KernelVersion: strings.TrimSpace(string(kernel))},
 	}

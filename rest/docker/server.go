@@ -1,7 +1,7 @@
 package docker
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -57,6 +57,7 @@ type server struct {
 	stopping context.Context
 	stop     context.CancelFunc
 
+	events *eventLog // recent events, for /events (events.go)
 
 	hijacked sync.WaitGroup // the hijacked connections' sessions
 	mu       sync.Mutex
@@ -83,6 +84,9 @@ func NewHandler(d Deps, log *slog.Logger) *Handler {
 	}
 	s := &server{Deps: d, log: log, conns: map[net.Conn]struct{}{}}
 	s.stopping, s.stop = context.WithCancel(context.Background())
+	// The event log that /events replays; its feeding goroutine ends
+	// with Shutdown.
+	s.startEvents()
 	m := http.NewServeMux()
 	s.systemRoutes(m)
 	s.containerRoutes(m)
@@ -382,9 +386,12 @@ func flush(w http.ResponseWriter) {
 // OK", with contentType (vnd.docker.raw-stream or
 // vnd.docker.multiplexed-stream), and no body framing from then on. The
 // session is tracked until done is called: Shutdown closes its connection
-// and Wait waits for it. buffered holds what the client sent after its
-// request (stdin already on its way).
-func (s *server) hijack(w http.ResponseWriter, r *http.Request, contentType string) (conn net.Conn, buffered *bufio.Reader, done func(), err error) {
+// and Wait waits for it. in is what the client sends after its request:
+// what the server had already read, then the connection itself — never the
+// server's buffered reader beyond that, which cancels the request's context
+// when the client half-closes (a session goes on after that: use a context
+// of its own).
+func (s *server) hijack(w http.ResponseWriter, r *http.Request, contentType string) (conn net.Conn, in io.Reader, done func(), err error) {
 	s.mu.Lock()
 	closed := s.closed
 	if !closed {
@@ -426,7 +433,12 @@ func (s *server) hijack(w http.ResponseWriter, r *http.Request, contentType stri
 			s.hijacked.Done()
 		})
 	}
-	return conn, rw.Reader, done, nil
+	in = conn
+	if n := rw.Reader.Buffered(); n > 0 {
+		head, _ := rw.Reader.Peek(n)
+		in = io.MultiReader(bytes.NewReader(bytes.Clone(head)), conn)
+	}
+	return conn, in, done, nil
 }
 
 // trackingWriter records whether a response has started or its connection
