@@ -245,6 +245,11 @@ func measure(b *testing.B, e Engine, img Images) (_ *results, err error) {
 		}
 	}
 
+	// 10. `run --rm busybox true` with the engine's CLI.
+	if err := runTrueCLI(ctx, e, r, *runsFlag); err != nil {
+		return nil, err
+	}
+
 	// 9. Many containers at once (-scale).
 	if *scaleFlag > 0 {
 		if r.scale, err = measureScale(ctx, e, *scaleFlag, *clientsFlag, *listFlag/4); err != nil {

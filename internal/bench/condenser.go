@@ -35,6 +35,10 @@ type Condenser struct {
 	// cgroups are its directories, for Close to remove.
 	cgroupParent string
 	cgroups      []string
+	// dockerBin and dockerEnv run the docker CLI against the daemon's
+	// Docker API (row 10); nil env until PrepareCLI.
+	dockerBin string
+	dockerEnv []string
 }
 
 var (
@@ -76,7 +80,9 @@ func (c *Condenser) start(ctx context.Context) (time.Duration, error) {
 	t0 := time.Now()
 	var err error
 	args := append([]string{"--root", c.root, "--state", c.state, "--runtime", "runc", "--cgroup-parent", c.cgroupParent, "--shim", filepath.Join(c.Bin, "condenser-shim"),
-		"--listen", "unix://" + c.sock, "--insecure-registry", c.img.Registry, "--log-level", "warn"}, c.NetArgs...)
+		"--listen", "unix://" + c.sock, "--insecure-registry", c.img.Registry, "--log-level", "warn",
+		// docker.io's busybox of row 10 from the local registry.
+		"--registry-mirror", "docker.io=http://" + c.img.Registry}, c.NetArgs...)
 	c.daemon, err = startDaemon(ctx, nil, filepath.Join(c.dir, "condenser.log"), filepath.Join(c.Bin, "condenser"), args...)
 	if err != nil {
 		return 0, err

@@ -26,7 +26,11 @@ type results struct {
 	terminalShim        memory
 	hasTerminalShim     bool
 	netTrue, noNetTrue  []time.Duration
-	scale               *scaleResults // rows 9; nil without -scale
+	scale               *scaleResults   // rows 9; nil without -scale
+	cliTrue             []time.Duration // row 10
+	// notes are printed under the table's rows, e.g. a row skipped for
+	// want of a CLI.
+	notes []string
 }
 
 // row is one line of the table: a value per engine (ok false: none).
@@ -172,6 +176,16 @@ func scaleRows() []row {
 	}
 }
 
+// cliRows are rows 10: `run --rm busybox true` with the engine's CLI,
+// the whole invocation (Condenser: the docker CLI on its Docker API).
+func cliRows() []row {
+	cli := func(r *results) []time.Duration { return r.cliTrue }
+	return []row{
+		durations("10. docker run --rm true (docker CLI; peers: their CLI), median", 0.5, cli),
+		durations("10. docker run --rm true (docker CLI), p95", 0.95, cli),
+	}
+}
+
 // printTable writes a Markdown table: a column per engine and, for each
 // other engine, its ratio to the first — except on rows that are ratios
 // themselves (unit ×), where a ratio of ratios would read as a
@@ -181,7 +195,19 @@ func printTable(w io.Writer, all []*results) {
 	if slices.ContainsFunc(all, func(r *results) bool { return r.scale != nil }) {
 		rs = append(rs, scaleRows()...)
 	}
-	printRows(w, all, rs)
+	printRows(w, all, append(rs, cliRows()...))
+	printNotes(w, all)
+}
+
+// printNotes writes each engine's notes as rows of the table (the Makefile
+// keeps only the table's lines), the note in the first cell.
+func printNotes(w io.Writer, all []*results) {
+	empty := strings.Repeat(" |", 2*len(all)) // unit, engines, ratios
+	for _, r := range all {
+		for _, n := range r.notes {
+			fmt.Fprintf(w, "| note (%s): %s |%s\n", r.engine, strings.ReplaceAll(n, "|", "\\|"), empty)
+		}
+	}
 }
 
 // printRows is printTable with the rows given.

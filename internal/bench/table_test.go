@@ -34,3 +34,61 @@ func TestPrintTableRatios(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintTableCLIRow checks row 10 (its ratio like any timed row's) and
+// that a note lands in the table with as many cells as the header.
+func TestPrintTableCLIRow(t *testing.T) {
+	ms := func(xs ...int) []time.Duration {
+		var ds []time.Duration
+		for _, x := range xs {
+			ds = append(ds, time.Duration(x)*time.Millisecond)
+		}
+		return ds
+	}
+	tests := []struct {
+		name string
+		all  []*results
+		want []string
+	}{
+		{
+			name: "measured",
+			all: []*results{
+				{engine: "condenser", cliTrue: ms(30, 40, 50, 60, 200)},
+				{engine: "podman-runc", cliTrue: ms(100, 120, 160, 170, 400)},
+				{engine: "containerd"},
+			},
+			want: []string{
+				"| 10. docker run --rm true (docker CLI; peers: their CLI), median | ms | 50.0 | 160 | — | 3.20 | — |",
+				"| 10. docker run --rm true (docker CLI), p95 | ms | 200 | 400 | — | 2.00 | — |",
+			},
+		},
+		{
+			name: "no docker CLI",
+			all: []*results{
+				{engine: "condenser", notes: []string{"row 10 skipped: no docker | here"}},
+				{engine: "podman-runc", cliTrue: ms(100)},
+			},
+			want: []string{
+				"| 10. docker run --rm true (docker CLI; peers: their CLI), median | ms | — | 100 | — |",
+				"| note (condenser): row 10 skipped: no docker \\| here | | | | |",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b strings.Builder
+			printTable(&b, tt.all)
+			for _, w := range tt.want {
+				if !strings.Contains(b.String(), w+"\n") {
+					t.Errorf("no line %q in\n%s", w, b.String())
+				}
+			}
+			cells := strings.Count(strings.SplitN(b.String(), "\n", 2)[0], "|")
+			for _, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+				if n := strings.Count(line, "|") - strings.Count(line, "\\|"); n != cells {
+					t.Errorf("%d cell separators, header %d: %q", n, cells, line)
+				}
+			}
+		})
+	}
+}

@@ -271,7 +271,7 @@ func imageConfig(c v1.Config) *dockerspec.DockerOCIImageConfig {
 	out := &dockerspec.DockerOCIImageConfig{
 		ImageConfig: ocispec.ImageConfig{
 			User: c.User, Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd, WorkingDir: c.WorkingDir,
-			Labels: c.Labels, StopSignal: c.StopSignal, ArgsEscaped: c.ArgsEscaped,
+			Labels: c.Labels, StopSignal: c.StopSignal,
 			ExposedPorts: c.ExposedPorts, Volumes: c.Volumes,
 		},
 		DockerOCIImageConfigExt: dockerspec.DockerOCIImageConfigExt{OnBuild: c.OnBuild, Shell: c.Shell},
