@@ -198,30 +198,13 @@ func (s *server) wrap(h handle) httprouter.Handle {
 }
 
 // statusOf returns the HTTP status of err. It is the one place where error
-// kinds (internal/errdefs) become status codes.
+// kinds (internal/errdefs) become status codes (errdefs.HTTPStatus, shared
+// with the Docker API).
 func statusOf(err error) int {
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return http.StatusRequestEntityTooLarge
 	}
-	switch errdefs.Kind(err) {
-	case errdefs.ErrInvalidArgument:
-		return http.StatusBadRequest
-	case errdefs.ErrNotFound:
-		return http.StatusNotFound
-	case errdefs.ErrAlreadyExists, errdefs.ErrConflict:
-		return http.StatusConflict
-	case errdefs.ErrUnavailable:
-		return http.StatusServiceUnavailable
-	case errdefs.ErrNotImplemented:
-		return http.StatusNotImplemented
-	case errdefs.ErrPermissionDenied:
-		return http.StatusForbidden
-	case errdefs.ErrResourceExhausted:
-		// The storage under the daemon is full: WebDAV's 507, which
-		// several storage APIs answer for the same condition.
-		return http.StatusInsufficientStorage
-	}
-	return http.StatusInternalServerError
+	return errdefs.HTTPStatus(err)
 }
 
 // message is what the client reads for an error of the given status: the

@@ -283,25 +283,34 @@ func imageConfig(c v1.Config) *dockerspec.DockerOCIImageConfig {
 	return out
 }
 
-func (s *server) imageInspect(w http.ResponseWriter, r *http.Request, name string) error {
+// imageAndConfig finds image name, with its config and every record (name)
+// of the same image.
+func (s *server) imageAndConfig(ctx context.Context, name string) (imagestore.Image, []imagestore.Image, *v1.ConfigFile, error) {
 	st, err := s.images()
 	if err != nil {
-		return err
+		return imagestore.Image{}, nil, nil, err
 	}
-	ctx := r.Context()
 	img, err := st.Inspect(ctx, name)
 	if err != nil {
-		return noSuch("image", name, err)
+		return imagestore.Image{}, nil, nil, noSuch("image", name, err)
 	}
 	all, err := st.List(ctx)
 	if err != nil {
-		return err
+		return imagestore.Image{}, nil, nil, err
 	}
 	cfg, err := st.Config(ctx, img)
 	if err != nil {
+		return imagestore.Image{}, nil, nil, err
+	}
+	return img, recordsOf(all, img.ID), cfg, nil
+}
+
+func (s *server) imageInspect(w http.ResponseWriter, r *http.Request, name string) error {
+	img, records, cfg, err := s.imageAndConfig(r.Context(), name)
+	if err != nil {
 		return err
 	}
-	tags, digests := imageNames(recordsOf(all, img.ID))
+	tags, digests := imageNames(records)
 	diffIDs := make([]string, len(cfg.RootFS.DiffIDs))
 	for i, d := range cfg.RootFS.DiffIDs {
 		diffIDs[i] = d.String()
@@ -326,24 +335,11 @@ func (s *server) imageInspect(w http.ResponseWriter, r *http.Request, name strin
 }
 
 func (s *server) imageHistory(w http.ResponseWriter, r *http.Request, name string) error {
-	st, err := s.images()
+	img, records, cfg, err := s.imageAndConfig(r.Context(), name)
 	if err != nil {
 		return err
 	}
-	ctx := r.Context()
-	img, err := st.Inspect(ctx, name)
-	if err != nil {
-		return noSuch("image", name, err)
-	}
-	all, err := st.List(ctx)
-	if err != nil {
-		return err
-	}
-	cfg, err := st.Config(ctx, img)
-	if err != nil {
-		return err
-	}
-	tags, _ := imageNames(recordsOf(all, img.ID))
+	tags, _ := imageNames(records)
 	return writeJSON(w, http.StatusOK, history(img, cfg, tags))
 }
 

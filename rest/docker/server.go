@@ -235,23 +235,7 @@ func statusOf(err error) int {
 	if he, ok := errors.AsType[*httpError](err); ok {
 		return he.status
 	}
-	switch errdefs.Kind(err) {
-	case errdefs.ErrInvalidArgument:
-		return http.StatusBadRequest
-	case errdefs.ErrNotFound:
-		return http.StatusNotFound
-	case errdefs.ErrAlreadyExists, errdefs.ErrConflict:
-		return http.StatusConflict
-	case errdefs.ErrUnavailable:
-		return http.StatusServiceUnavailable
-	case errdefs.ErrNotImplemented:
-		return http.StatusNotImplemented
-	case errdefs.ErrPermissionDenied:
-		return http.StatusForbidden
-	case errdefs.ErrResourceExhausted:
-		return http.StatusInsufficientStorage
-	}
-	return http.StatusInternalServerError
+	return errdefs.HTTPStatus(err)
 }
 
 // message is what the client reads for an error: the error itself, or for
