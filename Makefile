@@ -22,10 +22,11 @@ FUZZMINIMIZE ?= 1s
 # (the Go module proxy), iptables (iptables-save: the network tests check
 # the host's rules are as before), iproute2 (the tests' topologies),
 # containernetworking-plugins (CNI conflist networks), jq (the
-# fake Droplet the driver's tests run). .ci/run installs the same list; .ci/fresh-root
+# fake Droplet the driver's tests run), procps (ps: docker top -o, as
+# Docker's daemon runs the host's ps). .ci/run installs the same list; .ci/fresh-root
 # checks it on a fresh Debian 12 root.
 DEPS     := runc crun docker-registry busybox-static skopeo protobuf-compiler libprotobuf-dev systemd \
-	make git ca-certificates gcc libc6-dev iptables iproute2 containernetworking-plugins jq
+	make git ca-certificates gcc libc6-dev iptables iproute2 containernetworking-plugins jq procps
 
 .PHONY: all build run test test-reliability unit fuzz bench bench-peers bench-micro deps vet lint clean proto check-proto tools install
 

@@ -115,21 +115,31 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	dsrv.RegisterOnShutdown(dh.Shutdown)
 	var wg sync.WaitGroup
 	errc := make(chan error, len(ls)+len(dls))
-	serve := func(srv *http.Server, l net.Listener, what string) {
+	type listener struct {
+		srv *http.Server
+		l   net.Listener
+		api string
+	}
+	var all []listener
+	for _, l := range ls {
+		all = append(all, listener{srv, l, "raind"})
+	}
+	for _, l := range dls {
+		all = append(all, listener{dsrv, l, "docker"})
+	}
+	// Every listener is logged before any serves: a client that got an
+	// answer reads them all in the log.
+	for _, x := range all {
+		log.Info("listening", "api", x.api, "address", listen.Describe(x.l))
+	}
+	for _, x := range all {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := x.srv.Serve(x.l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- err
 			}
 		}()
-		log.Info("listening", "api", what, "address", listen.Describe(l))
-	}
-	for _, l := range ls {
-		serve(srv, l, "raind")
-	}
-	for _, l := range dls {
-		serve(dsrv, l, "docker")
 	}
 	log.Info("condenser ready", "runtime", rt, "storage", rfs.Driver(), "cgroup", cgroupMode(), "startup", time.Since(start).Round(time.Millisecond))
 	select {

@@ -103,16 +103,15 @@ func (d *Droplet) Exec(ctx context.Context, opts ExecOptions) (Process, error) {
 	// nsenter's options after -t PID --all, before the process's args
 	// (nsenter takes options up to the first other argument: those the
 	// exec shim passes on do count).
-	var ns []string
+	// The root and working directory are the init's root and cwd in it,
+	// given explicitly: entering the mount namespace alone gives the
+	// namespace's root, which is the container's only when its init
+	// pivoted into it (a chrooted init's differs).
+	ns := []string{"--root", fmt.Sprintf("--wd=/proc/%d/root%s", st.Pid, path.Clean("/"+p.Cwd))}
 	if p.User.UID != 0 || p.User.GID != 0 {
 		ns = append(ns, "-S", strconv.FormatUint(uint64(p.User.UID), 10), "-G", strconv.FormatUint(uint64(p.User.GID), 10))
 	}
-	if p.Cwd != "" && path.Clean("/"+p.Cwd) != "/" {
-		ns = append(ns, fmt.Sprintf("--wd=/proc/%d/root%s", st.Pid, path.Clean("/"+p.Cwd)))
-	}
-	if len(ns) > 0 || strings.HasPrefix(p.Args[0], "-") {
-		ns = append(ns, "--")
-	}
+	ns = append(ns, "--")
 	args := append(ns, p.Args...)
 	env := p.Env
 	if envPath(env) == "" {
