@@ -16,6 +16,7 @@ import (
 	"github.com/julienschmidt/httprouter"
 
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/internal/httpstatus"
 	"github.com/raind/condenser/rest/api"
 )
 
@@ -198,13 +199,13 @@ func (s *server) wrap(h handle) httprouter.Handle {
 }
 
 // statusOf returns the HTTP status of err. It is the one place where error
-// kinds (internal/errdefs) become status codes (errdefs.HTTPStatus, shared
+// kinds (internal/errdefs) become status codes (httpstatus.Of, shared
 // with the Docker API).
 func statusOf(err error) int {
 	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 		return http.StatusRequestEntityTooLarge
 	}
-	return errdefs.HTTPStatus(err)
+	return httpstatus.Of(err)
 }
 
 // message is what the client reads for an error of the given status: the

@@ -21,6 +21,7 @@ import (
 	"github.com/moby/moby/api/types/common"
 
 	"github.com/raind/condenser/internal/errdefs"
+	"github.com/raind/condenser/internal/httpstatus"
 )
 
 // The API versions served: clients negotiate min(theirs, APIVersion). The
@@ -235,7 +236,7 @@ func statusOf(err error) int {
 	if he, ok := errors.AsType[*httpError](err); ok {
 		return he.status
 	}
-	return errdefs.HTTPStatus(err)
+	return httpstatus.Of(err)
 }
 
 // message is what the client reads for an error: the error itself, or for
