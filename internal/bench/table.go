@@ -18,6 +18,7 @@ type results struct {
 	seqStarts, conStart []time.Duration
 	seqTotal, conTotal  time.Duration
 	pulls               []time.Duration
+	downloads           []time.Duration // skopeo's download of the same image, after each of Condenser's pulls
 	answer, reconnected []time.Duration
 	restartNA           bool
 	lists               []time.Duration
@@ -85,6 +86,10 @@ func rows() []row {
 		durations("3. concurrent, per start p95", 0.95, func(r *results) []time.Duration { return r.conStart }),
 		durations("4. cold pull + unpack, median", 0.5, func(r *results) []time.Duration { return r.pulls }),
 		durations("4. cold pull + unpack, p95", 0.95, func(r *results) []time.Duration { return r.pulls }),
+		durations("4. skopeo copy of the same image (download only), median", 0.5, func(r *results) []time.Duration { return r.downloads }),
+		{"4. cold pull + unpack ÷ download only (medians)", "×", func(r *results) (float64, bool) {
+			return ms(quantile(r.pulls, 0.5)) / ms(quantile(r.downloads, 0.5)), len(r.downloads) > 0
+		}},
 		durations("5. daemon restart: API answers, median", 0.5, func(r *results) []time.Duration { return r.answer }),
 		durations("5. daemon restart: all reconnected, median", 0.5, func(r *results) []time.Duration { return r.reconnected }),
 		durations("5. daemon restart: all reconnected, p95", 0.95, func(r *results) []time.Duration { return r.reconnected }),
