@@ -1,16 +1,14 @@
 package main
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/creack/pty"
+	"github.com/raind/condenser/internal/testutil"
 )
 
 // The Docker API's streams driven by the real docker CLI: logs (follow,
@@ -157,24 +155,24 @@ func TestDockerRunStreams(t *testing.T) {
 	t.Run("run -it", func(t *testing.T) {
 		p := startDockerPTY(t, docker, 33, 101, "run", "-it", "--rm", "busybox", "sh")
 		p.expect(`# `)
-		p.send("stty size\r")
+		p.Send("stty size\r")
 		p.expect(`\r\n33 101\r\n`)
-		p.send("exit 3\r")
-		if code := p.wait(); code != 3 {
-			t.Fatalf("docker run -it: exit %d\n%q", code, p.transcript())
+		p.Send("exit 3\r")
+		if code := p.Wait(); code != 3 {
+			t.Fatalf("docker run -it: exit %d\n%q", code, p.Transcript())
 		}
 	})
 	t.Run("attach detach keys", func(t *testing.T) {
 		docker.ok("run", "-dit", "--name", "t1", "busybox", "sh")
 		t.Cleanup(func() { docker.run("", "rm", "-f", "t1") })
 		p := startDockerPTY(t, docker, 24, 80, "attach", "t1")
-		p.send("echo hi$((6*7))\r")
+		p.Send("echo hi$((6*7))\r")
 		p.expect(`hi42\r\n`)
 		// With a terminal the CLI reads the keys itself, says so and exits
 		// (status 1, as with Docker): the container goes on.
-		p.send("\x10\x11") // ctrl-p ctrl-q
+		p.Send("\x10\x11") // ctrl-p ctrl-q
 		p.expect(`read escape sequence`)
-		p.wait()
+		p.Wait()
 		if got := docker.ok("inspect", "-f", "{{.State.Running}}", "t1"); got != "true" {
 			t.Fatalf("after the detach the container is not running: %s", got)
 		}
@@ -182,11 +180,11 @@ func TestDockerRunStreams(t *testing.T) {
 	t.Run("exec -it", func(t *testing.T) {
 		p := startDockerPTY(t, docker, 27, 93, "exec", "-it", "c1", "sh")
 		p.expect(`# `)
-		p.send("stty size\r")
+		p.Send("stty size\r")
 		p.expect(`\r\n27 93\r\n`)
-		p.send("exit 5\r")
-		if code := p.wait(); code != 5 {
-			t.Fatalf("docker exec -it: exit %d\n%q", code, p.transcript())
+		p.Send("exit 5\r")
+		if code := p.Wait(); code != 5 {
+			t.Fatalf("docker exec -it: exit %d\n%q", code, p.Transcript())
 		}
 	})
 }
@@ -204,113 +202,21 @@ func requireDockerRun(t *testing.T, docker *dockerCLI) {
 	docker.ok("rm", "probe")
 }
 
-// dockerPTY is the docker CLI on a pseudo-terminal.
+// dockerPTY is the docker CLI on a pseudo-terminal (testutil.PTY); each
+// expect starts where the last match ended.
 type dockerPTY struct {
-	t    *testing.T
-	pty  *os.File
-	mu   sync.Mutex
-	out  []byte
-	from int // where the next expect starts
-	more chan struct{}
-
-	exited chan struct{}
-	code   int
+	*testutil.PTY
+	from int
 }
 
 func startDockerPTY(t *testing.T, docker *dockerCLI, rows, cols uint16, args ...string) *dockerPTY {
 	t.Helper()
-	p := &dockerPTY{t: t, more: make(chan struct{}, 1), exited: make(chan struct{})}
 	cmd := exec.Command("docker", args...)
 	cmd.Env = append(os.Environ(), "DOCKER_HOST="+docker.host, "DOCKER_CONFIG="+docker.config, "DOCKER_CLI_HINTS=false")
-	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: rows, Cols: cols})
-	if err != nil {
-		t.Fatalf("docker %q on a terminal: %v", args, err)
-	}
-	p.pty = f
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := f.Read(buf)
-			p.mu.Lock()
-			p.out = append(p.out, buf[:n]...)
-			p.mu.Unlock()
-			select {
-			case p.more <- struct{}{}:
-			default:
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	go func() {
-		cmd.Wait()
-		p.code = cmd.ProcessState.ExitCode()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			cmd.Process.Kill()
-			<-p.exited
-		}
-		f.Close()
-	})
-	return p
-}
-
-func (p *dockerPTY) transcript() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return string(p.out)
+	return &dockerPTY{PTY: testutil.StartPTY(t, cmd, rows, cols)}
 }
 
 // expect waits until the output after the last match matches re.
 func (p *dockerPTY) expect(re string) {
-	p.t.Helper()
-	rx := regexp.MustCompile(re)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	for {
-		p.mu.Lock()
-		m := rx.FindIndex(p.out[p.from:])
-		if m != nil {
-			p.from += m[1]
-		}
-		p.mu.Unlock()
-		if m != nil {
-			return
-		}
-		select {
-		case <-p.more:
-		case <-p.exited:
-			// The last output may still be on its way: one more look.
-			select {
-			case <-p.more:
-			case <-time.After(time.Second):
-				p.t.Fatalf("exited (%d) before %q: %q", p.code, re, p.transcript())
-			}
-		case <-ctx.Done():
-			p.t.Fatalf("no %q after 20s: %q", re, p.transcript())
-		}
-	}
-}
-
-func (p *dockerPTY) send(s string) {
-	p.t.Helper()
-	if _, err := p.pty.Write([]byte(s)); err != nil {
-		p.t.Fatalf("typing %q: %v", s, err)
-	}
-}
-
-func (p *dockerPTY) wait() int {
-	p.t.Helper()
-	select {
-	case <-p.exited:
-		return p.code
-	case <-time.After(20 * time.Second):
-		p.t.Fatalf("still running after 20s: %q", p.transcript())
-	}
-	return 0
+	p.from, _ = p.Expect(re, p.from)
 }

@@ -3,19 +3,17 @@ package main
 import (
 	"crypto/md5"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/creack/pty"
-	"golang.org/x/sys/unix"
 
+	"github.com/raind/condenser/internal/testutil"
 	"github.com/raind/condenser/rest/api"
 )
 
@@ -23,173 +21,25 @@ import (
 // pseudo-terminal (or plain pipes) against a real daemon.
 
 // expectTimeout bounds every wait for a process's output or exit.
-const expectTimeout = 20 * time.Second
+const expectTimeout = testutil.ExpectTimeout
 
-// ptyRun is condenserctl on a pseudo-terminal: what the test types goes to
-// its input, what it prints is the transcript.
-type ptyRun struct {
-	t    *testing.T
-	args []string
-	cmd  *exec.Cmd
-	pty  *os.File
-
-	mu   sync.Mutex
-	out  []byte
-	eof  bool
-	more chan struct{} // a token after every read
-
-	exited chan struct{}
-	code   int
-}
+// ptyRun is condenserctl on a pseudo-terminal (testutil.PTY).
+type ptyRun struct{ *testutil.PTY }
 
 // startPTY runs condenserctl args on a new terminal of rows×cols.
 func (e *env) startPTY(rows, cols uint16, args ...string) *ptyRun {
 	e.t.Helper()
-	p := &ptyRun{t: e.t, args: args, more: make(chan struct{}, 1), exited: make(chan struct{})}
-	p.cmd = exec.Command(e.ctl, args...)
-	p.cmd.Env = append(os.Environ(), "RAIND_HOST=unix://"+e.sock)
-	f, err := pty.StartWithSize(p.cmd, &pty.Winsize{Rows: rows, Cols: cols})
-	if err != nil {
-		e.t.Fatalf("condenserctl %q on a terminal: %v", args, err)
-	}
-	p.pty = f
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, err := f.Read(buf)
-			p.mu.Lock()
-			p.out = append(p.out, buf[:n]...)
-			p.eof = err != nil
-			p.mu.Unlock()
-			select {
-			case p.more <- struct{}{}:
-			default:
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	go func() {
-		p.cmd.Wait()
-		p.code = p.cmd.ProcessState.ExitCode()
-		close(p.exited)
-	}()
-	e.t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
-		f.Close()
-	})
-	return p
-}
-
-// transcript is everything printed so far.
-func (p *ptyRun) transcript() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return string(p.out)
-}
-
-// fatalf fails the test with the transcript.
-func (p *ptyRun) fatalf(format string, a ...any) {
-	p.t.Helper()
-	p.t.Fatalf("condenserctl %q: %s\ntranscript: %q", p.args, fmt.Sprintf(format, a...), p.transcript())
-}
-
-// mark is where the transcript is now: expect from there.
-func (p *ptyRun) mark() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.out)
-}
-
-// expect waits until the transcript from from on matches re; it returns
-// where the match ends and its submatches.
-func (p *ptyRun) expect(re string, from int) (int, []string) {
-	p.t.Helper()
-	rx := regexp.MustCompile(re)
-	timeout := time.NewTimer(expectTimeout)
-	defer timeout.Stop()
-	for {
-		p.mu.Lock()
-		out, eof := string(p.out[from:]), p.eof
-		p.mu.Unlock()
-		if m := rx.FindStringSubmatchIndex(out); m != nil {
-			subs := make([]string, len(m)/2)
-			for i := range subs {
-				if m[2*i] >= 0 {
-					subs[i] = out[m[2*i]:m[2*i+1]]
-				}
-			}
-			return from + m[1], subs
-		}
-		if eof {
-			p.fatalf("the output ended before %q", re)
-		}
-		select {
-		case <-p.more:
-		case <-timeout.C:
-			p.fatalf("no %q after %s", re, expectTimeout)
-		}
-	}
-}
-
-// send types s.
-func (p *ptyRun) send(s string) {
-	p.t.Helper()
-	if _, err := p.pty.Write([]byte(s)); err != nil {
-		p.fatalf("typing %q: %v", s, err)
-	}
+	cmd := exec.Command(e.ctl, args...)
+	cmd.Env = append(os.Environ(), "RAIND_HOST=unix://"+e.sock)
+	return &ptyRun{testutil.StartPTY(e.t, cmd, rows, cols)}
 }
 
 // command types line and Enter and returns the output's first line after
 // the echo of what was typed.
 func (p *ptyRun) command(line, want string) {
-	p.t.Helper()
-	from := p.mark()
-	p.send(line + "\r")
-	p.expect(`\r\n`+regexp.QuoteMeta(want)+`\r\n`, from)
-}
-
-// waitRaw waits until condenserctl has put its terminal in raw mode: the
-// session is up and typing goes to the process (not to a local echo).
-func (p *ptyRun) waitRaw() {
-	p.t.Helper()
-	deadline := time.Now().Add(expectTimeout)
-	for {
-		tio, err := unix.IoctlGetTermios(int(p.pty.Fd()), unix.TCGETS)
-		if err != nil {
-			p.fatalf("termios: %v", err)
-		}
-		if tio.Lflag&(unix.ECHO|unix.ICANON) == 0 {
-			return
-		}
-		select {
-		case <-p.exited:
-			p.fatalf("exited (%d) before its terminal was raw", p.code)
-		default:
-		}
-		if time.Now().After(deadline) {
-			p.fatalf("its terminal is not raw after %s", expectTimeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// wait waits for condenserctl to exit and returns its status.
-func (p *ptyRun) wait() int {
-	p.t.Helper()
-	select {
-	case <-p.exited:
-		return p.code
-	case <-time.After(expectTimeout):
-		p.fatalf("still running after %s", expectTimeout)
-	}
-	return 0
+	from := p.Mark()
+	p.Send(line + "\r")
+	p.Expect(`\r\n`+regexp.QuoteMeta(want)+`\r\n`, from)
 }
 
 // state is a container's state.
@@ -209,32 +59,32 @@ func TestTerminals(t *testing.T) {
 	t.Run("run -it", func(t *testing.T) {
 		e := e.in(t)
 		p := e.startPTY(30, 100, "container", "run", "-it", "--rm", "--name", "it", "busybox", "sh")
-		p.waitRaw()
-		p.expect(`# `, 0)
+		p.WaitRaw()
+		p.Expect(`# `, 0)
 		p.command("echo $((6*7))", "42")
 		// The terminal's size at the start, then after a change.
 		p.command("stty size", "30 100")
-		if err := pty.Setsize(p.pty, &pty.Winsize{Rows: 40, Cols: 120}); err != nil {
+		if err := pty.Setsize(p.File, &pty.Winsize{Rows: 40, Cols: 120}); err != nil {
 			t.Fatal(err)
 		}
-		p.cmd.Process.Signal(syscall.SIGWINCH)
+		p.Cmd.Process.Signal(syscall.SIGWINCH)
 		// The new size goes out when condenserctl sees the signal: ask
 		// until it shows.
 		deadline := time.Now().Add(expectTimeout)
 		for {
-			from := p.mark()
-			p.send("stty size\r")
-			_, m := p.expect(`\r\n(\d+ \d+)\r\n`, from)
+			from := p.Mark()
+			p.Send("stty size\r")
+			_, m := p.Expect(`\r\n(\d+ \d+)\r\n`, from)
 			if m[1] == "40 120" {
 				break
 			}
 			if time.Now().After(deadline) {
-				p.fatalf("stty size still %q after a resize to 40 120", m[1])
+				p.Fatalf("stty size still %q after a resize to 40 120", m[1])
 			}
 		}
-		p.send("exit 3\r")
-		if code := p.wait(); code != 3 {
-			p.fatalf("exit status %d, want 3", code)
+		p.Send("exit 3\r")
+		if code := p.Wait(); code != 3 {
+			p.Fatalf("exit status %d, want 3", code)
 		}
 		if r := e.run("container", "inspect", "it"); r.code != 1 {
 			t.Errorf("--rm: the container is still there: %+v", r)
@@ -247,37 +97,37 @@ func TestTerminals(t *testing.T) {
 		e := e.in(t)
 		p := e.startPTY(33, 99, "container", "run", "-t", "--rm", "busybox", "sh", "-c", "stty size; tty; exit 2")
 		// Not raw without input: the client's terminal adds its own \r.
-		p.expect(`^33 99\r+\n/dev/pts/\d+\r+\n$`, 0)
-		if code := p.wait(); code != 2 {
-			p.fatalf("exit status %d, want 2", code)
+		p.Expect(`^33 99\r+\n/dev/pts/\d+\r+\n$`, 0)
+		if code := p.Wait(); code != 2 {
+			p.Fatalf("exit status %d, want 2", code)
 		}
 	})
 
 	t.Run("detach and attach", func(t *testing.T) {
 		e := e.in(t)
 		p := e.startPTY(24, 80, "container", "run", "-it", "--name", "det", "busybox", "sh")
-		p.waitRaw()
-		p.expect(`# `, 0)
+		p.WaitRaw()
+		p.Expect(`# `, 0)
 		p.command("X=1; echo x=$X", "x=1")
-		from := p.mark()
-		p.send("\x10\x11") // ctrl-p ctrl-q
-		if code := p.wait(); code != 0 {
-			p.fatalf("detaching: exit status %d", code)
+		from := p.Mark()
+		p.Send("\x10\x11") // ctrl-p ctrl-q
+		if code := p.Wait(); code != 0 {
+			p.Fatalf("detaching: exit status %d", code)
 		}
-		if rest := p.transcript()[from:]; strings.Contains(rest, "condenserctl") {
-			p.fatalf("detaching printed %q", rest)
+		if rest := p.Transcript()[from:]; strings.Contains(rest, "condenserctl") {
+			p.Fatalf("detaching printed %q", rest)
 		}
 		if s := e.state("det"); s != "running" {
 			t.Fatalf("after a detach, the container is %s", s)
 		}
 
 		a := e.startPTY(24, 80, "container", "attach", "det")
-		a.waitRaw()
+		a.WaitRaw()
 		a.command("echo again", "again")
 		a.command("echo x=$X", "x=1") // the same shell
-		a.send("\x10\x11")
-		if code := a.wait(); code != 0 {
-			a.fatalf("detaching: exit status %d", code)
+		a.Send("\x10\x11")
+		if code := a.Wait(); code != 0 {
+			a.Fatalf("detaching: exit status %d", code)
 		}
 		if s := e.state("det"); s != "running" {
 			t.Fatalf("after a detach, the container is %s", s)
@@ -285,31 +135,31 @@ func TestTerminals(t *testing.T) {
 
 		// exec -it: a shell of its own in the same container.
 		x := e.startPTY(24, 80, "container", "exec", "-it", "det", "sh")
-		x.waitRaw()
-		x.expect(`# `, 0)
+		x.WaitRaw()
+		x.Expect(`# `, 0)
 		x.command("echo $((6*7))", "42")
 		x.command("echo x=${X:-unset}", "x=unset")
 		x.command("stty size", "24 80")
-		x.send("exit 4\r")
-		if code := x.wait(); code != 4 {
-			x.fatalf("exit status %d, want 4", code)
+		x.Send("exit 4\r")
+		if code := x.Wait(); code != 4 {
+			x.Fatalf("exit status %d, want 4", code)
 		}
 
 		// exec -t of a command that looks at its terminal at once: it
 		// starts with the client's size.
 		z := e.startPTY(33, 77, "container", "exec", "-t", "det", "sh", "-c", "stty size")
-		z.expect(`33 77`, 0)
-		if code := z.wait(); code != 0 {
-			z.fatalf("exit status %d, want 0", code)
+		z.Expect(`33 77`, 0)
+		if code := z.Wait(); code != 0 {
+			z.Fatalf("exit status %d, want 0", code)
 		}
 
 		// Attached again, the shell's exit is attach's.
 		a = e.startPTY(24, 80, "container", "attach", "det")
-		a.waitRaw()
+		a.WaitRaw()
 		a.command("echo x=$X", "x=1")
-		a.send("exit 5\r")
-		if code := a.wait(); code != 5 {
-			a.fatalf("exit status %d, want 5", code)
+		a.Send("exit 5\r")
+		if code := a.Wait(); code != 5 {
+			a.Fatalf("exit status %d, want 5", code)
 		}
 		// The shim tells the exit status before the daemon records the
 		// stop: attach returns once it has (a script's next command must
@@ -320,11 +170,11 @@ func TestTerminals(t *testing.T) {
 
 		// start -ai: a stopped container's new shell on this terminal.
 		s := e.startPTY(24, 80, "container", "start", "-ai", "det")
-		s.waitRaw()
+		s.WaitRaw()
 		s.command("echo x=${X:-unset}", "x=unset")
-		s.send("exit 6\r")
-		if code := s.wait(); code != 6 {
-			s.fatalf("exit status %d, want 6", code)
+		s.Send("exit 6\r")
+		if code := s.Wait(); code != 6 {
+			s.Fatalf("exit status %d, want 6", code)
 		}
 	})
 
@@ -411,25 +261,25 @@ func TestAttachAcrossDaemonRestart(t *testing.T) {
 	e.must("image", "pull", "busybox")
 
 	p := e.startPTY(24, 80, "container", "run", "-it", "--name", "keep", "busybox", "sh")
-	p.waitRaw()
-	p.expect(`# `, 0)
+	p.WaitRaw()
+	p.Expect(`# `, 0)
 	p.command("X=kept; echo set-$((1+1))", "set-2")
-	from := p.mark()
+	from := p.Mark()
 	e.stopDaemon(syscall.SIGKILL)
-	if code := p.wait(); code == 0 {
-		p.fatalf("exit status 0 after the daemon was killed")
+	if code := p.Wait(); code == 0 {
+		p.Fatalf("exit status 0 after the daemon was killed")
 	}
-	p.expect(`condenserctl: lost the connection to Condenser`, from)
+	p.Expect(`condenserctl: lost the connection to Condenser`, from)
 
 	e.startDaemon()
 	if s := e.state("keep"); s != "running" {
 		t.Fatalf("after the daemon's restart, the container is %s", s)
 	}
 	a := e.startPTY(24, 80, "container", "attach", "keep")
-	a.waitRaw()
+	a.WaitRaw()
 	a.command("echo $X", "kept")
-	a.send("exit\r")
-	if code := a.wait(); code != 0 {
-		a.fatalf("exit status %d", code)
+	a.Send("exit\r")
+	if code := a.Wait(); code != 0 {
+		a.Fatalf("exit status %d", code)
 	}
 }

@@ -60,15 +60,7 @@ func BenchmarkTable(b *testing.B) {
 		testutil.HoldIPForward(b)
 		engines = append(engines, NewPodman("crun", subnet), NewPodman("runc", subnet), NewContainerd())
 	}
-	var all []*results
-	for _, e := range engines {
-		b.Logf("measuring %s", e.Name())
-		r, err := measure(b, e, img)
-		if err != nil {
-			b.Fatalf("%s: %v", e.Name(), err)
-		}
-		all = append(all, r)
-	}
+	all := measureEngines(b, engines, img, measure)
 	printTable(os.Stdout, all)
 	b.ReportMetric(float64(quantile(all[0].runTrue, 0.5))/1e6, "ms/run-true")
 }
@@ -91,25 +83,35 @@ func BenchmarkScale(b *testing.B) {
 	if *peersFlag {
 		engines = append(engines, NewPodman("crun", netip.Prefix{}), NewPodman("runc", netip.Prefix{}), NewContainerd())
 	}
-	var all []*results
-	for _, e := range engines {
-		b.Logf("measuring %s", e.Name())
-		r, err := measureRows69(b, e, img)
-		if err != nil {
-			b.Fatalf("%s: %v", e.Name(), err)
-		}
-		all = append(all, r)
-	}
+	all := measureEngines(b, engines, img, measureRows69)
 	rs := slices.DeleteFunc(append(rows(), scaleRows()...), func(rw row) bool {
 		return !strings.HasPrefix(rw.label, "6.") && !strings.HasPrefix(rw.label, "9.")
 	})
 	printRows(os.Stdout, all, rs)
 }
 
-func measureRows69(b *testing.B, e Engine, img Images) (_ *results, err error) {
+// measureEngines measures each engine in turn with fn and returns their
+// results, in order.
+func measureEngines(b *testing.B, engines []Engine, img Images, fn func(ctx context.Context, b *testing.B, e Engine, img Images, dir string) (*results, error)) []*results {
+	var all []*results
+	for _, e := range engines {
+		b.Logf("measuring %s", e.Name())
+		r, err := setUpAndMeasure(b, e, img, fn)
+		if err != nil {
+			b.Fatalf("%s: %v", e.Name(), err)
+		}
+		all = append(all, r)
+	}
+	return all
+}
+
+// setUpAndMeasure sets e up in a directory of its own, measures it with fn
+// (bounded to 20 minutes), and closes it.
+func setUpAndMeasure(b *testing.B, e Engine, img Images, fn func(ctx context.Context, b *testing.B, e Engine, img Images, dir string) (*results, error)) (_ *results, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	if err := e.Setup(ctx, b.TempDir(), img); err != nil {
+	dir := b.TempDir()
+	if err := e.Setup(ctx, dir, img); err != nil {
 		e.Close(ctx)
 		return nil, fmt.Errorf("setup: %w", err)
 	}
@@ -118,6 +120,26 @@ func measureRows69(b *testing.B, e Engine, img Images) (_ *results, err error) {
 			err = errors.Join(err, fmt.Errorf("close: %w", cerr))
 		}
 	}()
+	return fn(ctx, b, e, img, dir)
+}
+
+// measureScaleRow is row 9, when -scale asks for it; an engine that
+// reached fewer containers reports as many as it reached.
+func measureScaleRow(ctx context.Context, b *testing.B, e Engine, r *results) error {
+	if *scaleFlag <= 0 {
+		return nil
+	}
+	var err error
+	if r.scale, err = measureScale(ctx, e, *scaleFlag, *clientsFlag, *listFlag/4); err != nil {
+		if r.scale == nil || r.scale.n == 0 {
+			return fmt.Errorf("scale: %w", err)
+		}
+		b.Logf("%s: scale: %v", e.Name(), err) // as many as it reached
+	}
+	return nil
+}
+
+func measureRows69(ctx context.Context, b *testing.B, e Engine, img Images, _ string) (_ *results, err error) {
 	r := &results{engine: e.Name()}
 	if err := e.Pull(ctx, img.Small); err != nil {
 		return nil, err
@@ -133,30 +155,13 @@ func measureRows69(b *testing.B, e Engine, img Images) (_ *results, err error) {
 	if err := e.RemoveAll(ctx); err != nil {
 		return nil, err
 	}
-	if *scaleFlag > 0 {
-		if r.scale, err = measureScale(ctx, e, *scaleFlag, *clientsFlag, *listFlag/4); err != nil {
-			if r.scale == nil || r.scale.n == 0 {
-				return nil, fmt.Errorf("scale: %w", err)
-			}
-			b.Logf("%s: scale: %v", e.Name(), err)
-		}
+	if err := measureScaleRow(ctx, b, e, r); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
 
-func measure(b *testing.B, e Engine, img Images) (_ *results, err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
-	dir := b.TempDir()
-	if err := e.Setup(ctx, dir, img); err != nil {
-		e.Close(ctx)
-		return nil, fmt.Errorf("setup: %w", err)
-	}
-	defer func() {
-		if cerr := e.Close(context.WithoutCancel(ctx)); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("close: %w", cerr))
-		}
-	}()
+func measure(ctx context.Context, b *testing.B, e Engine, img Images, dir string) (_ *results, err error) {
 	r := &results{engine: e.Name()}
 
 	// 1. `true`, image present; for Condenser, interleaved with bare runc
@@ -252,13 +257,8 @@ func measure(b *testing.B, e Engine, img Images) (_ *results, err error) {
 	}
 
 	// 9. Many containers at once (-scale).
-	if *scaleFlag > 0 {
-		if r.scale, err = measureScale(ctx, e, *scaleFlag, *clientsFlag, *listFlag/4); err != nil {
-			if r.scale == nil || r.scale.n == 0 {
-				return nil, fmt.Errorf("scale: %w", err)
-			}
-			b.Logf("%s: scale: %v", e.Name(), err) // as many as it reached
-		}
+	if err := measureScaleRow(ctx, b, e, r); err != nil {
+		return nil, err
 	}
 
 	// Last, so that the writeback of 122 MiB per pull slows no other
