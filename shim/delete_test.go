@@ -70,7 +70,7 @@ func (c *container) checkCleanedUp(pids ...int) {
 			t.Errorf("process %d still runs", pid)
 		}
 	}
-	if mounted(t, filepath.Join(c.bundle, "rootfs")) {
+	if mountedIn(t, os.Getpid(), filepath.Join(c.bundle, "rootfs")) {
 		t.Error("rootfs still mounted")
 	}
 	if _, err := os.Stat(filepath.Join(c.opts.RuntimeRoot, c.id)); !errors.Is(err, os.ErrNotExist) {
@@ -133,8 +133,8 @@ func TestDelete(t *testing.T) {
 						c.wait()
 					}
 					shim := c.shimPid()
-					if shim == 0 || len(cgroupsOf(c.id)) == 0 || !mounted(t, filepath.Join(c.bundle, "rootfs")) {
-						t.Fatalf("shim %d, cgroups %v, rootfs mounted %v: nothing to clean up", shim, cgroupsOf(c.id), mounted(t, filepath.Join(c.bundle, "rootfs")))
+					if shim == 0 || len(cgroupsOf(c.id)) == 0 || !mountedIn(t, shim, filepath.Join(c.bundle, "rootfs")) {
+						t.Fatalf("shim %d, cgroups %v, rootfs mounted %v: nothing to clean up", shim, cgroupsOf(c.id), mountedIn(t, shim, filepath.Join(c.bundle, "rootfs")))
 					}
 					if tc.killShim {
 						syscall.Kill(shim, syscall.SIGKILL)
@@ -392,7 +392,7 @@ func TestDeleteDroplet(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(precious, "keep")); err != nil {
 				t.Errorf("removed through the mount: %v", err)
 			}
-			if mounted(t, rootfsDir) {
+			if mountedIn(t, os.Getpid(), rootfsDir) {
 				t.Error("Droplet's rootfs still mounted")
 			}
 			if _, err := os.Stat(cdir); !errors.Is(err, os.ErrNotExist) {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/internal/names"
@@ -364,6 +365,9 @@ func (c *container) deleteAndShutdown() client.Exit {
 	if err != nil {
 		c.t.Fatalf("delete: %v", err)
 	}
+	if mountedIn(c.t, pid, filepath.Join(c.bundle, "rootfs")) {
+		c.t.Error("rootfs still mounted in the shim's mount namespace after Delete")
+	}
 	if err := c.client.Shutdown(ctx, false); err != nil {
 		c.t.Fatalf("shutdown: %v", err)
 	}
@@ -373,8 +377,8 @@ func (c *container) deleteAndShutdown() client.Exit {
 		c.t.Errorf("io.sock still there when the shim's connection closed: %v", err)
 	}
 	waitGone(c.t, pid)
-	if mounted(c.t, filepath.Join(c.bundle, "rootfs")) {
-		c.t.Error("rootfs still mounted")
+	if mountedIn(c.t, os.Getpid(), filepath.Join(c.bundle, "rootfs")) {
+		c.t.Error("rootfs mounted on the host")
 	}
 	if _, err := os.Stat(filepath.Join(c.opts.RuntimeRoot, c.id)); !errors.Is(err, os.ErrNotExist) {
 		c.t.Errorf("runtime state left: %v", err)
@@ -390,20 +394,105 @@ func (c *container) deleteAndShutdown() client.Exit {
 	return e
 }
 
-func mounted(t *testing.T, path string) bool {
+// mountedIn reports whether path is a mount point in pid's mount namespace.
+func mountedIn(t *testing.T, pid int, path string) bool {
 	t.Helper()
-	f, err := os.Open("/proc/self/mountinfo")
+	_, ok := mountsIn(t, pid)[path]
+	return ok
+}
+
+// mountsIn returns pid's mount table: the optional fields (shared:N,
+// master:N) of each mount point.
+func mountsIn(t *testing.T, pid int) map[string][]string {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/mountinfo", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
+	ms := map[string][]string{}
 	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		if fields := strings.Fields(sc.Text()); len(fields) > 4 && fields[4] == path {
-			return true
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 7 {
+			continue
+		}
+		var opt []string
+		for _, f := range fields[6:] {
+			if f == "-" {
+				break
+			}
+			opt = append(opt, f)
+		}
+		ms[fields[4]] = opt
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return ms
+}
+
+// The shim mounts the container's root filesystem in a mount namespace of
+// its own, a slave of the host's: the host's table does not grow with the
+// containers (the runtime reads it on every start), a mount cannot outlive
+// the shim and its container, and the host's mounts and unmounts under a
+// shared mount still reach the shim (a network namespace removed on the
+// host is not pinned by the shims started before).
+func TestRootfsInShimMountNamespace(t *testing.T) {
+	rt := runtimes(t)[0]
+	// A shared mount on the host, made before the shim starts.
+	shared := t.TempDir()
+	if err := unix.Mount(shared, shared, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(shared, unix.MNT_DETACH) })
+	if err := unix.Mount("", shared, "", unix.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	c := newContainer(t, rt, []string{"sleep", "100"})
+	c.start()
+	pid := c.shimPid()
+	root := filepath.Join(c.bundle, "rootfs")
+	if !mountedIn(t, pid, root) {
+		t.Errorf("rootfs not mounted in the shim's namespace")
+	}
+	if mountedIn(t, os.Getpid(), root) {
+		t.Errorf("rootfs mounted on the host")
+	}
+	for mp, opt := range mountsIn(t, pid) {
+		for _, o := range opt {
+			if strings.HasPrefix(o, "shared:") {
+				t.Errorf("%s is a peer of the host's mount in the shim's namespace (%v): its mounts would reach the host", mp, opt)
+			}
 		}
 	}
-	return false
+	if opt := mountsIn(t, pid)[shared]; len(opt) == 0 || !strings.HasPrefix(opt[0], "master:") {
+		t.Errorf("the host's shared %s in the shim's namespace: %v, want a slave (master:N)", shared, opt)
+	}
+	// Mounted and unmounted on the host after the shim started: both
+	// reach its namespace.
+	sub := filepath.Join(shared, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=64k"); err != nil {
+		t.Fatal(err)
+	}
+	if !mountedIn(t, pid, sub) {
+		t.Errorf("a mount made on the host under a shared mount does not reach the shim")
+	}
+	if err := unix.Unmount(sub, 0); err != nil {
+		t.Fatal(err)
+	}
+	if mountedIn(t, pid, sub) {
+		t.Errorf("a mount removed on the host stays in the shim's namespace")
+	}
+	if err := c.client.Kill(context.Background(), syscall.SIGKILL, false); err != nil {
+		t.Fatal(err)
+	}
+	c.wait()
+	c.deleteAndShutdown()
 }
 
 func TestConcurrentWaitsAndLogs(t *testing.T) {

@@ -140,7 +140,8 @@ func spawn(ctx context.Context, o Options, binary string, lock *os.File) (string
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{lf, readyW, lock}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	// The server gets a mount namespace of its own (see ownMountNamespace).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Cloneflags: syscall.CLONE_NEWNS}
 	cmd.Env = runtime.CleanEnv()
 	if err := cmd.Start(); err != nil {
 		readyW.Close()
@@ -202,6 +203,9 @@ func Serve(o Options, version string) error {
 		return err
 	}
 	if err := o.checkIOSocket(); err != nil {
+		return err
+	}
+	if err := ownMountNamespace(); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("id", o.ID)
@@ -291,6 +295,37 @@ serving:
 	srv.Shutdown(sctx)
 	os.Remove(o.socket())
 	os.Remove(filepath.Join(o.Bundle, api.PidFile))
+	return nil
+}
+
+// ownMountNamespace makes the mount namespace the server was cloned into
+// (spawn's CLONE_NEWNS) a slave of the one it came from, all the way down:
+// the container's root filesystem, which the driver mounts, and whatever
+// the runtime mounts stay in this namespace, never in the host's, and go
+// with the shim and its container (no mount can leak from a shim killed
+// at any moment); mounts and unmounts made on the host under shared
+// mounts still reach it (a network namespace the daemon binds under a
+// shared directory, and its removal, which must not stay pinned here).
+//
+// One mount table per container is what keeps the start path O(1) in the
+// number of containers: the runtime reads its namespace's mount table
+// several times per start, and every new mount namespace (the container's
+// own) copies it; with the root filesystems of 1000 running containers in
+// the host's table, bare `runc run` took twice as long.
+//
+// It refuses to run in its starter's namespace, whose mounts it would
+// change for everyone.
+func ownMountNamespace() error {
+	self, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		return fmt.Errorf("shim: mount namespace: %w", err)
+	}
+	if starter, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", os.Getppid())); err == nil && starter == self {
+		return fmt.Errorf("shim: serve runs in its starter's mount namespace (%s): start it with `condenser-shim start`: %w", self, errdefs.ErrInvalidArgument)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("shim: make the shim's mount namespace a slave of the host's: %w", err)
+	}
 	return nil
 }
 

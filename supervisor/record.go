@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -123,6 +124,18 @@ type PublishedPort struct {
 
 // ShortID is the 12-digit form of the id.
 func (c *Container) ShortID() string { return names.ShortID(c.ID) }
+
+// RootfsPath is where the host reaches c's root filesystem. Its shim
+// mounts it on bundle/rootfs in a mount namespace of its own (the host's
+// mount table does not grow with the containers), so from the host it is
+// seen through the shim's root, /proc/SHIMPID/root/BUNDLE/rootfs, while
+// the shim lives; bundle/rootfs otherwise.
+func (c *Container) RootfsPath() string {
+	if c.ShimPid > 0 {
+		return "/proc/" + strconv.Itoa(c.ShimPid) + "/root" + filepath.Join(c.Bundle, "rootfs")
+	}
+	return filepath.Join(c.Bundle, "rootfs")
+}
 
 var bucketContainers = []byte("containers")
 

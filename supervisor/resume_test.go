@@ -67,7 +67,7 @@ func TestRestartPoliciesAtDaemonStart(t *testing.T) {
 	for _, c := range []*supervisor.Container{killedAway, removed} {
 		syscall.Kill(c.Pid, syscall.SIGKILL)
 	}
-	if err := os.WriteFile(filepath.Join(succeeded.Bundle, "rootfs", "go"), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(succeeded.RootfsPath(), "go"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// Its exit is recorded by its shim while the daemon is away.
@@ -79,7 +79,6 @@ func TestRestartPoliciesAtDaemonStart(t *testing.T) {
 	// directory (tmpfs) the bundle too.
 	syscall.Kill(rebooted.ShimPid, syscall.SIGKILL)
 	syscall.Kill(rebooted.Pid, syscall.SIGKILL)
-	syscall.Unmount(filepath.Join(rebooted.Bundle, "rootfs"), syscall.MNT_DETACH)
 	if err := os.RemoveAll(rebooted.Bundle); err != nil {
 		t.Fatal(err)
 	}

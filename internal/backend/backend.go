@@ -136,7 +136,7 @@ func (b *Backend) InspectContainer(ctx context.Context, ref string) (*api.Contai
 func detail(c *supervisor.Container) *api.ContainerDetail {
 	d := &api.ContainerDetail{
 		ContainerSummary: summary(c), ExitCode: c.ExitCode, OOMKilled: c.OOMKilled, RestartCount: c.RestartCount,
-		ShimPid: c.ShimPid, Bundle: c.Bundle, Rootfs: c.Bundle + "/rootfs", ImageDigest: c.ImageDigest,
+		ShimPid: c.ShimPid, Bundle: c.Bundle, Rootfs: c.RootfsPath(), ImageDigest: c.ImageDigest,
 		Config: config(c), NetworkSettings: networkSettings(c.Endpoint),
 	}
 	if c.State == supervisor.StateStopped && c.ExitCode == nil {

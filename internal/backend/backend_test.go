@@ -504,7 +504,7 @@ func TestDetail(t *testing.T) {
 					ContainerID: strings.Repeat("w", 64), Name: "web", ImageRepository: "library/alpine", ImageReference: "3",
 					Command: []string{"sh", "-c", "sleep 1d"}, Forwards: []api.Forward{}, CreatingAt: t0, CreatedAt: t0.Add(time.Second),
 				},
-				ShimPid: 41, Bundle: "/run/condenser/shims/web", Rootfs: "/run/condenser/shims/web/rootfs", ImageDigest: "sha256:22",
+				ShimPid: 41, Bundle: "/run/condenser/shims/web", Rootfs: "/proc/41/root/run/condenser/shims/web/rootfs", ImageDigest: "sha256:22",
 				Config: api.ContainerConfig{Args: []string{"sh", "-c", "sleep 1d"}, Mounts: []api.Mount{}},
 			}
 			tc.want(want)
