@@ -100,20 +100,7 @@ func (o *OCI) runProcess(ctx context.Context, logFile string, streams *stdio, co
 		streams = &stdio{}
 		args = append(args, "--console-socket", cs.path)
 	}
-	// runc's create and exec --detach have done their work once they
-	// have renamed the pid file into place; their own exit (the teardown
-	// of a Go process, ~0.8 ms measured) need not come before the answer.
-	// Not with a terminal, whose master runc may send after the pid file.
-	var done <-chan struct{}
-	if cs == nil && o.name() == "runc" {
-		w, err := watchPidFile(pidFile)
-		if err != nil {
-			return Process{}, fmt.Errorf("%s %s: %w", o.name(), args[0], err)
-		}
-		defer w.Close()
-		done = w.Written()
-	}
-	_, err := o.runUntil(ctx, logFile, streams, done, append(args, id)...)
+	_, err := o.run(ctx, logFile, streams, append(args, id)...)
 	var p Process
 	if cs != nil {
 		var cerr error
@@ -277,12 +264,6 @@ type stdio struct{ in, out, err *os.File }
 // failure the runtime's own error message (from its log, or its stderr)
 // is in the error.
 func (o *OCI) run(ctx context.Context, logPath string, streams *stdio, args ...string) ([]byte, error) {
-	return o.runUntil(ctx, logPath, streams, nil, args...)
-}
-
-// runUntil is run that returns, successful, as soon as done is closed
-// (see runMonitoredUntil); with a nil done it is run.
-func (o *OCI) runUntil(ctx context.Context, logPath string, streams *stdio, done <-chan struct{}, args ...string) ([]byte, error) {
 	var offset int64
 	if fi, err := os.Stat(logPath); err == nil {
 		offset = fi.Size()
@@ -305,7 +286,7 @@ func (o *OCI) runUntil(ctx context.Context, logPath string, streams *stdio, done
 		}
 	}
 	cmd.Env = CleanEnv()
-	status, err := runMonitoredUntil(ctx, o.Monitor, cmd, done)
+	status, err := runMonitored(ctx, o.Monitor, cmd)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", o.name(), args[0], err)
 	}

@@ -10,37 +10,21 @@ import (
 // runMonitored starts cmd through m, kills it when ctx is done, and returns
 // its exit status.
 func runMonitored(ctx context.Context, m Monitor, cmd *exec.Cmd) (int, error) {
-	return runMonitoredUntil(ctx, m, cmd, nil)
-}
-
-// runMonitoredUntil is runMonitored that also returns, with status 0, as
-// soon as done is closed (a runtime that has written its pid file has done
-// its work: what is left is its exit): cmd's exit is then waited for by a
-// goroutine of its own, which ends with cmd. A nil done waits for the exit.
-func runMonitoredUntil(ctx context.Context, m Monitor, cmd *exec.Cmd, done <-chan struct{}) (int, error) {
 	ch, err := m.Start(cmd)
 	if err != nil {
 		return 0, err
 	}
-	type result struct {
-		status int
-		err    error
-	}
-	exited := make(chan result, 1)
+	done := make(chan struct{})
 	go func() {
-		status, err := m.Wait(cmd, ch)
-		exited <- result{status, err}
+		select {
+		case <-ctx.Done():
+			cmd.Process.Kill()
+		case <-done:
+		}
 	}()
-	select {
-	case r := <-exited:
-		return r.status, r.err
-	case <-done:
-		return 0, nil
-	case <-ctx.Done():
-		cmd.Process.Kill()
-		r := <-exited
-		return r.status, r.err
-	}
+	status, err := m.Wait(cmd, ch)
+	close(done)
+	return status, err
 }
 
 // CleanEnv is this process's environment without what systemd hands to a
