@@ -60,6 +60,7 @@ func (s *Supervisor) Exec(ctx context.Context, ref string, r ExecRequest) (strin
 	if err != nil {
 		return "", err
 	}
+	s.warmCgroups()
 	init, err := readProcess(c.Bundle)
 	if err != nil {
 		return "", fmt.Errorf("exec in container %s: %w", c.Name, err)

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -208,4 +210,35 @@ func TestAttach(t *testing.T) {
 	if err := d.sup.Resize(ctx, "tty", "", 1, 1); !errors.Is(err, errdefs.ErrConflict) {
 		t.Errorf("resize a stopped container: %v, want a conflict", err)
 	}
+}
+
+// The kernel is told ahead that a runtime will move a process into a
+// cgroup (Config.WarmCgroups, internal/cgwarm) on every path that runs the
+// runtime's create or exec: a create, a restart of a stopped container, an
+// exec.
+func TestWarmCgroupsAheadOfTheRuntime(t *testing.T) {
+	ctx := context.Background()
+	d := newFakeDaemon(t)
+	var warmed atomic.Int32
+	d.cfg.WarmCgroups = func() { warmed.Add(1) }
+	d.restart()
+	step := func(what string, fn func() error) {
+		t.Helper()
+		before := warmed.Load()
+		if err := fn(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if warmed.Load() == before {
+			t.Errorf("%s: cgroup moves not warmed", what)
+		}
+	}
+	step("create", func() error { d.create("web", nil); return nil })
+	if _, err := d.sup.Start(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	step("exec", func() error { _, err := d.sup.Exec(ctx, "web", ExecRequest{Command: []string{"true"}}); return err })
+	if _, err := d.sup.Stop(ctx, "web", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	step("restart", func() error { _, err := d.sup.Start(ctx, "web"); return err })
 }

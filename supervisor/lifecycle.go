@@ -27,6 +27,7 @@ func (s *Supervisor) Create(ctx context.Context, req CreateRequest) (*Container,
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
+	s.warmCgroups()
 	if _, err := s.checkNetwork(ctx, &req); err != nil {
 		return nil, err
 	}
@@ -181,6 +182,7 @@ func (s *Supervisor) createShimContainer(ctx context.Context, c *Container, spec
 		}
 		c.ShimPid = info.ShimPid
 	}
+	s.warmCgroups() // a restart's (a create's started already: a no-op)
 	pid, err := cl.Create(ctx, client.CreateOptions{Rootfs: c.RootfsMounts, LogPath: s.LogPath(c),
 		Terminal: c.Request.Tty, Stdin: c.Request.OpenStdin && !c.Request.Tty})
 	if err != nil {
@@ -459,4 +461,12 @@ func (s *Supervisor) Stats(ctx context.Context, ref string) (client.Stats, *Cont
 	}
 	st, err := cl.Stats(ctx)
 	return st, c, err
+}
+
+// warmCgroups tells the kernel early that a runtime will move a process
+// into a cgroup (Config.WarmCgroups).
+func (s *Supervisor) warmCgroups() {
+	if s.cfg.WarmCgroups != nil {
+		s.cfg.WarmCgroups()
+	}
 }

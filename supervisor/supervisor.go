@@ -40,6 +40,10 @@ type Config struct {
 	// Networks connects containers to networks; nil: none (loopback only,
 	// or the host's network).
 	Networks Networks
+	// WarmCgroups is called, and must return at once, when the runtime is
+	// about to move a process into a cgroup (a container's create, an
+	// exec): see internal/cgwarm. nil: nothing.
+	WarmCgroups func()
 }
 
 // Supervisor owns the containers: their records, their shims and their

@@ -19,6 +19,7 @@ import (
 
 	"github.com/raind/condenser/imagestore"
 	"github.com/raind/condenser/internal/backend"
+	"github.com/raind/condenser/internal/cgwarm"
 	"github.com/raind/condenser/internal/listen"
 	"github.com/raind/condenser/internal/volumes"
 	"github.com/raind/condenser/rest"
@@ -74,10 +75,14 @@ func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	}
 	defer nets.Net.Close()
 	defer nets.NAT.Close()
+	warmer, err := cgwarm.New()
+	if err != nil {
+		log.Info("cgroup moves are not warmed up ahead of the runtime", "error", err)
+	}
 	sup, err := supervisor.Open(ctx, supervisor.Config{
 		Root: cfg.root, State: cfg.state, Runtime: rt, ShimBinary: shimBin, Images: supervisor.StoreImages(cfg.images), Rootfs: rfs,
 		CgroupV2: cgroups.Mode() == cgroups.Unified, Logger: log, SpareShim: cfg.spareShim,
-		CgroupParent: cfg.cgroupParent, Networks: nets,
+		CgroupParent: cfg.cgroupParent, Networks: nets, WarmCgroups: warmer.Warm,
 	})
 	if err != nil {
 		return err
