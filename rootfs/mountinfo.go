@@ -18,6 +18,7 @@ type mountInfo struct {
 	fstype     string
 	source     string
 	superOpts  []string // unescaped, one per option
+	optional   []string // the optional fields: shared:N, master:N, …
 	order      int      // position, for sorting
 }
 
@@ -73,6 +74,7 @@ func parseMountinfoLine(line string) (mountInfo, error) {
 	if sep < 0 || sep+2 >= len(f) {
 		return bad()
 	}
+	mi.optional = f[6:sep]
 	mi.fstype = f[sep+1]
 	mi.source = unescapeOctal(f[sep+2])
 	if sep+3 < len(f) {
@@ -81,6 +83,31 @@ func parseMountinfoLine(line string) (mountInfo, error) {
 		}
 	}
 	return mi, nil
+}
+
+// DetachIfSlave lazily unmounts dir from the calling process's mount
+// namespace when dir is a mount point there that receives propagation
+// from another namespace (a slave, "master:N" in mountinfo), and reports
+// whether it did. Any other mount, or none, is left as it is.
+func DetachIfSlave(dir string) (bool, error) {
+	ms, err := readMountinfo()
+	if err != nil {
+		return false, err
+	}
+	for _, mi := range ms {
+		if mi.mountPoint != dir {
+			continue
+		}
+		for _, o := range mi.optional {
+			if strings.HasPrefix(o, "master:") {
+				if err := unmountPath(dir); err != nil {
+					return false, err
+				}
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // unescapeOctal undoes the kernel's \ooo escaping in mountinfo.

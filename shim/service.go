@@ -248,9 +248,15 @@ func (s *service) Create(ctx context.Context, req *api.CreateRequest) (*api.Crea
 }
 
 // watchCgroup loads the container's cgroup (for stats) and watches it for
-// OOM kills; cgReady is closed once it is done.
+// OOM kills; cgReady is closed once it is done. It first lets go of the
+// host's network namespace directory (leaveNetnsDir).
 func (s *service) watchCgroup() {
 	defer close(s.cgReady)
+	if ns, err := netnsPath(s.cfg.Bundle); err == nil && ns != "" {
+		if err := leaveNetnsDir(ns); err != nil {
+			s.log.Warn("leave the network namespaces' directory", "path", ns, "error", err)
+		}
+	}
 	path, err := cgroupsPath(s.cfg.Bundle)
 	if err != nil || path == "" {
 		s.log.Warn("no cgroup to watch", "error", err)
@@ -278,24 +284,53 @@ func (s *service) watchCgroup() {
 	}()
 }
 
-// cgroupsPath reads linux.cgroupsPath from the bundle's config.json.
-func cgroupsPath(bundle string) (string, error) {
+// bundleLinux is what the shim reads of the bundle's config.json.
+type bundleLinux struct {
+	CgroupsPath string `json:"cgroupsPath"`
+	Namespaces  []struct {
+		Type string `json:"type"`
+		Path string `json:"path"`
+	} `json:"namespaces"`
+}
+
+// readBundleLinux reads the "linux" object of the bundle's config.json
+// (nil when there is none).
+func readBundleLinux(bundle string) (*bundleLinux, error) {
 	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	var spec struct {
-		Linux *struct {
-			CgroupsPath string `json:"cgroupsPath"`
-		} `json:"linux"`
+		Linux *bundleLinux `json:"linux"`
 	}
 	if err := json.Unmarshal(b, &spec); err != nil {
+		return nil, err
+	}
+	return spec.Linux, nil
+}
+
+// cgroupsPath reads linux.cgroupsPath from the bundle's config.json.
+func cgroupsPath(bundle string) (string, error) {
+	l, err := readBundleLinux(bundle)
+	if err != nil || l == nil {
 		return "", err
 	}
-	if spec.Linux == nil {
-		return "", nil
+	return l.CgroupsPath, nil
+}
+
+// netnsPath reads the path of the network namespace the container joins
+// from the bundle's config.json ("" for one of its own or the host's).
+func netnsPath(bundle string) (string, error) {
+	l, err := readBundleLinux(bundle)
+	if err != nil || l == nil {
+		return "", err
 	}
-	return spec.Linux.CgroupsPath, nil
+	for _, ns := range l.Namespaces {
+		if ns.Type == "network" {
+			return ns.Path, nil
+		}
+	}
+	return "", nil
 }
 
 func (s *service) Start(ctx context.Context, _ *api.StartRequest) (*api.StartResponse, error) {

@@ -806,3 +806,106 @@ func TestStartWithoutRuntimeProcess(t *testing.T) {
 		t.Errorf("the wrapper recorded no create: %q", b)
 	}
 }
+
+// withNetNS makes the container join the network namespace at path.
+func withNetNS(path string) specOpt {
+	return func(s *specs.Spec) {
+		for i, n := range s.Linux.Namespaces {
+			if n.Type == specs.NetworkNamespace {
+				s.Linux.Namespaces[i].Path = path
+			}
+		}
+	}
+}
+
+// A shim sees the network namespace the daemon binds, after the shim's
+// launch, under a directory the host shares (it is launched ahead of its
+// container); once its container has joined it, the shim lets go of that
+// directory, so that the namespaces bound later for other containers are
+// not copied into every shim (n² mounts) and none is pinned by a shim.
+func TestShimLeavesTheNetnsDirectory(t *testing.T) {
+	rt := runtimes(t)[0]
+	dir := t.TempDir()
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	if err := unix.Mount("", dir, "", unix.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	// bind binds a new network namespace (held by a short-lived process)
+	// on dir/name, as the daemon binds a container's.
+	bind := func(name string) string {
+		t.Helper()
+		holder := exec.Command("unshare", "--net", "sleep", "30")
+		if err := holder.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { holder.Process.Kill(); holder.Wait() }()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		src := fmt.Sprintf("/proc/%d/ns/net", holder.Process.Pid)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			// unshare has made the namespace once its link differs from ours.
+			theirs, _ := os.Readlink(src)
+			ours, _ := os.Readlink("/proc/self/ns/net")
+			if theirs != "" && theirs != ours {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("unshare --net made no namespace")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if err := unix.Mount(src, p, "", unix.MS_BIND, ""); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Unmount(p, unix.MNT_DETACH) })
+		return p
+	}
+	// The shim is launched before its container's namespace is bound.
+	var ns1 string
+	c := newContainerWith(t, rt, []string{"sleep", "100"}, func(o client.Options) (string, error) {
+		addr, err := client.Launch(context.Background(), o)
+		if err != nil {
+			return "", err
+		}
+		ns1 = bind("ns1")
+		b, _ := os.ReadFile(filepath.Join(o.Bundle, api.PidFile))
+		shim, _ := strconv.Atoi(string(b))
+		if !mountedIn(t, shim, ns1) {
+			t.Error("the namespace bound after the shim's launch does not reach it")
+		}
+		return addr, nil
+	}, withNetNS(filepath.Join(dir, "ns1")))
+	pid := c.shimPid()
+	c.start()
+	init, err := c.client.State(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+	got, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", init.Pid))
+	if got == want {
+		t.Fatalf("the container is in the shim's network namespace %s, not the one bound", got)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for mountedIn(t, pid, dir) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the shim still has %s mounted: %v", dir, mountsIn(t, pid)[dir])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ns2 := bind("ns2")
+	if mountedIn(t, pid, ns2) || mountedIn(t, pid, ns1) {
+		t.Errorf("network namespaces still reach the shim's mount namespace")
+	}
+	if err := c.client.Kill(context.Background(), syscall.SIGKILL, false); err != nil {
+		t.Fatal(err)
+	}
+	c.wait()
+	c.deleteAndShutdown()
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/raind/condenser/internal/atomicfile"
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/internal/names"
+	"github.com/raind/condenser/rootfs"
 	"github.com/raind/condenser/shim/api"
 	"github.com/raind/condenser/shim/reaper"
 	"github.com/raind/condenser/shim/runtime"
@@ -327,6 +328,20 @@ func ownMountNamespace() error {
 		return fmt.Errorf("shim: make the shim's mount namespace a slave of the host's: %w", err)
 	}
 	return nil
+}
+
+// leaveNetnsDir detaches, from the shim's mount namespace, the directory
+// holding the container's network namespace file when that directory is
+// a mount the host shares with it (the daemon binds its network
+// namespaces under such a directory so that a shim launched ahead sees
+// the one made later for its container). Once the runtime has joined the
+// namespace the shim needs none of them, and without this every network
+// namespace bound later would be copied into every running shim's
+// namespace: n² mounts for n networked containers, and a mount event
+// costing O(n). Anything else is left as it is.
+func leaveNetnsDir(netns string) error {
+	_, err := rootfs.DetachIfSlave(filepath.Dir(netns))
+	return err
 }
 
 // dumpStacks writes every goroutine's stack to w, after a header line

@@ -599,6 +599,13 @@ func (rs *reliabilityState) noteIDs() {
 // shimProcs returns the live shim servers of this daemon: pid → container id.
 func (rs *reliabilityState) shimProcs() map[int]string {
 	out := map[int]string{}
+	// A shim runs in a mount namespace of its own: its exe link, read
+	// from here, names the binary by the path its namespace sees (under a
+	// chroot, the host's path), so the file is compared, not the name.
+	shim, err := os.Stat(rs.shim)
+	if err != nil {
+		return out
+	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
@@ -606,7 +613,7 @@ func (rs *reliabilityState) shimProcs() map[int]string {
 		if len(args) < 2 || args[1] != "serve" || !procAlive(pid) {
 			continue
 		}
-		if exe, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "exe")); err != nil || exe != rs.shim {
+		if exe, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid), "exe")); err != nil || !os.SameFile(exe, shim) {
 			continue
 		}
 		id, bundle := argValue(args, "--id"), argValue(args, "--bundle")
