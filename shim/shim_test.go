@@ -442,14 +442,7 @@ func mountsIn(t *testing.T, pid int) map[string][]string {
 func TestRootfsInShimMountNamespace(t *testing.T) {
 	rt := runtimes(t)[0]
 	// A shared mount on the host, made before the shim starts.
-	shared := t.TempDir()
-	if err := unix.Mount(shared, shared, "", unix.MS_BIND, ""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Unmount(shared, unix.MNT_DETACH) })
-	if err := unix.Mount("", shared, "", unix.MS_SHARED, ""); err != nil {
-		t.Fatal(err)
-	}
+	shared := sharedDir(t)
 	c := newContainer(t, rt, []string{"sleep", "100"})
 	c.start()
 	pid := c.shimPid()
@@ -807,6 +800,21 @@ func TestStartWithoutRuntimeProcess(t *testing.T) {
 	}
 }
 
+// sharedDir returns a new directory that is a shared mount of its own on
+// the host (unmounted by the test's clean-up).
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	if err := unix.Mount("", dir, "", unix.MS_SHARED, ""); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // withNetNS makes the container join the network namespace at path.
 func withNetNS(path string) specOpt {
 	return func(s *specs.Spec) {
@@ -825,14 +833,7 @@ func withNetNS(path string) specOpt {
 // not copied into every shim (n² mounts) and none is pinned by a shim.
 func TestShimLeavesTheNetnsDirectory(t *testing.T) {
 	rt := runtimes(t)[0]
-	dir := t.TempDir()
-	if err := unix.Mount(dir, dir, "", unix.MS_BIND, ""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
-	if err := unix.Mount("", dir, "", unix.MS_SHARED, ""); err != nil {
-		t.Fatal(err)
-	}
+	dir := sharedDir(t)
 	// bind binds a new network namespace (held by a short-lived process)
 	// on dir/name, as the daemon binds a container's.
 	bind := func(name string) string {
