@@ -13,7 +13,7 @@ import (
 )
 
 var (
-	abFlag       = flag.String("ab", "", "BenchmarkAB: comma-separated directories of builds (condenser, condenser-shim) to compare on row 1")
+	abFlag       = flag.String("ab", "", "BenchmarkAB: comma-separated directories of builds (condenser, condenser-shim) to compare on row 1; relative ones are taken from the package directory, where go test runs")
 	abRoundsFlag = flag.Int("ab-rounds", 3, "BenchmarkAB: rounds; each runs every build once, one after the other")
 )
 
@@ -24,7 +24,7 @@ var (
 // start path's costs are the kernel's and global (a cgroup move warmed by
 // one daemon is warm for another), so builds must not run side by side.
 //
-//	go test -run '^$' -bench BenchmarkAB -benchtime 1x ./internal/bench -args -ab /tmp/a/bin,/work/bin -runs 100
+//	go test -run '^$' -bench BenchmarkAB -benchtime 1x ./internal/bench -args -ab /tmp/old/bin,$PWD/bin -runs 100
 func BenchmarkAB(b *testing.B) {
 	var bins []string
 	for _, d := range strings.Split(*abFlag, ",") {
@@ -45,11 +45,14 @@ func BenchmarkAB(b *testing.B) {
 	reg := testutil.StartRegistry(b)
 	img := Images{Registry: reg.Host, Small: reg.Ref("library/busybox:latest")}
 	reg.Push(b, img.Small, testutil.BusyboxImage(b))
+	// The daemons' own bridge and NAT table, removed afterwards: the
+	// host's are never touched.
+	net := testutil.Network(b).Args()
 	fmt.Fprintln(os.Stdout, "| round | build | run `true`, median ms | bare `runc run`, median ms | ratio |")
 	fmt.Fprintln(os.Stdout, "|---|---|---|---|---|")
 	for round := range *abRoundsFlag {
 		for _, bin := range bins {
-			r, err := setUpAndMeasure(b, NewCondenser(bin), img, func(ctx context.Context, _ *testing.B, e Engine, img Images, dir string) (*results, error) {
+			r, err := setUpAndMeasure(b, NewCondenser(bin, net...), img, func(ctx context.Context, _ *testing.B, e Engine, img Images, dir string) (*results, error) {
 				if err := e.Pull(ctx, img.Small); err != nil {
 					return nil, err
 				}
