@@ -252,12 +252,13 @@ func (s *service) Create(ctx context.Context, req *api.CreateRequest) (*api.Crea
 // host's network namespace directory (leaveNetnsDir).
 func (s *service) watchCgroup() {
 	defer close(s.cgReady)
-	if ns, err := netnsPath(s.cfg.Bundle); err == nil && ns != "" {
+	l, err := readBundleLinux(s.cfg.Bundle)
+	if ns := l.netns(); ns != "" {
 		if err := leaveNetnsDir(ns); err != nil {
 			s.log.Warn("leave the network namespaces' directory", "path", ns, "error", err)
 		}
 	}
-	path, err := cgroupsPath(s.cfg.Bundle)
+	path := l.cgroupsPath()
 	if err != nil || path == "" {
 		s.log.Warn("no cgroup to watch", "error", err)
 		return
@@ -309,28 +310,32 @@ func readBundleLinux(bundle string) (*bundleLinux, error) {
 	return spec.Linux, nil
 }
 
-// cgroupsPath reads linux.cgroupsPath from the bundle's config.json.
-func cgroupsPath(bundle string) (string, error) {
-	l, err := readBundleLinux(bundle)
-	if err != nil || l == nil {
-		return "", err
+// cgroupsPath is linux.cgroupsPath ("" without a "linux" object).
+func (l *bundleLinux) cgroupsPath() string {
+	if l == nil {
+		return ""
 	}
-	return l.CgroupsPath, nil
+	return l.CgroupsPath
 }
 
-// netnsPath reads the path of the network namespace the container joins
-// from the bundle's config.json ("" for one of its own or the host's).
-func netnsPath(bundle string) (string, error) {
-	l, err := readBundleLinux(bundle)
-	if err != nil || l == nil {
-		return "", err
+// netns is the path of the network namespace the container joins ("" for
+// one of its own, the host's, or without a "linux" object).
+func (l *bundleLinux) netns() string {
+	if l == nil {
+		return ""
 	}
 	for _, ns := range l.Namespaces {
 		if ns.Type == "network" {
-			return ns.Path, nil
+			return ns.Path
 		}
 	}
-	return "", nil
+	return ""
+}
+
+// cgroupsPath reads linux.cgroupsPath from the bundle's config.json.
+func cgroupsPath(bundle string) (string, error) {
+	l, err := readBundleLinux(bundle)
+	return l.cgroupsPath(), err
 }
 
 func (s *service) Start(ctx context.Context, _ *api.StartRequest) (*api.StartResponse, error) {

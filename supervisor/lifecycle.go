@@ -182,7 +182,7 @@ func (s *Supervisor) createShimContainer(ctx context.Context, c *Container, spec
 		}
 		c.ShimPid = info.ShimPid
 	}
-	s.warmCgroups() // a restart's (a create's started already: a no-op)
+	s.warmCgroups() // a restart's; a create's began at its request, and one under way makes this a no-op
 	pid, err := cl.Create(ctx, client.CreateOptions{Rootfs: c.RootfsMounts, LogPath: s.LogPath(c),
 		Terminal: c.Request.Tty, Stdin: c.Request.OpenStdin && !c.Request.Tty})
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -67,7 +68,7 @@ func procsFile(self, mountinfo []byte) (string, error) {
 	sc := bufio.NewScanner(bytes.NewReader(mountinfo))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		i := indexOf(f, "-")
+		i := slices.Index(f, "-")
 		if i < 6 || len(f) < i+4 || f[3] != "/" {
 			continue
 		}
@@ -115,15 +116,6 @@ func matches(opts map[string]bool, controllers string) bool {
 		}
 	}
 	return true
-}
-
-func indexOf(f []string, s string) int {
-	for i, v := range f {
-		if v == s {
-			return i
-		}
-	}
-	return -1
 }
 
 // Warm starts a move of the process into its own cgroup in the

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -103,7 +102,7 @@ func (s *server) info(w http.ResponseWriter, r *http.Request) error {
 		Architecture:       machineArch(),
 		IndexServerAddress: "https://index.docker.io/v1/",
 		NCPU:               runtime.NumCPU(),
-		MemTotal:           memTotal(),
+		MemTotal:           int64(hostMemory("/proc")),
 		DockerRootDir:      s.System.Root,
 		Name:               host,
 		Labels:             []string{},
@@ -164,24 +163,6 @@ func osRelease(key, def string) string {
 		}
 	}
 	return def
-}
-
-// memTotal is the machine's memory in bytes.
-func memTotal() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
-				kb, _ := strconv.ParseInt(f[0], 10, 64)
-				return kb * 1024
-			}
-		}
-	}
-	return 0
 }
 
 func ipv4Forwarding() bool {

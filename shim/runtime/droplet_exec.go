@@ -122,16 +122,7 @@ func (d *Droplet) Exec(ctx context.Context, opts ExecOptions) (Process, error) {
 	}
 	cmd := exec.Command(d.pathOr(d.nsenter, "nsenter"), append([]string{"-t", strconv.Itoa(st.Pid), "--all"}, args...)...)
 	cmd.Env = env
-	// Only a non-nil *os.File may go in: a nil one would close the fd.
-	if opts.Stdin != nil {
-		cmd.Stdin = opts.Stdin
-	}
-	if opts.Stdout != nil {
-		cmd.Stdout = opts.Stdout
-	}
-	if opts.Stderr != nil {
-		cmd.Stderr = opts.Stderr
-	}
+	stdio{in: opts.Stdin, out: opts.Stdout, err: opts.Stderr}.attach(cmd)
 	ch, err := d.Monitor.Start(cmd)
 	if err != nil {
 		return Process{}, fmt.Errorf("droplet exec: nsenter: %w", err)

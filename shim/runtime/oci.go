@@ -259,6 +259,21 @@ func (o *OCI) logPath(bundle string) string {
 // a container's process; nil is /dev/null.
 type stdio struct{ in, out, err *os.File }
 
+// attach makes the streams cmd's standard streams. A nil *os.File must
+// not become a non-nil io.Reader or io.Writer: a missing stream is left
+// as cmd has it.
+func (s stdio) attach(cmd *exec.Cmd) {
+	if s.in != nil {
+		cmd.Stdin = s.in
+	}
+	if s.out != nil {
+		cmd.Stdout = s.out
+	}
+	if s.err != nil {
+		cmd.Stderr = s.err
+	}
+}
+
 // run runs one runtime command with its log at logPath. Without streams
 // its stdout is returned; with them, they are its standard streams. On
 // failure the runtime's own error message (from its log, or its stderr)
@@ -273,17 +288,8 @@ func (o *OCI) run(ctx context.Context, logPath string, streams *stdio, args ...s
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if streams != nil {
-		// A nil *os.File must not become a non-nil io.Writer.
 		cmd.Stdout, cmd.Stderr = nil, nil
-		if streams.in != nil {
-			cmd.Stdin = streams.in
-		}
-		if streams.out != nil {
-			cmd.Stdout = streams.out
-		}
-		if streams.err != nil {
-			cmd.Stderr = streams.err
-		}
+		streams.attach(cmd)
 	}
 	cmd.Env = CleanEnv()
 	status, err := runMonitored(ctx, o.Monitor, cmd)
