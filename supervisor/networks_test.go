@@ -199,7 +199,9 @@ func TestNetworkLifecycle(t *testing.T) {
 	}
 	// The exit takes it away; a new start gives it back.
 	d.shims.exitContainer(t, c.ID, 0)
-	c = d.await(c.ID, "stopped", inState(StateStopped))
+	// The record says stopped first, then the shim and the network go
+	// (supervisor.exited): wait for the network's release, bounded.
+	c = d.await(c.ID, "stopped and released", func(c *Container) bool { return c.State == StateStopped && c.ShimAddress == "" })
 	if n.has(c.ID) || c.Endpoint != nil {
 		t.Errorf("stopped: namespace %v, endpoint %+v", n.has(c.ID), c.Endpoint)
 	}
