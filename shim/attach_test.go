@@ -262,42 +262,27 @@ func (c *container) fdBaseline() int {
 	return fds(c.t, c.shimPid())
 }
 
-// goroutines asks the shim for a stack dump (SIGUSR1) and returns how
-// many goroutines it has.
+// goroutines asks the shim for a stack dump and returns how many
+// goroutines it has.
 func (c *container) goroutines() int {
 	c.t.Helper()
 	n, _ := c.stackDump()
 	return n
 }
 
-// stackDump has the shim write a stack dump to its log and returns it
-// with its goroutine count.
+// stackDump has the shim dump its goroutines' stacks (the Stacks call)
+// and returns the dump with its goroutine count.
 func (c *container) stackDump() (int, string) {
 	c.t.Helper()
-	path := filepath.Join(c.bundle, api.LogFile)
-	before := strings.Count(c.shimLog(), "=== condenser-shim goroutine dump")
-	if err := syscall.Kill(c.shimPid(), syscall.SIGUSR1); err != nil {
+	dump, err := c.client.Stacks(context.Background())
+	if err != nil {
 		c.t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		dumps := strings.Split(string(b), "=== condenser-shim goroutine dump")
-		if len(dumps)-1 > before {
-			last := dumps[len(dumps)-1]
-			var n int
-			if _, err := fmt.Sscanf(last, ": %d goroutines ===", &n); err == nil && strings.Count(last, "\ngoroutine ") >= n {
-				return n, last
-			}
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("no stack dump in %s", path)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var n int
+	if _, err := fmt.Sscanf(dump, StackDumpHeader, &n); err != nil || !strings.Contains(dump, "\ngoroutine ") {
+		c.t.Fatalf("bad stack dump (%v): %.200q", err, dump)
 	}
+	return n, dump
 }
 
 // waitGoroutines waits until the shim has want goroutines (those of the

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/internal/frame"
@@ -39,7 +38,7 @@ type execProcess struct {
 func (x *execProcess) api() *api.ExecProcess {
 	p := &api.ExecProcess{ExecId: x.id, Pid: uint32(x.pid), Terminal: x.terminal, Status: x.status}
 	if x.status == api.Status_STOPPED {
-		p.ExitCode, p.ExitedAt = int32(x.exitCode), timestamppb.New(x.exitedAt)
+		p.ExitCode, p.ExitedAt = int32(x.exitCode), api.NewTimestamp(x.exitedAt)
 	}
 	return p
 }
@@ -75,6 +74,7 @@ func (s *service) Exec(ctx context.Context, req *api.ExecRequest) (*api.ExecResp
 	s.execOrder = append(s.execOrder, x)
 	s.mu.Unlock()
 	s.exits.register(t, pid, func(e reaper.Exit) { s.execExited(x, e) })
+	s.cfg.Reaper.Watch(pid)
 	return &api.ExecResponse{Pid: uint32(pid)}, nil
 }
 

@@ -33,8 +33,6 @@ import (
 	"syscall"
 	"time"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	"github.com/raind/condenser/internal/atomicfile"
 	"github.com/raind/condenser/internal/errdefs"
 	"github.com/raind/condenser/internal/frame"
@@ -241,6 +239,7 @@ func (s *service) Create(ctx context.Context, req *api.CreateRequest) (*api.Crea
 	// The watch may call initExited at once: setExit waits for s.mu, so
 	// the copiers are counted before it waits for them.
 	s.exits.register(t, p.Pid, s.initExited)
+	s.cfg.Reaper.Watch(p.Pid)
 	// Loading the cgroup reads many files: keep it off the start path.
 	s.cgReady = make(chan struct{})
 	go s.watchCgroup()
@@ -253,6 +252,10 @@ func (s *service) Create(ctx context.Context, req *api.CreateRequest) (*api.Crea
 func (s *service) watchCgroup() {
 	defer close(s.cgReady)
 	l, err := readBundleLinux(s.cfg.Bundle)
+	if err == nil && !l.ownsPIDNamespace() {
+		// Its orphans come to the shim, which cannot know their pids.
+		s.cfg.Reaper.ReapOnSignal()
+	}
 	if ns := l.netns(); ns != "" {
 		if err := leaveNetnsDir(ns); err != nil {
 			s.log.Warn("leave the network namespaces' directory", "path", ns, "error", err)
@@ -332,6 +335,27 @@ func (l *bundleLinux) netns() string {
 	return ""
 }
 
+// ownsPIDNamespace tells whether the container's processes are in a pid
+// namespace other than the shim's: then their orphans go to its init, not
+// to the shim.
+func (l *bundleLinux) ownsPIDNamespace() bool {
+	if l == nil {
+		return false
+	}
+	for _, ns := range l.Namespaces {
+		if ns.Type != "pid" {
+			continue
+		}
+		if ns.Path == "" {
+			return true
+		}
+		joined, err1 := os.Stat(ns.Path)
+		own, err2 := os.Stat("/proc/self/ns/pid")
+		return err1 == nil && err2 == nil && !os.SameFile(joined, own)
+	}
+	return false
+}
+
 // cgroupsPath reads linux.cgroupsPath from the bundle's config.json.
 func cgroupsPath(bundle string) (string, error) {
 	l, err := readBundleLinux(bundle)
@@ -361,7 +385,7 @@ func (s *service) State(context.Context, *api.StateRequest) (*api.StateResponse,
 	defer s.mu.Unlock()
 	r := &api.StateResponse{Id: s.cfg.ID, Bundle: s.cfg.Bundle, Status: s.status, Pid: uint32(s.pid)}
 	if s.exit != nil {
-		r.ExitCode, r.ExitedAt, r.OomKilled = int32(s.exit.ExitCode), timestamppb.New(s.exit.ExitedAt), s.exit.OOMKilled
+		r.ExitCode, r.ExitedAt, r.OomKilled = int32(s.exit.ExitCode), api.NewTimestamp(s.exit.ExitedAt), s.exit.OOMKilled
 	}
 	return r, nil
 }
@@ -401,7 +425,7 @@ func (s *service) Wait(ctx context.Context, _ *api.WaitRequest) (*api.WaitRespon
 	s.mu.Lock()
 	e := *s.exit
 	s.mu.Unlock()
-	return &api.WaitResponse{ExitCode: int32(e.ExitCode), ExitedAt: timestamppb.New(e.ExitedAt), OomKilled: e.OOMKilled}, nil
+	return &api.WaitResponse{ExitCode: int32(e.ExitCode), ExitedAt: api.NewTimestamp(e.ExitedAt), OomKilled: e.OOMKilled}, nil
 }
 
 // exitWait bounds how long Delete waits for the init of a created (never
@@ -434,7 +458,7 @@ func (s *service) Delete(ctx context.Context, _ *api.DeleteRequest) (*api.Delete
 	defer s.mu.Unlock()
 	s.deleted = true
 	e := *s.exit
-	return &api.DeleteResponse{Pid: uint32(e.Pid), ExitCode: int32(e.ExitCode), ExitedAt: timestamppb.New(e.ExitedAt), OomKilled: e.OOMKilled}, nil
+	return &api.DeleteResponse{Pid: uint32(e.Pid), ExitCode: int32(e.ExitCode), ExitedAt: api.NewTimestamp(e.ExitedAt), OomKilled: e.OOMKilled}, nil
 }
 
 // logDrainWait bounds how long the exit waits for the container's output

@@ -619,6 +619,20 @@ func TestStatsAndOOM(t *testing.T) {
 	}
 }
 
+// `condenser-shim stacks` prints the running shim's goroutines.
+func TestStacksCommand(t *testing.T) {
+	c := newContainer(t, runtimes(t)[0], []string{"sleep", "100"})
+	out, err := exec.Command(shimBinary, "stacks", "--bundle", c.bundle).CombinedOutput()
+	if err != nil {
+		t.Fatalf("condenser-shim stacks: %v: %s", err, out)
+	}
+	var n int
+	if _, err := fmt.Sscanf(string(out), StackDumpHeader, &n); err != nil || n < 2 || !strings.Contains(string(out), "shim.(*service).Stacks") {
+		t.Fatalf("condenser-shim stacks printed (%v):\n%s", err, out)
+	}
+	c.deleteAndShutdown()
+}
+
 func TestNoZombies(t *testing.T) {
 	rt := runtimes(t)[0]
 	c := newContainer(t, rt, []string{"sh", "-c", "sleep 30 & sleep 30 & exit 0"})
@@ -638,6 +652,38 @@ func TestNoZombies(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	c.deleteAndShutdown()
+}
+
+// In the host's pid namespace a container's orphans come to the shim
+// while the container runs, with no pid the shim was told: it must reap
+// them on SIGCHLD.
+func TestNoZombiesInTheHostPIDNamespace(t *testing.T) {
+	rt := runtimes(t)[0]
+	c := newContainer(t, rt, []string{"sh", "-c", `sh -c "sleep 0.2 &"; sleep 100`}, withHostPID())
+	c.start()
+	shim := c.shimPid()
+	deadline := time.Now().Add(10 * time.Second)
+	orphan := false
+	for {
+		ch, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", shim, shim))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The container's sh and, until it is reaped, the orphaned sleep.
+		orphan = orphan || len(strings.Fields(string(ch))) > 1
+		if orphan && len(zombies(t, shim)) == 0 && len(strings.Fields(string(ch))) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("children of the shim %q, zombies %v (orphan seen: %v)", ch, zombies(t, shim), orphan)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := c.client.Kill(context.Background(), syscall.SIGKILL, false); err != nil {
+		t.Fatal(err)
+	}
+	c.wait()
 	c.deleteAndShutdown()
 }
 

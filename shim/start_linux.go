@@ -5,14 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	goruntime "runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -269,27 +267,15 @@ func Serve(o Options, version string) error {
 		})
 	}
 	defer closeIO()
-	// SIGUSR1 writes every goroutine's stack to the shim's log, as
-	// containerd's shim does: what a stuck or leaking shim is doing.
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
 	ready.WriteString("ready\n")
 	ready.Close()
-serving:
-	for {
-		select {
-		case <-done:
-			break serving
-		case err := <-errc:
-			if err != nil && !errors.Is(err, ttrpc.ErrServerClosed) {
-				log.Error("serve", "error", err)
-			}
-			break serving
-		case <-usr1:
-			dumpStacks(os.Stderr)
+	select {
+	case <-done:
+	case err := <-errc:
+		if err != nil && !errors.Is(err, ttrpc.ErrServerClosed) {
+			log.Error("serve", "error", err)
 		}
 	}
-	signal.Stop(usr1)
 	closeIO()
 	sctx, scancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer scancel()
@@ -344,23 +330,17 @@ func leaveNetnsDir(netns string) error {
 	return err
 }
 
-// dumpStacks writes every goroutine's stack to w, after a header line
-// that counts them (StackDumpHeader).
-func dumpStacks(w io.Writer) {
-	buf := make([]byte, 1<<20)
-	n := goruntime.Stack(buf, true)
-	fmt.Fprintf(w, StackDumpHeader+"\n%s\n", goruntime.NumGoroutine(), buf[:n])
-}
-
-// StackDumpHeader starts a stack dump in the shim's log (SIGUSR1); %d is
-// the number of goroutines.
-const StackDumpHeader = "=== condenser-shim goroutine dump: %d goroutines ==="
-
 // newDriver picks the runtime driver by the runtime binary's name: Droplet
 // (whose root is its RAIND_ROOT_DIR), or the OCI command line of runc and
 // crun.
 func newDriver(o Options, m runtime.Monitor) runtime.Driver {
 	if filepath.Base(o.Runtime) == "droplet" {
+		// Droplet's own processes (its terminal shim, its init before it
+		// runs the container's process) come to the shim as orphans the
+		// driver does not name.
+		if r, ok := m.(*reaper.Reaper); ok {
+			r.ReapOnSignal()
+		}
 		return &runtime.Droplet{Binary: o.Runtime, RootDir: o.RuntimeRoot, Monitor: m}
 	}
 	return &runtime.OCI{Binary: o.Runtime, Root: o.RuntimeRoot, Monitor: m}

@@ -7,6 +7,7 @@
 //
 //	condenser-shim start  --id ID --bundle B --runtime R --runtime-root DIR [--socket PATH]
 //	condenser-shim delete --id ID --bundle B --runtime R --runtime-root DIR [--socket PATH]
+//	condenser-shim stacks --bundle B [--socket PATH]
 //
 // `start` starts a detached shim server (`serve`) for the container and
 // prints the address it serves on; the server also serves the standard
@@ -15,7 +16,8 @@
 // mounts, the cgroup; see shim.Delete) and prints its exit status as one
 // JSON line: exit.json's content, or {"unknown":true}. Both take the
 // bundle's lock (bundle/shim.lock), so a delete never runs in the middle of
-// a launch. The socket is bundle/shim.sock unless --socket says otherwise.
+// a launch. `stacks` prints every goroutine's stack of the shim serving
+// the socket. The socket is bundle/shim.sock unless --socket says otherwise.
 // It links only what it needs (no image store, no HTTP stack).
 package main
 
@@ -81,6 +83,15 @@ func main() {
 			fail(fmt.Errorf("delete %s: %w", o.ID, err))
 		}
 		os.Stdout.Write(api.FormatDeleteOutput(e))
+	case "stacks":
+		fs.Parse(os.Args[2:])
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		dump, err := shim.Stacks(ctx, o)
+		if err != nil {
+			fail(fmt.Errorf("stacks %s: %w", o.ID, err))
+		}
+		fmt.Print(dump)
 	case "--version", "version":
 		fmt.Println("condenser-shim", version)
 	default:
@@ -130,5 +141,6 @@ func fail(err error) {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: condenser-shim start|serve|delete --id ID --bundle DIR --runtime RUNTIME --runtime-root DIR [--socket PATH]")
+	fmt.Fprintln(os.Stderr, "       condenser-shim stacks --bundle DIR [--socket PATH]")
 	os.Exit(2)
 }

@@ -22,6 +22,7 @@ type ShimService interface {
 	ExecState(context.Context, *ExecStateRequest) (*ExecProcess, error)
 	ListExecs(context.Context, *ListExecsRequest) (*ListExecsResponse, error)
 	Resize(context.Context, *ResizeRequest) (*ResizeResponse, error)
+	Stacks(context.Context, *StacksRequest) (*StacksResponse, error)
 }
 
 func RegisterShimService(srv *ttrpc.Server, svc ShimService) {
@@ -124,6 +125,13 @@ func RegisterShimService(srv *ttrpc.Server, svc ShimService) {
 					return nil, err
 				}
 				return svc.Resize(ctx, &req)
+			},
+			"Stacks": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req StacksRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.Stacks(ctx, &req)
 			},
 		},
 	})
@@ -246,6 +254,14 @@ func (c *shimClient) ListExecs(ctx context.Context, req *ListExecsRequest) (*Lis
 func (c *shimClient) Resize(ctx context.Context, req *ResizeRequest) (*ResizeResponse, error) {
 	var resp ResizeResponse
 	if err := c.client.Call(ctx, "condenser.shim.v1.Shim", "Resize", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *shimClient) Stacks(ctx context.Context, req *StacksRequest) (*StacksResponse, error) {
+	var resp StacksResponse
+	if err := c.client.Call(ctx, "condenser.shim.v1.Shim", "Stacks", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil

@@ -155,6 +155,16 @@ func (c *Client) Pids(ctx context.Context) ([]int, error) {
 	return out, nil
 }
 
+// Stacks returns every goroutine's stack in the shim: a header line
+// counting them, then the dump.
+func (c *Client) Stacks(ctx context.Context) (string, error) {
+	r, err := c.api.Stacks(ctx, &api.StacksRequest{})
+	if err != nil {
+		return "", api.FromStatus(err)
+	}
+	return r.Dump, nil
+}
+
 // shutdownWait bounds how long Shutdown waits for the shim to close the
 // connection.
 const shutdownWait = 3 * time.Second

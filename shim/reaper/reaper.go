@@ -23,6 +23,17 @@ const subscriberBuffer = 64
 // (exec.Cmd.Run, exec.Cmd.Wait, os.Process.Wait, wait4…): the reaper takes
 // their exit statuses. Commands must be run through Start and Wait instead.
 //
+// How it learns of exits: by default through a pidfd per child it knows of
+// — each command of Start, each process given to Watch — held in an epoll
+// instance that Go's poller waits on, so an idle reaper holds no thread;
+// every exit seen reaps all exited children (wait4(-1)), the others
+// included. A child it does not know of (an orphan of a process that is
+// not its child, re-parented to this subreaper) is reaped at the next
+// exit seen; where such orphans are expected (a container sharing this
+// process's pid namespace), ReapOnSignal reaps on every SIGCHLD instead,
+// as the reaper does when the kernel has no pidfds. SIGCHLD costs the
+// process three threads (os/signal's).
+//
 // Delivery policy: exits are never dropped. Every Subscribe channel has its
 // own unbounded queue drained by its own goroutine, so a slow subscriber
 // delays only itself (its queue grows until it reads or unsubscribes) and
@@ -41,6 +52,15 @@ type Reaper struct {
 	subs    map[<-chan Exit]*subscriber
 	waiters map[int]chan Exit   // pid -> Start channel
 	byChan  map[<-chan Exit]int // Start channel -> pid
+
+	// exits is an epoll instance of pidfds, readable when a watched
+	// process has exited; nil when the kernel has no pidfds.
+	exits  *os.File
+	pidfds map[int32]struct{} // the pidfds in exits, guarded by mu
+	// signals: reap on SIGCHLD (ReapOnSignal). runCtx is the context of
+	// the running Run, which owns the signal loop. Guarded by mu.
+	signals bool
+	runCtx  context.Context
 }
 
 var (
@@ -60,31 +80,179 @@ func New() (*Reaper, error) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return nil, fmt.Errorf("reaper: prctl(PR_SET_CHILD_SUBREAPER): %w", err)
 	}
+	exits, err := newExitPoll()
+	if err != nil {
+		return nil, err
+	}
 	singleton = &Reaper{
 		subs:    make(map[<-chan Exit]*subscriber),
 		waiters: make(map[int]chan Exit),
 		byChan:  make(map[<-chan Exit]int),
+		exits:   exits,
+		pidfds:  make(map[int32]struct{}),
+		signals: exits == nil,
 	}
 	return singleton, nil
 }
 
-// Run reaps until ctx is done: on every SIGCHLD it calls wait4(-1, WNOHANG)
-// until no exited child is left and delivers each Exit to the subscribers and
-// to the Start channel of its pid. It also reaps once when it begins, for
-// children that exited before it was listening. It returns when ctx is done,
-// after stopping signal delivery; it may be called again later.
+// newExitPoll returns a non-blocking epoll instance in Go's poller, or nil
+// when the kernel has no pidfd_open (before Linux 5.3).
+func newExitPoll() (*os.File, error) {
+	self, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		return nil, nil
+	}
+	unix.Close(self)
+	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("reaper: epoll_create1: %w", err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("reaper: epoll instance: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "reaper-exits"), nil
+}
+
+// Watch tells the reaper to reap as soon as the process pid exits: a
+// process that is or will become its child (re-parented to it) whose exit
+// it must not miss, such as a container's init. A pid that has no process
+// (already reaped) is ignored. When the kernel gives no pidfd for it (out
+// of file descriptors), the reaper reaps on SIGCHLD from then on.
+func (r *Reaper) Watch(pid int) {
+	if r.exits == nil {
+		return // SIGCHLD sees every exit
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err == unix.ESRCH {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil {
+		ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}
+		if err = unix.EpollCtl(int(r.exits.Fd()), unix.EPOLL_CTL_ADD, fd, &ev); err == nil {
+			r.pidfds[int32(fd)] = struct{}{}
+			return
+		}
+		unix.Close(fd)
+	}
+	r.reapOnSignalLocked()
+}
+
+// ReapOnSignal makes the reaper reap on every SIGCHLD from now on, for as
+// long as Run runs (and in every later Run): for children it cannot know
+// of. It is idempotent.
+func (r *Reaper) ReapOnSignal() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.reapOnSignalLocked()
+}
+
+func (r *Reaper) reapOnSignalLocked() {
+	if r.signals {
+		return
+	}
+	r.signals = true
+	if r.runCtx != nil {
+		go r.reapOnSignal(r.runCtx)
+	}
+}
+
+// Run reaps until ctx is done: whenever a watched process exits (or, with
+// ReapOnSignal, on every SIGCHLD) it calls wait4(-1, WNOHANG) until no
+// exited child is left and delivers each Exit to the subscribers and to the
+// Start channel of its pid. It also reaps once when it begins, for children
+// that exited before it was listening. It returns when ctx is done; it may
+// be called again later, not while it runs.
 func (r *Reaper) Run(ctx context.Context) {
+	r.mu.Lock()
+	r.runCtx = ctx
+	signals := r.signals
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.runCtx = nil
+		r.mu.Unlock()
+	}()
+	if r.exits == nil {
+		r.reapOnSignal(ctx)
+		return
+	}
+	if signals {
+		go r.reapOnSignal(ctx)
+	}
+	rc, err := r.exits.SyscallConn()
+	if err != nil {
+		r.reapOnSignalInstead(ctx)
+		return
+	}
+	// A read deadline in the past wakes the wait below.
+	stop := context.AfterFunc(ctx, func() { r.exits.SetReadDeadline(time.Now()) })
+	defer func() {
+		stop()
+		r.exits.SetReadDeadline(time.Time{})
+	}()
+	var events [16]unix.EpollEvent
+	for {
+		r.reap()
+		err := rc.Read(func(fd uintptr) bool { return r.takeExits(int(fd), events[:]) })
+		if ctx.Err() != nil {
+			return
+		}
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// The wake-up of an earlier Run's context, late.
+			r.exits.SetReadDeadline(time.Time{})
+		case err != nil: // cannot be (the instance stays open): play safe
+			r.reapOnSignalInstead(ctx)
+			return
+		}
+	}
+}
+
+// reapOnSignalInstead reaps on SIGCHLD until ctx is done, where the
+// pidfds cannot be waited for (unless a signal loop of this Run does).
+func (r *Reaper) reapOnSignalInstead(ctx context.Context) {
+	r.mu.Lock()
+	running := r.signals
+	r.signals = true
+	r.mu.Unlock()
+	if running {
+		<-ctx.Done()
+		return
+	}
+	r.reapOnSignal(ctx)
+}
+
+// takeExits forgets the pidfds of processes that have exited; false when
+// there is none (the poller then waits for the epoll instance).
+func (r *Reaper) takeExits(epfd int, events []unix.EpollEvent) bool {
+	n, err := unix.EpollWait(epfd, events, 0)
+	if err != nil || n <= 0 {
+		return err == unix.EINTR // try again at once
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range events[:n] {
+		unix.EpollCtl(epfd, unix.EPOLL_CTL_DEL, int(ev.Fd), nil)
+		unix.Close(int(ev.Fd))
+		delete(r.pidfds, ev.Fd)
+	}
+	return true
+}
+
+// reapOnSignal reaps on every SIGCHLD until ctx is done.
+func (r *Reaper) reapOnSignal(ctx context.Context) {
 	sigc := make(chan os.Signal, 128)
 	signal.Notify(sigc, unix.SIGCHLD)
 	defer signal.Stop(sigc)
-
-	r.reap()
 	for {
+		r.reap() // what exited before Notify, then each time
 		select {
 		case <-ctx.Done():
 			return
 		case <-sigc:
-			r.reap()
 		}
 	}
 }
@@ -171,6 +339,7 @@ func (r *Reaper) Start(cmd *exec.Cmd) (<-chan Exit, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
+	r.Watch(cmd.Process.Pid) // reaping is held off: the pid is cmd's
 	r.mu.Lock()
 	r.waiters[cmd.Process.Pid] = ch
 	r.byChan[ch] = cmd.Process.Pid

@@ -235,8 +235,37 @@ func zombieChildren(t *testing.T) []int {
 	return zombies
 }
 
+// withSignals turns ReapOnSignal off again at the end of a test, once its
+// Run (startReaper, which must come after it) has returned.
+func withSignals(t *testing.T, r *Reaper) {
+	t.Cleanup(func() {
+		r.mu.Lock()
+		r.signals = false
+		r.mu.Unlock()
+	})
+}
+
+// pidfdsOnly fails the test unless the reaper waits on pidfds alone (no
+// earlier test left ReapOnSignal on).
+func pidfdsOnly(t *testing.T, r *Reaper) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.exits == nil || r.signals {
+		t.Fatalf("the reaper reaps on SIGCHLD (pidfds: %v)", r.exits != nil)
+	}
+}
+
+// An orphan the reaper does not know of is reaped at once with
+// ReapOnSignal.
 func TestOrphansAreReaped(t *testing.T) {
-	r := startReaper(t)
+	r, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	withSignals(t, r)
+	startReaper(t)
+	r.ReapOnSignal()
 	sub := r.Subscribe()
 	defer r.Unsubscribe(sub)
 
@@ -400,6 +429,58 @@ func TestUnsubscribeClosesChannel(t *testing.T) {
 		if time.Now().After(stop) {
 			t.Fatal("sleep never reaped")
 		}
+	}
+}
+
+// Without SIGCHLD, a process given to Watch — here an orphan of the
+// reaper's child, as a container's init is — is reaped as soon as it
+// exits; so is an orphan nobody named, at the next exit seen.
+func TestWatchedOrphanIsReaped(t *testing.T) {
+	r := startReaper(t)
+	pidfdsOnly(t, r)
+	sub := r.Subscribe()
+	defer r.Unsubscribe(sub)
+
+	// Two orphans: one watched, exiting after the unnamed one.
+	cmd := exec.Command("sh", "-c", `sleep 0.2 >/dev/null & echo $!; sleep 0.6 >/dev/null & echo $!; exit 0`)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	ch, err := r.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, err := waitWithDeadline(t, r, cmd, ch); err != nil || status != 0 {
+		t.Fatalf("Wait = %d, %v", status, err)
+	}
+	var unnamed, watched int
+	if _, err := fmt.Sscan(out.String(), &unnamed, &watched); err != nil {
+		t.Fatalf("bad output %q: %v", out.String(), err)
+	}
+	r.Watch(watched)
+
+	timeout := time.After(deadline)
+	seen := map[int]time.Time{}
+	for seen[watched].IsZero() {
+		select {
+		case e := <-sub:
+			seen[e.Pid] = time.Now()
+			if e.Pid == watched && (e.Status != 0 || e.Signal != 0) {
+				t.Errorf("exit of %d: %+v, want status 0", e.Pid, e)
+			}
+		case <-timeout:
+			t.Fatalf("no exit seen for the watched orphan %d (seen: %v)", watched, seen)
+		}
+	}
+	if seen[unnamed].IsZero() {
+		t.Errorf("the unnamed orphan %d was not reaped with the watched one", unnamed)
+	}
+	if z := zombieChildren(t); len(z) > 0 {
+		t.Errorf("zombie children remain: %v", z)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.pidfds) != 0 {
+		t.Errorf("pidfds of exited processes are kept: %v", r.pidfds)
 	}
 }
 

@@ -7,7 +7,7 @@
 // The API between the supervisor and one container's shim, over ttrpc on
 // the shim's unix socket. A shim serves exactly one container.
 
-package api
+package pbref
 
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -1654,6 +1654,87 @@ func (*ResizeResponse) Descriptor() ([]byte, []int) {
 	return file_shim_proto_rawDescGZIP(), []int{29}
 }
 
+type StacksRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StacksRequest) Reset() {
+	*x = StacksRequest{}
+	mi := &file_shim_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StacksRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StacksRequest) ProtoMessage() {}
+
+func (x *StacksRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shim_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StacksRequest.ProtoReflect.Descriptor instead.
+func (*StacksRequest) Descriptor() ([]byte, []int) {
+	return file_shim_proto_rawDescGZIP(), []int{30}
+}
+
+type StacksResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// a header line counting the goroutines, then runtime.Stack's dump
+	Dump          string `protobuf:"bytes,1,opt,name=dump,proto3" json:"dump,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StacksResponse) Reset() {
+	*x = StacksResponse{}
+	mi := &file_shim_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StacksResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StacksResponse) ProtoMessage() {}
+
+func (x *StacksResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shim_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StacksResponse.ProtoReflect.Descriptor instead.
+func (*StacksResponse) Descriptor() ([]byte, []int) {
+	return file_shim_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *StacksResponse) GetDump() string {
+	if x != nil {
+		return x.Dump
+	}
+	return ""
+}
+
 var File_shim_proto protoreflect.FileDescriptor
 
 const file_shim_proto_rawDesc = "" +
@@ -1755,12 +1836,15 @@ const file_shim_proto_rawDesc = "" +
 	"\aexec_id\x18\x01 \x01(\tR\x06execId\x12\x12\n" +
 	"\x04rows\x18\x02 \x01(\rR\x04rows\x12\x12\n" +
 	"\x04cols\x18\x03 \x01(\rR\x04cols\"\x10\n" +
-	"\x0eResizeResponse*<\n" +
+	"\x0eResizeResponse\"\x0f\n" +
+	"\rStacksRequest\"$\n" +
+	"\x0eStacksResponse\x12\x12\n" +
+	"\x04dump\x18\x01 \x01(\tR\x04dump*<\n" +
 	"\x06Status\x12\v\n" +
 	"\aUNKNOWN\x10\x00\x12\v\n" +
 	"\aCREATED\x10\x01\x12\v\n" +
 	"\aRUNNING\x10\x02\x12\v\n" +
-	"\aSTOPPED\x10\x032\xcc\b\n" +
+	"\aSTOPPED\x10\x032\x9b\t\n" +
 	"\x04Shim\x12M\n" +
 	"\x06Create\x12 .condenser.shim.v1.CreateRequest\x1a!.condenser.shim.v1.CreateResponse\x12J\n" +
 	"\x05Start\x12\x1f.condenser.shim.v1.StartRequest\x1a .condenser.shim.v1.StartResponse\x12J\n" +
@@ -1775,7 +1859,8 @@ const file_shim_proto_rawDesc = "" +
 	"\x04Exec\x12\x1e.condenser.shim.v1.ExecRequest\x1a\x1f.condenser.shim.v1.ExecResponse\x12P\n" +
 	"\tExecState\x12#.condenser.shim.v1.ExecStateRequest\x1a\x1e.condenser.shim.v1.ExecProcess\x12V\n" +
 	"\tListExecs\x12#.condenser.shim.v1.ListExecsRequest\x1a$.condenser.shim.v1.ListExecsResponse\x12M\n" +
-	"\x06Resize\x12 .condenser.shim.v1.ResizeRequest\x1a!.condenser.shim.v1.ResizeResponseB)Z'github.com/raind/condenser/shim/api;apib\x06proto3"
+	"\x06Resize\x12 .condenser.shim.v1.ResizeRequest\x1a!.condenser.shim.v1.ResizeResponse\x12M\n" +
+	"\x06Stacks\x12 .condenser.shim.v1.StacksRequest\x1a!.condenser.shim.v1.StacksResponseB)Z'github.com/raind/condenser/shim/api;apib\x06proto3"
 
 var (
 	file_shim_proto_rawDescOnce sync.Once
@@ -1790,7 +1875,7 @@ func file_shim_proto_rawDescGZIP() []byte {
 }
 
 var file_shim_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_shim_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_shim_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_shim_proto_goTypes = []any{
 	(Status)(0),                   // 0: condenser.shim.v1.Status
 	(*Mount)(nil),                 // 1: condenser.shim.v1.Mount
@@ -1823,17 +1908,19 @@ var file_shim_proto_goTypes = []any{
 	(*ListExecsResponse)(nil),     // 28: condenser.shim.v1.ListExecsResponse
 	(*ResizeRequest)(nil),         // 29: condenser.shim.v1.ResizeRequest
 	(*ResizeResponse)(nil),        // 30: condenser.shim.v1.ResizeResponse
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
+	(*StacksRequest)(nil),         // 31: condenser.shim.v1.StacksRequest
+	(*StacksResponse)(nil),        // 32: condenser.shim.v1.StacksResponse
+	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
 }
 var file_shim_proto_depIdxs = []int32{
 	1,  // 0: condenser.shim.v1.CreateRequest.rootfs:type_name -> condenser.shim.v1.Mount
 	2,  // 1: condenser.shim.v1.CreateRequest.log:type_name -> condenser.shim.v1.LogOptions
 	0,  // 2: condenser.shim.v1.StateResponse.status:type_name -> condenser.shim.v1.Status
-	31, // 3: condenser.shim.v1.StateResponse.exited_at:type_name -> google.protobuf.Timestamp
-	31, // 4: condenser.shim.v1.WaitResponse.exited_at:type_name -> google.protobuf.Timestamp
-	31, // 5: condenser.shim.v1.DeleteResponse.exited_at:type_name -> google.protobuf.Timestamp
+	33, // 3: condenser.shim.v1.StateResponse.exited_at:type_name -> google.protobuf.Timestamp
+	33, // 4: condenser.shim.v1.WaitResponse.exited_at:type_name -> google.protobuf.Timestamp
+	33, // 5: condenser.shim.v1.DeleteResponse.exited_at:type_name -> google.protobuf.Timestamp
 	0,  // 6: condenser.shim.v1.ExecProcess.status:type_name -> condenser.shim.v1.Status
-	31, // 7: condenser.shim.v1.ExecProcess.exited_at:type_name -> google.protobuf.Timestamp
+	33, // 7: condenser.shim.v1.ExecProcess.exited_at:type_name -> google.protobuf.Timestamp
 	26, // 8: condenser.shim.v1.ListExecsResponse.execs:type_name -> condenser.shim.v1.ExecProcess
 	3,  // 9: condenser.shim.v1.Shim.Create:input_type -> condenser.shim.v1.CreateRequest
 	5,  // 10: condenser.shim.v1.Shim.Start:input_type -> condenser.shim.v1.StartRequest
@@ -1849,22 +1936,24 @@ var file_shim_proto_depIdxs = []int32{
 	25, // 20: condenser.shim.v1.Shim.ExecState:input_type -> condenser.shim.v1.ExecStateRequest
 	27, // 21: condenser.shim.v1.Shim.ListExecs:input_type -> condenser.shim.v1.ListExecsRequest
 	29, // 22: condenser.shim.v1.Shim.Resize:input_type -> condenser.shim.v1.ResizeRequest
-	4,  // 23: condenser.shim.v1.Shim.Create:output_type -> condenser.shim.v1.CreateResponse
-	6,  // 24: condenser.shim.v1.Shim.Start:output_type -> condenser.shim.v1.StartResponse
-	8,  // 25: condenser.shim.v1.Shim.State:output_type -> condenser.shim.v1.StateResponse
-	10, // 26: condenser.shim.v1.Shim.Kill:output_type -> condenser.shim.v1.KillResponse
-	12, // 27: condenser.shim.v1.Shim.Wait:output_type -> condenser.shim.v1.WaitResponse
-	14, // 28: condenser.shim.v1.Shim.Delete:output_type -> condenser.shim.v1.DeleteResponse
-	16, // 29: condenser.shim.v1.Shim.Stats:output_type -> condenser.shim.v1.StatsResponse
-	18, // 30: condenser.shim.v1.Shim.Pids:output_type -> condenser.shim.v1.PidsResponse
-	20, // 31: condenser.shim.v1.Shim.Connect:output_type -> condenser.shim.v1.ConnectResponse
-	22, // 32: condenser.shim.v1.Shim.Shutdown:output_type -> condenser.shim.v1.ShutdownResponse
-	24, // 33: condenser.shim.v1.Shim.Exec:output_type -> condenser.shim.v1.ExecResponse
-	26, // 34: condenser.shim.v1.Shim.ExecState:output_type -> condenser.shim.v1.ExecProcess
-	28, // 35: condenser.shim.v1.Shim.ListExecs:output_type -> condenser.shim.v1.ListExecsResponse
-	30, // 36: condenser.shim.v1.Shim.Resize:output_type -> condenser.shim.v1.ResizeResponse
-	23, // [23:37] is the sub-list for method output_type
-	9,  // [9:23] is the sub-list for method input_type
+	31, // 23: condenser.shim.v1.Shim.Stacks:input_type -> condenser.shim.v1.StacksRequest
+	4,  // 24: condenser.shim.v1.Shim.Create:output_type -> condenser.shim.v1.CreateResponse
+	6,  // 25: condenser.shim.v1.Shim.Start:output_type -> condenser.shim.v1.StartResponse
+	8,  // 26: condenser.shim.v1.Shim.State:output_type -> condenser.shim.v1.StateResponse
+	10, // 27: condenser.shim.v1.Shim.Kill:output_type -> condenser.shim.v1.KillResponse
+	12, // 28: condenser.shim.v1.Shim.Wait:output_type -> condenser.shim.v1.WaitResponse
+	14, // 29: condenser.shim.v1.Shim.Delete:output_type -> condenser.shim.v1.DeleteResponse
+	16, // 30: condenser.shim.v1.Shim.Stats:output_type -> condenser.shim.v1.StatsResponse
+	18, // 31: condenser.shim.v1.Shim.Pids:output_type -> condenser.shim.v1.PidsResponse
+	20, // 32: condenser.shim.v1.Shim.Connect:output_type -> condenser.shim.v1.ConnectResponse
+	22, // 33: condenser.shim.v1.Shim.Shutdown:output_type -> condenser.shim.v1.ShutdownResponse
+	24, // 34: condenser.shim.v1.Shim.Exec:output_type -> condenser.shim.v1.ExecResponse
+	26, // 35: condenser.shim.v1.Shim.ExecState:output_type -> condenser.shim.v1.ExecProcess
+	28, // 36: condenser.shim.v1.Shim.ListExecs:output_type -> condenser.shim.v1.ListExecsResponse
+	30, // 37: condenser.shim.v1.Shim.Resize:output_type -> condenser.shim.v1.ResizeResponse
+	32, // 38: condenser.shim.v1.Shim.Stacks:output_type -> condenser.shim.v1.StacksResponse
+	24, // [24:39] is the sub-list for method output_type
+	9,  // [9:24] is the sub-list for method input_type
 	9,  // [9:9] is the sub-list for extension type_name
 	9,  // [9:9] is the sub-list for extension extendee
 	0,  // [0:9] is the sub-list for field type_name
@@ -1881,7 +1970,7 @@ func file_shim_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shim_proto_rawDesc), len(file_shim_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
