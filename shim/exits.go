@@ -1,7 +1,6 @@
 package shim
 
 import (
-	"context"
 	"sync"
 
 	"github.com/raind/condenser/shim/reaper"
@@ -43,21 +42,8 @@ func newExitWatch() *exitWatch {
 	return &exitWatch{waiting: map[int]func(reaper.Exit){}}
 }
 
-// run delivers the exits of ch until ctx is done or ch is closed.
-func (w *exitWatch) run(ctx context.Context, ch <-chan reaper.Exit) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-ch:
-			if !ok {
-				return
-			}
-			w.deliver(e)
-		}
-	}
-}
-
+// deliver hands e to the registration of its pid, or keeps it for one
+// that is expected; the reaper calls it (Notify) with every exit.
 func (w *exitWatch) deliver(e reaper.Exit) {
 	w.mu.Lock()
 	w.seq++

@@ -68,7 +68,7 @@ type service struct {
 	logw    *logging.Writer
 	copiers sync.WaitGroup
 	cg      *stats.Cgroup
-	oom     bool
+	oomBase uint64 // the cgroup's OOM kills when it was loaded
 
 	cgReady chan struct{} // closed once cg is loaded (or could not be)
 
@@ -76,10 +76,11 @@ type service struct {
 	execs     map[string]*execProcess // by id, those being started included
 	execOrder []*execProcess          // the started ones, oldest first
 
-	exits    *exitWatch
-	ctx      context.Context // ends with the service
-	stop     context.CancelFunc
-	shutOnce sync.Once
+	exits     *exitWatch
+	stopExits func()          // ends the reaper's calls of exits.deliver
+	ctx       context.Context // ends with the service
+	stop      context.CancelFunc
+	shutOnce  sync.Once
 }
 
 var _ api.ShimService = (*service)(nil)
@@ -92,11 +93,7 @@ func newService(cfg ServiceConfig) *service {
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &service{cfg: cfg, log: cfg.Logger, exited: make(chan struct{}), execs: map[string]*execProcess{},
 		exits: newExitWatch(), ctx: ctx, stop: cancel}
-	ch := cfg.Reaper.Subscribe()
-	go func() {
-		defer cfg.Reaper.Unsubscribe(ch)
-		s.exits.run(ctx, ch)
-	}()
+	s.stopExits = cfg.Reaper.Notify(s.exits.deliver)
 	return s
 }
 
@@ -104,6 +101,7 @@ func newService(cfg ServiceConfig) *service {
 // clients are closed).
 func (s *service) close() {
 	s.stop()
+	s.stopExits()
 	s.mu.Lock()
 	all := make([]*streams, 0, len(s.execOrder)+1)
 	if s.init != nil {
@@ -131,12 +129,14 @@ func (s *service) setExit(e reaper.Exit) {
 		<-ready // the OOM verdict needs the cgroup
 	}
 	s.mu.Lock()
-	cg, oom := s.cg, s.oom
+	cg, base := s.cg, s.oomBase
 	s.mu.Unlock()
-	if cg != nil && !oom && e.Status == 128+int(syscall.SIGKILL) {
-		if st, err := cg.Stats(); err == nil && st.OOMKills > 0 {
-			oom = true
-		}
+	// A process of the container OOM-killed in its life (the init or
+	// another): the kernel counted the kill before the victim died.
+	oom := false
+	if cg != nil {
+		n, err := cg.OOMKills()
+		oom = err == nil && n > base
 	}
 	ex := api.Exit{Pid: e.Pid, ExitCode: e.Status, ExitedAt: e.Timestamp.UTC(), OOMKilled: oom}
 	b, _ := json.Marshal(ex)
@@ -242,14 +242,16 @@ func (s *service) Create(ctx context.Context, req *api.CreateRequest) (*api.Crea
 	s.cfg.Reaper.Watch(p.Pid)
 	// Loading the cgroup reads many files: keep it off the start path.
 	s.cgReady = make(chan struct{})
-	go s.watchCgroup()
+	go s.afterCreate()
 	return &api.CreateResponse{Pid: uint32(p.Pid)}, nil
 }
 
-// watchCgroup loads the container's cgroup (for stats) and watches it for
-// OOM kills; cgReady is closed once it is done. It first lets go of the
-// host's network namespace directory (leaveNetnsDir).
-func (s *service) watchCgroup() {
+// afterCreate does what can wait until Create has answered: it reaps on
+// SIGCHLD for a container in the shim's pid namespace, lets go of the
+// host's network namespace directory (leaveNetnsDir), and loads the
+// container's cgroup (for stats and the OOM verdict); cgReady is closed
+// once it is done.
+func (s *service) afterCreate() {
 	defer close(s.cgReady)
 	l, err := readBundleLinux(s.cfg.Bundle)
 	if err == nil && !l.ownsPIDNamespace() {
@@ -271,21 +273,14 @@ func (s *service) watchCgroup() {
 		s.log.Warn("load cgroup", "path", path, "error", err)
 		return
 	}
-	events, err := cg.OOMEvents(s.ctx)
-	s.mu.Lock()
-	s.cg = cg
-	s.mu.Unlock()
+	// The OOM verdict at exit counts the kills since now.
+	base, err := cg.OOMKills()
 	if err != nil {
-		s.log.Warn("watch OOM events", "error", err)
-		return
+		s.log.Warn("read the cgroup's OOM kills", "path", path, "error", err)
 	}
-	go func() {
-		for range events {
-			s.mu.Lock()
-			s.oom = true
-			s.mu.Unlock()
-		}
-	}()
+	s.mu.Lock()
+	s.cg, s.oomBase = cg, base
+	s.mu.Unlock()
 }
 
 // bundleLinux is what the shim reads of the bundle's config.json.

@@ -615,6 +615,15 @@ func TestStatsAndOOM(t *testing.T) {
 			if e := oom.deleteAndShutdown(); e.ExitCode != 137 || !e.OOMKilled {
 				t.Errorf("delete: exit %+v, want 137 and OOM killed", e)
 			}
+
+			// Another process of the container OOM-killed: the
+			// container was, as Docker reports it, whatever its exit.
+			child := newContainer(t, rt, []string{"sh", "-c", "dd if=/dev/zero of=/dev/null bs=96M count=1; exit 3"}, withMemory(16<<20))
+			child.start()
+			if e := child.wait(); e.ExitCode != 3 || !e.OOMKilled {
+				t.Errorf("exit %+v, want 3 and OOM killed", e)
+			}
+			child.deleteAndShutdown()
 		})
 	}
 }

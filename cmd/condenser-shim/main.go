@@ -68,7 +68,7 @@ func main() {
 		restoreGOMAXPROCS()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		go trimWhenIdle(ctx)
+		trimWhenIdle(ctx)
 		if err := shim.Serve(o, version); err != nil {
 			fail(err)
 		}

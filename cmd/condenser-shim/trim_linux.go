@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -51,46 +52,62 @@ func rusage() (cpu time.Duration, faults int64) {
 }
 
 // trimWhenIdle unmaps the binary's read-only pages each time the shim goes
-// quiet after some work, until ctx is done.
+// quiet after some work, until ctx is done. It returns at once: each look
+// runs in a timer's callback, so an idle shim keeps no goroutine for it.
 func trimWhenIdle(ctx context.Context) {
-	var (
-		trimmed int64 // faults at the last trim: all of the start-up is work
-		buf     = make([]byte, 0, 8<<10)
-		err     error
-	)
-	last, _ := rusage()
-	wait := trimFirst
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		cpu, faults := rusage()
-		if cpu-last >= quietCPU {
-			wait = trimFirst
-		} else {
-			if faults-trimmed >= trimFaults {
-				if buf, err = dropExecutablePages(buf); err != nil {
-					fmt.Fprintln(os.Stderr, "condenser-shim: trim:", err)
-					return
-				}
-				cpu, trimmed = rusage()
-			}
-			wait = min(wait*2, trimMax)
-		}
-		last = cpu
-		t.Reset(wait)
+	tr := &trimmer{ctx: ctx, buf: make([]byte, 0, 8<<10), wait: trimFirst}
+	tr.last, _ = rusage()
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.timer = time.AfterFunc(trimFirst, tr.look)
+	context.AfterFunc(ctx, func() {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		tr.timer.Stop()
+	})
+}
+
+// trimmer is the state of trimWhenIdle between two looks.
+type trimmer struct {
+	ctx     context.Context
+	mu      sync.Mutex
+	timer   *time.Timer
+	buf     []byte        // for /proc/self/maps: a shim that never collects garbage keeps every allocation
+	trimmed int64         // faults at the last trim: all of the start-up is work
+	last    time.Duration // CPU time at the last look
+	wait    time.Duration // until the next look
+}
+
+// look trims if the shim has been quiet since the last look and has
+// faulted enough pages in since the last trim, then sets the next look.
+func (tr *trimmer) look() {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	if tr.ctx.Err() != nil {
+		return
 	}
+	cpu, faults := rusage()
+	if cpu-tr.last >= quietCPU {
+		tr.wait = trimFirst
+	} else {
+		if faults-tr.trimmed >= trimFaults {
+			var err error
+			if tr.buf, err = dropExecutablePages(tr.buf); err != nil {
+				fmt.Fprintln(os.Stderr, "condenser-shim: trim:", err)
+				return
+			}
+			cpu, tr.trimmed = rusage()
+		}
+		tr.wait = min(tr.wait*2, trimMax)
+	}
+	tr.last = cpu
+	tr.timer.Reset(tr.wait)
 }
 
 // dropExecutablePages unmaps the resident pages of the executable's
 // read-only mappings (text and read-only data): those of the file that
 // holds this function's code. Its writable data is private and must stay.
-// buf is a buffer to read /proc/self/maps into, returned for the next call:
-// a shim that never collects garbage keeps every allocation resident.
+// buf is a buffer to read /proc/self/maps into, returned for the next call.
 func dropExecutablePages(buf []byte) ([]byte, error) {
 	buf, err := readFull("/proc/self/maps", buf)
 	if err != nil {

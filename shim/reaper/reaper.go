@@ -34,10 +34,11 @@ const subscriberBuffer = 64
 // as the reaper does when the kernel has no pidfds. SIGCHLD costs the
 // process three threads (os/signal's).
 //
-// Delivery policy: exits are never dropped. Every Subscribe channel has its
-// own unbounded queue drained by its own goroutine, so a slow subscriber
-// delays only itself (its queue grows until it reads or unsubscribes) and
-// never blocks the reaper.
+// Delivery policy: exits are never dropped. Every subscriber (Subscribe,
+// Notify) has its own unbounded queue drained by a goroutine of its own,
+// which runs only while the queue is not empty, so a slow subscriber
+// delays only itself (its queue grows until it reads or unsubscribes),
+// never blocks the reaper, and an idle one costs no goroutine.
 type Reaper struct {
 	// forkMu keeps the reaper from reaping while a command is being started:
 	// Start holds it shared across cmd.Start and the registration of the new
@@ -49,9 +50,10 @@ type Reaper struct {
 	forkMu sync.RWMutex
 
 	mu      sync.Mutex
-	subs    map[<-chan Exit]*subscriber
-	waiters map[int]chan Exit   // pid -> Start channel
-	byChan  map[<-chan Exit]int // Start channel -> pid
+	subs    map[*subscriber]struct{}
+	byOut   map[<-chan Exit]*subscriber // Subscribe channel -> subscriber
+	waiters map[int]chan Exit           // pid -> Start channel
+	byChan  map[<-chan Exit]int         // Start channel -> pid
 
 	// exits is an epoll instance of pidfds, readable when a watched
 	// process has exited; nil when the kernel has no pidfds.
@@ -85,7 +87,8 @@ func New() (*Reaper, error) {
 		return nil, err
 	}
 	singleton = &Reaper{
-		subs:    make(map[<-chan Exit]*subscriber),
+		subs:    make(map[*subscriber]struct{}),
+		byOut:   make(map[<-chan Exit]*subscriber),
 		waiters: make(map[int]chan Exit),
 		byChan:  make(map[<-chan Exit]int),
 		exits:   exits,
@@ -287,7 +290,7 @@ func (r *Reaper) dispatch(e Exit) {
 		delete(r.byChan, ch)
 		ch <- e // capacity 1, exactly one send
 	}
-	for _, s := range r.subs {
+	for s := range r.subs {
 		s.push(e)
 	}
 }
@@ -296,17 +299,37 @@ func (r *Reaper) dispatch(e Exit) {
 // reaping order, until Unsubscribe. Nothing is dropped: exits the subscriber
 // has not read yet are queued without bound (see Reaper).
 func (r *Reaper) Subscribe() <-chan Exit {
-	s := &subscriber{
-		out:     make(chan Exit, subscriberBuffer),
-		wake:    make(chan struct{}, 1),
-		done:    make(chan struct{}),
-		stopped: make(chan struct{}),
+	out := make(chan Exit, subscriberBuffer)
+	s := &subscriber{done: make(chan struct{}), out: out}
+	s.deliver = func(e Exit) {
+		select {
+		case out <- e:
+		case <-s.done:
+		}
 	}
-	go s.forward()
 	r.mu.Lock()
-	r.subs[s.out] = s
+	r.subs[s] = struct{}{}
+	r.byOut[out] = s
 	r.mu.Unlock()
-	return s.out
+	return out
+}
+
+// Notify calls fn with every Exit reaped from now on, in reaping order,
+// until stop is called; stop returns once no call is under way. fn runs in
+// a goroutine that exists only while exits are queued for it (never in the
+// reaper's): a slow fn delays only its own exits, which are queued without
+// bound. fn must not call stop.
+func (r *Reaper) Notify(fn func(Exit)) (stop func()) {
+	s := &subscriber{done: make(chan struct{}), deliver: fn}
+	r.mu.Lock()
+	r.subs[s] = struct{}{}
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		delete(r.subs, s)
+		r.mu.Unlock()
+		s.stop()
+	}
 }
 
 // Unsubscribe stops delivery to ch, a channel from Subscribe or Start, and
@@ -314,8 +337,9 @@ func (r *Reaper) Subscribe() <-chan Exit {
 // ignored.
 func (r *Reaper) Unsubscribe(ch <-chan Exit) {
 	r.mu.Lock()
-	s, ok := r.subs[ch]
-	delete(r.subs, ch)
+	s, ok := r.byOut[ch]
+	delete(r.byOut, ch)
+	delete(r.subs, s)
 	if pid, ok := r.byChan[ch]; ok {
 		close(r.waiters[pid])
 		delete(r.waiters, pid)
@@ -324,6 +348,7 @@ func (r *Reaper) Unsubscribe(ch <-chan Exit) {
 	r.mu.Unlock()
 	if ok {
 		s.stop()
+		close(s.out)
 	}
 }
 
@@ -382,52 +407,66 @@ func ExitStatus(ws unix.WaitStatus) (status, signal int) {
 	}
 }
 
-// subscriber is one Subscribe channel with its unbounded queue.
+// subscriber is one Subscribe channel or Notify function with its
+// unbounded queue, drained by a goroutine that runs only while the queue is
+// not empty.
 type subscriber struct {
-	out     chan Exit
-	mu      sync.Mutex
-	queue   []Exit
-	wake    chan struct{} // capacity 1: queue is non-empty
+	deliver func(Exit)
+	out     chan Exit     // a Subscribe channel, closed by Unsubscribe
 	done    chan struct{} // closed by stop
-	stopped chan struct{} // closed when forward has returned
+
+	mu       sync.Mutex
+	queue    []Exit
+	draining bool // a drain goroutine runs
+	stopped  bool
+	drains   sync.WaitGroup
 }
 
-// push queues e; it never blocks.
+// push queues e and starts a drain if none runs; it never blocks.
 func (s *subscriber) push(e Exit) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return
+	}
 	s.queue = append(s.queue, e)
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if !s.draining {
+		s.draining = true
+		s.drains.Add(1)
+		go s.drain()
 	}
 }
 
-// forward moves queued exits to out, in order, until stop; then closes out.
-func (s *subscriber) forward() {
-	defer close(s.stopped)
-	defer close(s.out)
+// drain delivers the queued exits, in order, until the queue is empty or
+// the subscriber stopped.
+func (s *subscriber) drain() {
+	defer s.drains.Done()
 	for {
-		select {
-		case <-s.wake:
-		case <-s.done:
-			return
-		}
 		s.mu.Lock()
 		batch := s.queue
 		s.queue = nil
+		if len(batch) == 0 || s.stopped {
+			s.draining = false
+			s.mu.Unlock()
+			return
+		}
 		s.mu.Unlock()
 		for _, e := range batch {
 			select {
-			case s.out <- e:
 			case <-s.done:
-				return
+				return // stop is waiting; the rest is discarded
+			default:
+				s.deliver(e)
 			}
 		}
 	}
 }
 
+// stop ends delivery and waits for a drain under way.
 func (s *subscriber) stop() {
+	s.mu.Lock()
+	s.stopped = true
 	close(s.done)
-	<-s.stopped
+	s.mu.Unlock()
+	s.drains.Wait()
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -394,6 +395,78 @@ func TestSlowSubscriberLosesNothing(t *testing.T) {
 		case <-timeout:
 			t.Fatalf("%d exits never delivered", len(want))
 		}
+	}
+}
+
+// Notify calls its function with every exit, in reaping order, from a
+// goroutine that exists only while exits are queued; after stop, never.
+func TestNotify(t *testing.T) {
+	r := startReaper(t)
+	var (
+		mu   sync.Mutex
+		seen []int
+	)
+	release := make(chan struct{})
+	stop := r.Notify(func(e Exit) {
+		<-release // slow: the exits queue up meanwhile
+		mu.Lock()
+		seen = append(seen, e.Pid)
+		mu.Unlock()
+	})
+	var want []int
+	for range 5 {
+		cmd := exec.Command("true")
+		ch, err := r.Start(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := waitWithDeadline(t, r, cmd, ch); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, cmd.Process.Pid)
+	}
+	close(release)
+	var s *subscriber
+	r.mu.Lock()
+	for x := range r.subs {
+		if x.out == nil {
+			s = x
+		}
+	}
+	r.mu.Unlock()
+	eventually := time.Now().Add(deadline)
+	for {
+		mu.Lock()
+		got := slices.Clone(seen)
+		mu.Unlock()
+		s.mu.Lock()
+		draining := s.draining
+		s.mu.Unlock()
+		if len(got) == len(want) && !draining {
+			if !slices.Equal(got, want) {
+				t.Fatalf("exits %v, want %v (in order)", got, want)
+			}
+			break
+		}
+		if time.Now().After(eventually) {
+			t.Fatalf("exits %v, want %v; draining %v", got, want, draining)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	stop()
+	cmd := exec.Command("true")
+	ch, err := r.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := waitWithDeadline(t, r, cmd, ch); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != len(want) {
+		t.Errorf("an exit delivered after stop: %v", seen)
 	}
 }
 

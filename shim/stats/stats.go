@@ -16,8 +16,6 @@ package stats
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -26,9 +24,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/raind/condenser/internal/errdefs"
 )
@@ -375,186 +370,24 @@ func (c *Cgroup) Pids() ([]int, error) {
 	return slices.Compact(pids), nil
 }
 
-// OOMEvents returns a channel that receives a value each time the kernel
-// OOM-kills a process of the cgroup — one value per increment of the
-// cgroup's oom_kill counter (the one Stats reports as OOMKills) — until ctx
-// is done; then the channel is closed and every resource it holds (eventfd
-// or inotify descriptor, goroutines) is released. A value is delivered even
-// if the reader is slow (sends block until read or ctx is done).
-//
-// The channel may also close early when the cgroup is removed, since no
-// event can follow: always on v1 (removal signals the eventfd), on v2 when
-// the kernel reports the removal of the watched memory.events. Kills that happened before OOMEvents was called are not
-// reported.
-//
-// v1 waits on an eventfd registered on memory.oom_control through
-// cgroup.event_control. The kernel signals it when the cgroup hits its limit, just
-// before the OOM killer picks a victim, so after each signal the watcher
-// waits briefly for oom_kill to move; an OOM without a kill (OOM killer
-// disabled, or a victim already dying) sends nothing. On kernels older than
-// 4.13, which have no oom_kill counter, each signal is one value.
-//
-// v2 watches memory.events with inotify (the kernel notifies on every change
-// of it) and reads its oom_kill counter. cgroup2.Manager.EventChan is not
-// used: its goroutine can only stop when the cgroup empties, not on ctx.
-//
-// The error wraps errdefs.ErrUnavailable when the cgroup has no memory
-// controller, errdefs.ErrNotFound when it has been removed.
-func (c *Cgroup) OOMEvents(ctx context.Context) (<-chan struct{}, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
+// OOMKills reads the cgroup's oom_kill counter alone: the number of its
+// processes the kernel's OOM killer has killed so far (Stats.OOMKills; 0
+// on v1 kernels older than 4.13, which have no counter). The kernel counts
+// a kill when it picks the victim, before the victim is gone. The error
+// wraps errdefs.ErrUnavailable when the cgroup has no memory controller,
+// errdefs.ErrNotFound when it has been removed.
+func (c *Cgroup) OOMKills() (uint64, error) {
+	if c.v2 {
+		return c.oomKillV2()
 	}
-	if c.V2() {
-		return c.oomEventsV2(ctx)
-	}
-	return c.oomEventsV1(ctx)
-}
-
-// oomWait bounds how long, after a v1 OOM notification, the watcher waits
-// for the kernel to bump oom_kill (it does so microseconds later, in the
-// same call path, unless the kill is stuck behind the global oom_lock).
-const (
-	oomWait     = 2 * time.Second
-	oomWaitTick = 5 * time.Millisecond
-)
-
-func (c *Cgroup) oomEventsV1(ctx context.Context) (<-chan struct{}, error) {
 	if c.memDir1 == "" {
-		return nil, fmt.Errorf("cgroup %s: oom events: no memory controller: %w", c.path, errdefs.ErrUnavailable)
+		return 0, fmt.Errorf("cgroup %s: oom kills: no memory controller: %w", c.path, errdefs.ErrUnavailable)
 	}
-	f, err := oomEventFDV1(c.memDir1)
-	if err != nil {
-		if !c.exists() {
-			return nil, c.errDeleted()
-		}
-		return nil, fmt.Errorf("cgroup %s: oom events: %w", c.path, err)
+	n, _, err := readOOMKillV1(c.memDir1)
+	if err != nil && !c.exists() {
+		return 0, c.errDeleted()
 	}
-	// The baseline is read after registering, so a kill in between is missed
-	// rather than double counted.
-	last, counted, err := readOOMKillV1(c.memDir1)
-	if err != nil {
-		f.Close()
-		if !c.exists() {
-			return nil, c.errDeleted()
-		}
-		return nil, fmt.Errorf("cgroup %s: oom events: %w", c.path, err)
-	}
-
-	ch := make(chan struct{}, 1)
-	go func() {
-		release := closeOnDone(ctx, f)
-		defer func() {
-			release() // before close(ch): the eventfd is gone when ch closes
-			close(ch)
-		}()
-
-		send := func() bool {
-			select {
-			case ch <- struct{}{}:
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		}
-		buf := make([]byte, 8)
-		for {
-			if _, err := f.Read(buf); err != nil {
-				return // closed (ctx done) or broken
-			}
-			// Removing the cgroup also signals its eventfds.
-			if !c.exists() {
-				return
-			}
-			if !counted {
-				for n := binary.NativeEndian.Uint64(buf); n > 0; n-- {
-					if !send() {
-						return
-					}
-				}
-				continue
-			}
-			cur, err := awaitOOMKillV1(ctx, c.memDir1, last)
-			if err != nil {
-				return // ctx done or cgroup gone
-			}
-			for ; last < cur; last++ {
-				if !send() {
-					return
-				}
-			}
-			last = cur
-		}
-	}()
-	return ch, nil
-}
-
-// oomEventFDV1 registers a new eventfd for the OOM notifications of the v1
-// memory cgroup at memDir. It is non-blocking, so that os.File puts it in
-// the runtime poller and Close from another goroutine wakes a pending Read.
-func oomEventFDV1(memDir string) (*os.File, error) {
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		return nil, fmt.Errorf("eventfd: %w", err)
-	}
-	f := os.NewFile(uintptr(efd), "oom-eventfd")
-	// The kernel keeps its own reference to oom_control once registered.
-	ctl, err := unix.Open(filepath.Join(memDir, "memory.oom_control"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		f.Close()
-		return nil, &fs.PathError{Op: "open", Path: filepath.Join(memDir, "memory.oom_control"), Err: err}
-	}
-	defer unix.Close(ctl)
-	if err := os.WriteFile(filepath.Join(memDir, "cgroup.event_control"), []byte(strconv.Itoa(efd)+" "+strconv.Itoa(ctl)), 0); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
-// closeOnDone closes f when ctx is done, which wakes a Read pending on it
-// (f must be in the runtime poller: a non-blocking descriptor). The
-// returned release closes f now if ctx is not done yet; either way f is
-// closed when release returns.
-func closeOnDone(ctx context.Context, f *os.File) (release func()) {
-	closed := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		f.Close()
-		close(closed)
-	})
-	return func() {
-		if stop() {
-			f.Close()
-		} else {
-			<-closed
-		}
-	}
-}
-
-// awaitOOMKillV1 returns memory.oom_control's oom_kill once it differs from
-// last, or as it is after oomWait: the OOM notification comes just before
-// the kill is counted.
-func awaitOOMKillV1(ctx context.Context, memDir string, last uint64) (uint64, error) {
-	cur, _, err := readOOMKillV1(memDir)
-	if err != nil || cur != last {
-		return cur, err
-	}
-	timeout := time.NewTimer(oomWait)
-	defer timeout.Stop()
-	tick := time.NewTicker(oomWaitTick)
-	defer tick.Stop()
-	for cur == last {
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-timeout.C:
-			return cur, nil
-		case <-tick.C:
-			if cur, _, err = readOOMKillV1(memDir); err != nil {
-				return 0, err
-			}
-		}
-	}
-	return cur, nil
+	return n, err
 }
 
 // readOOMKillV1 reads oom_kill from memory.oom_control; counted is false on
@@ -574,75 +407,6 @@ func readOOMKillV1(memDir string) (n uint64, counted bool, err error) {
 		}
 	}
 	return 0, false, sc.Err()
-}
-
-func (c *Cgroup) oomEventsV2(ctx context.Context) (<-chan struct{}, error) {
-	events := filepath.Join(c.dir2, "memory.events")
-	ifd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
-	if err != nil {
-		return nil, fmt.Errorf("cgroup %s: oom events: inotify: %w", c.path, err)
-	}
-	f := os.NewFile(uintptr(ifd), "oom-inotify")
-	if _, err := unix.InotifyAddWatch(ifd, events, unix.IN_MODIFY); err != nil {
-		f.Close()
-		if !c.exists() {
-			return nil, c.errDeleted()
-		}
-		if errors.Is(err, unix.ENOENT) {
-			return nil, fmt.Errorf("cgroup %s: oom events: no memory controller (memory.events missing): %w", c.path, errdefs.ErrUnavailable)
-		}
-		return nil, fmt.Errorf("cgroup %s: oom events: watch %s: %w", c.path, events, err)
-	}
-	// Baseline after the watch is in place: a kill in between is missed
-	// rather than double counted.
-	last, err := c.oomKillV2()
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("cgroup %s: oom events: %w", c.path, err)
-	}
-
-	ch := make(chan struct{}, 1)
-	go func() {
-		release := closeOnDone(ctx, f)
-		defer func() {
-			release() // before close(ch): the descriptor is gone when ch closes
-			close(ch)
-		}()
-
-		buf := make([]byte, 64*(unix.SizeofInotifyEvent+unix.NAME_MAX+1))
-		for {
-			n, err := f.Read(buf)
-			if err != nil {
-				return // closed (ctx done) or broken
-			}
-			gone := false
-			for off := 0; off+unix.SizeofInotifyEvent <= n; {
-				// struct inotify_event: wd int32, mask, cookie, len uint32, name.
-				mask := binary.NativeEndian.Uint32(buf[off+4:])
-				nameLen := binary.NativeEndian.Uint32(buf[off+12:])
-				if mask&(unix.IN_IGNORED|unix.IN_DELETE_SELF) != 0 {
-					gone = true // the file, so the cgroup, was removed
-				}
-				off += unix.SizeofInotifyEvent + int(nameLen)
-			}
-			cur, err := c.oomKillV2()
-			if err != nil {
-				return // removed
-			}
-			for ; last < cur; last++ {
-				select {
-				case ch <- struct{}{}:
-				case <-ctx.Done():
-					return
-				}
-			}
-			last = cur
-			if gone {
-				return
-			}
-		}
-	}()
-	return ch, nil
 }
 
 // oomKillV2 reads oom_kill from memory.events.

@@ -2,7 +2,6 @@ package stats
 
 import (
 	"bufio"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -386,6 +385,9 @@ func TestStatsUnlimitedAndDeleted(t *testing.T) {
 	if _, err := c.Pids(); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("Pids of a deleted cgroup: err = %v, want ErrNotFound", err)
 	}
+	if _, err := c.OOMKills(); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("OOMKills of a deleted cgroup: err = %v, want ErrNotFound", err)
+	}
 	if _, err := Load(tc.path); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("Load of a deleted cgroup: err = %v, want ErrNotFound", err)
 	}
@@ -398,11 +400,8 @@ func TestOOMKill(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load(%s): %v", tc.path, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	events, err := c.OOMEvents(ctx)
-	if err != nil {
-		t.Fatalf("OOMEvents: %v", err)
+	if n, err := c.OOMKills(); err != nil || n != 0 {
+		t.Fatalf("OOMKills of a new cgroup = %d, %v; want 0", n, err)
 	}
 
 	ch := startChild(t, alloc)
@@ -410,30 +409,10 @@ func TestOOMKill(t *testing.T) {
 		t.Fatalf("add child to cgroup: %v", err)
 	}
 	ch.run(t)
-
-	select {
-	case _, ok := <-events:
-		if !ok {
-			t.Fatal("OOM event channel closed before any event")
-		}
-	case <-ch.done:
-		// The child died: the event must still come.
-		select {
-		case _, ok := <-events:
-			if !ok {
-				t.Fatal("OOM event channel closed before any event")
-			}
-		case <-time.After(waitLong):
-			t.Fatalf("child exited (%v) but no OOM event in %s", ch.waitErr, waitLong)
-		}
-	case <-time.After(waitLong):
-		t.Fatalf("no OOM event in %s", waitLong)
-	}
-
 	select {
 	case <-ch.done:
 	case <-time.After(waitLong):
-		t.Fatalf("OOM event, but the child is still running after %s", waitLong)
+		t.Fatalf("the child is still running after %s", waitLong)
 	}
 	var ee *exec.ExitError
 	if !errors.As(ch.waitErr, &ee) {
@@ -443,114 +422,21 @@ func TestOOMKill(t *testing.T) {
 		t.Fatalf("child exit: %v, want killed by SIGKILL", ch.waitErr)
 	}
 
+	// Counted when the victim was picked: by the time it is reaped.
+	n, err := c.OOMKills()
+	if err != nil || n < 1 {
+		t.Errorf("OOMKills after the kill = %d, %v; want ≥ 1", n, err)
+	}
 	st, err := c.Stats()
 	if err != nil {
 		t.Fatalf("Stats: %v", err)
 	}
 	t.Logf("v2=%v stats after OOM: %+v", c.V2(), *st)
-	if st.OOMKills < 1 {
-		t.Errorf("OOMKills = %d, want ≥ 1", st.OOMKills)
+	if st.OOMKills != n {
+		t.Errorf("Stats.OOMKills = %d, OOMKills %d", st.OOMKills, n)
 	}
 	if st.MemoryLimit != memLimit {
 		t.Errorf("MemoryLimit = %d, want %d", st.MemoryLimit, memLimit)
-	}
-
-	cancel()
-	waitClosed(t, events)
-}
-
-// waitClosed drains ch until it is closed.
-func waitClosed(t *testing.T, ch <-chan struct{}) {
-	t.Helper()
-	timeout := time.After(waitLong)
-	for {
-		select {
-		case _, ok := <-ch:
-			if !ok {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("event channel not closed in %s", waitLong)
-		}
-	}
-}
-
-func countFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
-// TestOOMEventsRelease: cancelling ctx closes the channel and releases the
-// descriptor and goroutines; several watchers at once do not interfere.
-func TestOOMEventsRelease(t *testing.T) {
-	tc := newTestCgroup(t, 64*mib, 0)
-	c, err := Load(tc.path)
-	if err != nil {
-		t.Fatalf("Load(%s): %v", tc.path, err)
-	}
-	fds, goroutines := countFDs(t), runtime.NumGoroutine()
-
-	var cancels []context.CancelFunc
-	var chans []<-chan struct{}
-	for range 3 {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		ch, err := c.OOMEvents(ctx)
-		if err != nil {
-			t.Fatalf("OOMEvents: %v", err)
-		}
-		cancels, chans = append(cancels, cancel), append(chans, ch)
-	}
-	if got := countFDs(t); got != fds+3 {
-		t.Logf("fds with 3 watchers: %d (before: %d)", got, fds)
-	}
-	for i := range chans {
-		cancels[i]()
-		waitClosed(t, chans[i])
-	}
-	if got := countFDs(t); got != fds {
-		t.Errorf("open fds after cancel: %d, before: %d", got, fds)
-	}
-	eventually(t, "goroutines back to the baseline", func() (bool, string) {
-		n := runtime.NumGoroutine()
-		return n <= goroutines, fmt.Sprintf("%d goroutines, %d before", n, goroutines)
-	})
-
-	// A ctx already done is refused.
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := c.OOMEvents(ctx); err == nil {
-		t.Error("OOMEvents with a cancelled ctx: no error")
-	}
-}
-
-// TestOOMEventsCgroupRemoved: removing the cgroup closes the channel.
-func TestOOMEventsCgroupRemoved(t *testing.T) {
-	tc := newTestCgroup(t, 64*mib, 0)
-	c, err := Load(tc.path)
-	if err != nil {
-		t.Fatalf("Load(%s): %v", tc.path, err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ch, err := c.OOMEvents(ctx)
-	if err != nil {
-		t.Fatalf("OOMEvents: %v", err)
-	}
-	if err := tc.delete(); err != nil {
-		t.Fatalf("delete: %v", err)
-	}
-	select {
-	case _, ok := <-ch:
-		if ok {
-			t.Fatal("an OOM event for a removed, empty cgroup")
-		}
-	case <-time.After(waitLong):
-		t.Fatalf("channel not closed %s after the cgroup was removed", waitLong)
 	}
 }
 
@@ -623,8 +509,8 @@ func TestV2OnHybridUnifiedMount(t *testing.T) {
 	if pids, err := c.Pids(); err != nil || !slices.Equal(pids, []int{ch.cmd.Process.Pid}) {
 		t.Errorf("Pids = %v, %v; want [%d]", pids, err, ch.cmd.Process.Pid)
 	}
-	if _, err := c.OOMEvents(context.Background()); !errors.Is(err, errdefs.ErrUnavailable) {
-		t.Errorf("OOMEvents without a memory controller: err = %v, want ErrUnavailable", err)
+	if _, err := c.OOMKills(); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Errorf("OOMKills without a memory controller: err = %v, want ErrUnavailable", err)
 	}
 
 	_ = ch.cmd.Process.Kill()
