@@ -45,7 +45,7 @@ func TestMain(m *testing.M) {
 	// with the race detector (its reports go to the shims' logs, or where
 	// GORACE's log_path says).
 	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", shimBinary, "../cmd/condenser-shim")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOEXPERIMENT=nogreenteagc") // the Makefile's SHIM_GOEXPERIMENT
 	if os.Getenv("CONDENSER_SHIM_RACE") == "1" {
 		build = exec.Command("go", "build", "-race", "-o", shimBinary, "../cmd/condenser-shim")
 		build.Env = append(os.Environ(), "CGO_ENABLED=1")
