@@ -68,7 +68,6 @@ type service struct {
 	logw    *logging.Writer
 	copiers sync.WaitGroup
 	cg      *stats.Cgroup
-	oomBase uint64 // the cgroup's OOM kills when it was loaded
 
 	cgReady chan struct{} // closed once cg is loaded (or could not be)
 
@@ -129,14 +128,15 @@ func (s *service) setExit(e reaper.Exit) {
 		<-ready // the OOM verdict needs the cgroup
 	}
 	s.mu.Lock()
-	cg, base := s.cg, s.oomBase
+	cg := s.cg
 	s.mu.Unlock()
 	// A process of the container OOM-killed in its life (the init or
-	// another): the kernel counted the kill before the victim died.
+	// another): the kernel counted the kill before the victim died. The
+	// cgroup is the container's own, made by its create.
 	oom := false
 	if cg != nil {
 		n, err := cg.OOMKills()
-		oom = err == nil && n > base
+		oom = err == nil && n > 0
 	}
 	ex := api.Exit{Pid: e.Pid, ExitCode: e.Status, ExitedAt: e.Timestamp.UTC(), OOMKilled: oom}
 	b, _ := json.Marshal(ex)
@@ -254,8 +254,9 @@ func (s *service) Create(ctx context.Context, req *api.CreateRequest) (*api.Crea
 func (s *service) afterCreate() {
 	defer close(s.cgReady)
 	l, err := readBundleLinux(s.cfg.Bundle)
-	if err == nil && !l.ownsPIDNamespace() {
-		// Its orphans come to the shim, which cannot know their pids.
+	if !l.ownsPIDNamespace() {
+		// Its orphans come to the shim, which cannot know their pids (nor
+		// can it tell without the bundle's config).
 		s.cfg.Reaper.ReapOnSignal()
 	}
 	if ns := l.netns(); ns != "" {
@@ -273,13 +274,8 @@ func (s *service) afterCreate() {
 		s.log.Warn("load cgroup", "path", path, "error", err)
 		return
 	}
-	// The OOM verdict at exit counts the kills since now.
-	base, err := cg.OOMKills()
-	if err != nil {
-		s.log.Warn("read the cgroup's OOM kills", "path", path, "error", err)
-	}
 	s.mu.Lock()
-	s.cg, s.oomBase = cg, base
+	s.cg = cg
 	s.mu.Unlock()
 }
 

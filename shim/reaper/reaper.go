@@ -30,7 +30,7 @@ const subscriberBuffer = 64
 // included. A child it does not know of (an orphan of a process that is
 // not its child, re-parented to this subreaper) is reaped at the next
 // exit seen; where such orphans are expected (a container sharing this
-// process's pid namespace), ReapOnSignal reaps on every SIGCHLD instead,
+// process's pid namespace), ReapOnSignal reaps on every SIGCHLD as well,
 // as the reaper does when the kernel has no pidfds. SIGCHLD costs the
 // process three threads (os/signal's).
 //
