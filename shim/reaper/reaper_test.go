@@ -236,6 +236,34 @@ func zombieChildren(t *testing.T) []int {
 	return zombies
 }
 
+// startOrphans runs `sh -c script` through r; the script leaves two
+// background processes and prints their pids. It returns sh's pid and
+// theirs once sh has exited (they are the reaper's children then).
+func startOrphans(t *testing.T, r *Reaper, script string) (sh int, orphans []int) {
+	t.Helper()
+	cmd := exec.Command("sh", "-c", script)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	ch, err := r.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, err := waitWithDeadline(t, r, cmd, ch); err != nil || status != 0 {
+		t.Fatalf("Wait = %d, %v", status, err)
+	}
+	for _, s := range strings.Fields(out.String()) {
+		pid, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("bad output %q", out.String())
+		}
+		orphans = append(orphans, pid)
+	}
+	if len(orphans) != 2 {
+		t.Fatalf("expected two background pids, got %q", out.String())
+	}
+	return cmd.Process.Pid, orphans
+}
+
 // withSignals turns ReapOnSignal off again at the end of a test, once its
 // Run (startReaper, which must come after it) has returned.
 func withSignals(t *testing.T, r *Reaper) {
@@ -270,28 +298,10 @@ func TestOrphansAreReaped(t *testing.T) {
 	sub := r.Subscribe()
 	defer r.Unsubscribe(sub)
 
-	cmd := exec.Command("sh", "-c", `sleep 0.5 >/dev/null & echo $!; sleep 0.5 >/dev/null & echo $!; exit 0`)
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	ch, err := r.Start(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if status, err := waitWithDeadline(t, r, cmd, ch); err != nil || status != 0 {
-		t.Fatalf("Wait = %d, %v", status, err)
-	}
-	want := map[int]bool{cmd.Process.Pid: true}
-	var orphans []int
-	for _, s := range strings.Fields(out.String()) {
-		pid, err := strconv.Atoi(s)
-		if err != nil {
-			t.Fatalf("bad output %q", out.String())
-		}
+	sh, orphans := startOrphans(t, r, `sleep 0.5 >/dev/null & echo $!; sleep 0.5 >/dev/null & echo $!; exit 0`)
+	want := map[int]bool{sh: true}
+	for _, pid := range orphans {
 		want[pid] = true
-		orphans = append(orphans, pid)
-	}
-	if len(orphans) != 2 {
-		t.Fatalf("expected two background pids, got %q", out.String())
 	}
 	// The sh has exited; any sleep still alive now belongs to us.
 	me := os.Getpid()
@@ -515,20 +525,8 @@ func TestWatchedOrphanIsReaped(t *testing.T) {
 	defer r.Unsubscribe(sub)
 
 	// Two orphans: one watched, exiting after the unnamed one.
-	cmd := exec.Command("sh", "-c", `sleep 0.2 >/dev/null & echo $!; sleep 0.6 >/dev/null & echo $!; exit 0`)
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	ch, err := r.Start(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if status, err := waitWithDeadline(t, r, cmd, ch); err != nil || status != 0 {
-		t.Fatalf("Wait = %d, %v", status, err)
-	}
-	var unnamed, watched int
-	if _, err := fmt.Sscan(out.String(), &unnamed, &watched); err != nil {
-		t.Fatalf("bad output %q: %v", out.String(), err)
-	}
+	_, orphans := startOrphans(t, r, `sleep 0.2 >/dev/null & echo $!; sleep 0.6 >/dev/null & echo $!; exit 0`)
+	unnamed, watched := orphans[0], orphans[1]
 	r.Watch(watched)
 
 	timeout := time.After(deadline)
