@@ -236,6 +236,20 @@ func zombieChildren(t *testing.T) []int {
 	return zombies
 }
 
+// runTrue runs `true` through r and returns its pid once it is reaped.
+func runTrue(t *testing.T, r *Reaper) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	ch, err := r.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := waitWithDeadline(t, r, cmd, ch); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
+}
+
 // startOrphans runs `sh -c script` through r; the script leaves two
 // background processes and prints their pids. It returns sh's pid and
 // theirs once sh has exited (they are the reaper's children then).
@@ -425,15 +439,7 @@ func TestNotify(t *testing.T) {
 	})
 	var want []int
 	for range 5 {
-		cmd := exec.Command("true")
-		ch, err := r.Start(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := waitWithDeadline(t, r, cmd, ch); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, cmd.Process.Pid)
+		want = append(want, runTrue(t, r))
 	}
 	close(release)
 	var s *subscriber
@@ -465,14 +471,7 @@ func TestNotify(t *testing.T) {
 	}
 
 	stop()
-	cmd := exec.Command("true")
-	ch, err := r.Start(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := waitWithDeadline(t, r, cmd, ch); err != nil {
-		t.Fatal(err)
-	}
+	runTrue(t, r)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(seen) != len(want) {
