@@ -3,12 +3,10 @@ package shim
 import (
 	"context"
 	"fmt"
-	"net"
 	goruntime "runtime"
 
-	"github.com/containerd/ttrpc"
-
 	"github.com/raind/condenser/shim/api"
+	"github.com/raind/condenser/shim/client"
 )
 
 // StackDumpHeader starts the dump Stacks returns; %d is the number of
@@ -33,16 +31,10 @@ func (s *service) Stacks(context.Context, *api.StacksRequest) (*api.StacksRespon
 // Stacks asks the shim serving o's socket for its goroutines' stacks
 // (`condenser-shim stacks`).
 func Stacks(ctx context.Context, o Options) (string, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", o.socket())
+	c, err := client.Dial(ctx, o.socket())
 	if err != nil {
 		return "", err
 	}
-	c := ttrpc.NewClient(conn)
 	defer c.Close()
-	r, err := api.NewShimClient(c).Stacks(ctx, &api.StacksRequest{})
-	if err != nil {
-		return "", api.FromStatus(err)
-	}
-	return r.Dump, nil
+	return c.Stacks(ctx)
 }

@@ -222,6 +222,12 @@ func Serve(o Options, version string) error {
 	if err != nil {
 		return err
 	}
+	if o.droplet() {
+		// Droplet's own processes (its terminal shim, its init before it
+		// runs the container's process) come to the shim as orphans the
+		// driver does not name.
+		r.ReapOnSignal()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go r.Run(ctx)
@@ -330,17 +336,14 @@ func leaveNetnsDir(netns string) error {
 	return err
 }
 
+// droplet tells whether the runtime is Droplet.
+func (o Options) droplet() bool { return filepath.Base(o.Runtime) == "droplet" }
+
 // newDriver picks the runtime driver by the runtime binary's name: Droplet
 // (whose root is its RAIND_ROOT_DIR), or the OCI command line of runc and
 // crun.
 func newDriver(o Options, m runtime.Monitor) runtime.Driver {
-	if filepath.Base(o.Runtime) == "droplet" {
-		// Droplet's own processes (its terminal shim, its init before it
-		// runs the container's process) come to the shim as orphans the
-		// driver does not name.
-		if r, ok := m.(*reaper.Reaper); ok {
-			r.ReapOnSignal()
-		}
+	if o.droplet() {
 		return &runtime.Droplet{Binary: o.Runtime, RootDir: o.RuntimeRoot, Monitor: m}
 	}
 	return &runtime.OCI{Binary: o.Runtime, Root: o.RuntimeRoot, Monitor: m}

@@ -76,6 +76,16 @@ type field struct {
 	elem     reflect.Type // the message struct of a message field
 }
 
+// wireType is how one value of f is written: length-delimited (strings,
+// bytes, messages) or a varint (the scalars).
+func (f field) wireType() protowire.Type {
+	switch f.kind {
+	case reflect.String, reflect.Slice, reflect.Pointer:
+		return protowire.BytesType
+	}
+	return protowire.VarintType
+}
+
 // fieldsCache holds the fields of each message type, read from its tags
 // once.
 var fieldsCache sync.Map // reflect.Type -> []field
@@ -117,7 +127,7 @@ func appendMessage(b []byte, v reflect.Value) []byte {
 		switch {
 		case !f.repeated:
 			b = appendValue(b, f, fv, false)
-		case f.kind == reflect.String || f.kind == reflect.Pointer:
+		case f.wireType() == protowire.BytesType:
 			for i := range fv.Len() {
 				b = appendValue(b, f, fv.Index(i), true)
 			}
@@ -211,7 +221,8 @@ func decodeMessage(b []byte, v reflect.Value) error {
 // decodeField decodes one value of f, of wire type typ, from b into fv
 // and returns its length.
 func decodeField(b []byte, typ protowire.Type, f field, fv reflect.Value) (int, error) {
-	scalar := f.kind != reflect.String && f.kind != reflect.Pointer && !(f.kind == reflect.Slice && !f.repeated)
+	want := f.wireType()
+	scalar := want == protowire.VarintType
 	if scalar && f.repeated && typ == protowire.BytesType { // packed
 		packed, n := protowire.ConsumeBytes(b)
 		if n < 0 {
@@ -226,10 +237,6 @@ func decodeField(b []byte, typ protowire.Type, f field, fv reflect.Value) (int, 
 			packed = packed[m:]
 		}
 		return n, nil
-	}
-	want := protowire.BytesType
-	if scalar {
-		want = protowire.VarintType
 	}
 	if typ != want {
 		return protowire.ConsumeFieldValue(f.num, typ, b), nil

@@ -13,10 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// subscriberBuffer is the capacity of a Subscribe channel. It is only a
-// cushion: exits that do not fit wait in the subscriber's unbounded queue.
-const subscriberBuffer = 64
-
 // Reaper reaps every child of this process. One per process.
 //
 // Once Run is running, no other code in the process may wait for children
@@ -34,11 +30,11 @@ const subscriberBuffer = 64
 // as the reaper does when the kernel has no pidfds. SIGCHLD costs the
 // process three threads (os/signal's).
 //
-// Delivery policy: exits are never dropped. Every subscriber (Subscribe,
-// Notify) has its own unbounded queue drained by a goroutine of its own,
-// which runs only while the queue is not empty, so a slow subscriber
-// delays only itself (its queue grows until it reads or unsubscribes),
-// never blocks the reaper, and an idle one costs no goroutine.
+// Delivery policy: exits are never dropped. Every Notify function has its
+// own unbounded queue drained by a goroutine of its own, which runs only
+// while the queue is not empty, so a slow function delays only itself (its
+// queue grows until it returns or is stopped), never blocks the reaper,
+// and an idle one costs no goroutine.
 type Reaper struct {
 	// forkMu keeps the reaper from reaping while a command is being started:
 	// Start holds it shared across cmd.Start and the registration of the new
@@ -51,9 +47,8 @@ type Reaper struct {
 
 	mu      sync.Mutex
 	subs    map[*subscriber]struct{}
-	byOut   map[<-chan Exit]*subscriber // Subscribe channel -> subscriber
-	waiters map[int]chan Exit           // pid -> Start channel
-	byChan  map[<-chan Exit]int         // Start channel -> pid
+	waiters map[int]chan Exit   // pid -> Start channel
+	byChan  map[<-chan Exit]int // Start channel -> pid
 
 	// exits is an epoll instance of pidfds, readable when a watched
 	// process has exited; nil when the kernel has no pidfds.
@@ -88,7 +83,6 @@ func New() (*Reaper, error) {
 	}
 	singleton = &Reaper{
 		subs:    make(map[*subscriber]struct{}),
-		byOut:   make(map[<-chan Exit]*subscriber),
 		waiters: make(map[int]chan Exit),
 		byChan:  make(map[<-chan Exit]int),
 		exits:   exits,
@@ -295,25 +289,6 @@ func (r *Reaper) dispatch(e Exit) {
 	}
 }
 
-// Subscribe returns a channel receiving every Exit reaped from now on, in
-// reaping order, until Unsubscribe. Nothing is dropped: exits the subscriber
-// has not read yet are queued without bound (see Reaper).
-func (r *Reaper) Subscribe() <-chan Exit {
-	out := make(chan Exit, subscriberBuffer)
-	s := &subscriber{done: make(chan struct{}), out: out}
-	s.deliver = func(e Exit) {
-		select {
-		case out <- e:
-		case <-s.done:
-		}
-	}
-	r.mu.Lock()
-	r.subs[s] = struct{}{}
-	r.byOut[out] = s
-	r.mu.Unlock()
-	return out
-}
-
 // Notify calls fn with every Exit reaped from now on, in reaping order,
 // until stop is called; stop returns once no call is under way. fn runs in
 // a goroutine that exists only while exits are queued for it (never in the
@@ -332,23 +307,16 @@ func (r *Reaper) Notify(fn func(Exit)) (stop func()) {
 	}
 }
 
-// Unsubscribe stops delivery to ch, a channel from Subscribe or Start, and
-// closes it; exits still queued for it are discarded. Unknown channels are
+// Unsubscribe gives up ch, a channel from Start, and closes it: the
+// process is still reaped, its exit is not delivered. Unknown channels are
 // ignored.
 func (r *Reaper) Unsubscribe(ch <-chan Exit) {
 	r.mu.Lock()
-	s, ok := r.byOut[ch]
-	delete(r.byOut, ch)
-	delete(r.subs, s)
+	defer r.mu.Unlock()
 	if pid, ok := r.byChan[ch]; ok {
 		close(r.waiters[pid])
 		delete(r.waiters, pid)
 		delete(r.byChan, ch)
-	}
-	r.mu.Unlock()
-	if ok {
-		s.stop()
-		close(s.out)
 	}
 }
 
@@ -407,12 +375,10 @@ func ExitStatus(ws unix.WaitStatus) (status, signal int) {
 	}
 }
 
-// subscriber is one Subscribe channel or Notify function with its
-// unbounded queue, drained by a goroutine that runs only while the queue is
-// not empty.
+// subscriber is one Notify function with its unbounded queue, drained by
+// a goroutine that runs only while the queue is not empty.
 type subscriber struct {
 	deliver func(Exit)
-	out     chan Exit     // a Subscribe channel, closed by Unsubscribe
 	done    chan struct{} // closed by stop
 
 	mu       sync.Mutex

@@ -236,6 +236,27 @@ func zombieChildren(t *testing.T) []int {
 	return zombies
 }
 
+// subscribeBuffer is the capacity of a subscribe channel: the reaper's
+// queue holds what does not fit.
+const subscribeBuffer = 64
+
+// subscribe returns a channel receiving every exit reaped from now on
+// (Notify) until the test ends.
+func subscribe(t *testing.T, r *Reaper) <-chan Exit {
+	ch, done := make(chan Exit, subscribeBuffer), make(chan struct{})
+	stop := r.Notify(func(e Exit) {
+		select {
+		case ch <- e:
+		case <-done:
+		}
+	})
+	t.Cleanup(func() {
+		close(done)
+		stop()
+	})
+	return ch
+}
+
 // runTrue runs `true` through r and returns its pid once it is reaped.
 func runTrue(t *testing.T, r *Reaper) int {
 	t.Helper()
@@ -309,8 +330,7 @@ func TestOrphansAreReaped(t *testing.T) {
 	withSignals(t, r)
 	startReaper(t)
 	r.ReapOnSignal()
-	sub := r.Subscribe()
-	defer r.Unsubscribe(sub)
+	sub := subscribe(t, r)
 
 	sh, orphans := startOrphans(t, r, `sleep 0.5 >/dev/null & echo $!; sleep 0.5 >/dev/null & echo $!; exit 0`)
 	want := map[int]bool{sh: true}
@@ -395,10 +415,9 @@ func TestConcurrentStartWait(t *testing.T) {
 // reaper or other waiters.
 func TestSlowSubscriberLosesNothing(t *testing.T) {
 	r := startReaper(t)
-	slow := r.Subscribe()
-	defer r.Unsubscribe(slow)
+	slow := subscribe(t, r)
 
-	const n = 3 * subscriberBuffer
+	const n = 3 * subscribeBuffer
 	want := make(map[int]bool)
 	for i := range n {
 		cmd := exec.Command("true")
@@ -445,9 +464,7 @@ func TestNotify(t *testing.T) {
 	var s *subscriber
 	r.mu.Lock()
 	for x := range r.subs {
-		if x.out == nil {
-			s = x
-		}
+		s = x // the only one
 	}
 	r.mu.Unlock()
 	eventually := time.Now().Add(deadline)
@@ -479,21 +496,9 @@ func TestNotify(t *testing.T) {
 	}
 }
 
-func TestUnsubscribeClosesChannel(t *testing.T) {
+// A Start channel can be given up: the process is still reaped.
+func TestUnsubscribeStartChannel(t *testing.T) {
 	r := startReaper(t)
-	sub := r.Subscribe()
-	r.Unsubscribe(sub)
-	select {
-	case _, ok := <-sub:
-		if ok {
-			t.Error("received an exit after Unsubscribe")
-		}
-	case <-time.After(deadline):
-		t.Fatal("channel not closed by Unsubscribe")
-	}
-	r.Unsubscribe(sub) // unknown now: no-op
-
-	// A Start channel can be given up too.
 	cmd := exec.Command("sleep", "0.1")
 	ch, err := r.Start(cmd)
 	if err != nil {
@@ -520,8 +525,7 @@ func TestUnsubscribeClosesChannel(t *testing.T) {
 func TestWatchedOrphanIsReaped(t *testing.T) {
 	r := startReaper(t)
 	pidfdsOnly(t, r)
-	sub := r.Subscribe()
-	defer r.Unsubscribe(sub)
+	sub := subscribe(t, r)
 
 	// Two orphans: one watched, exiting after the unnamed one.
 	_, orphans := startOrphans(t, r, `sleep 0.2 >/dev/null & echo $!; sleep 0.6 >/dev/null & echo $!; exit 0`)
